@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+"""Action plugin behind certops.acme.account (documented in plugins/modules/account.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.certops.acme.plugins.module_utils._acme import account as acme_account
+from ansible_collections.certops.acme.plugins.module_utils._acme import options
+from ansible_collections.certops.acme.plugins.module_utils._acme.transport import Deadline
+from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
+
+
+class ActionModule(CertopsAction):
+    ARGUMENT_SPEC = options.merged_spec(
+        options.CONNECTION_SPEC, options.ACCOUNT_KEY_SPEC,
+        state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+        account_key_create={"type": "bool", "default": False},
+        contact={"type": "list", "elements": "str"},
+        terms_agreed={"type": "bool", "default": False},
+        allow_creation={"type": "bool", "default": True},
+        eab_kid={"type": "str"},
+        eab_hmac_key={"type": "str", "no_log": True},
+        eab_alg={"type": "str", "default": "HS256", "choices": ["HS256", "HS384", "HS512"]},
+    )
+    VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]],
+                  "required_one_of": [["account_key_src", "account_key_content"]],
+                  "required_together": [["eab_kid", "eab_hmac_key"]]}
+
+    def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        present = args["state"] == "present"
+        create_key = present and args["account_key_create"] and not self.check_mode
+        key, key_created = options.build_account_key(args, create=create_key)
+        transport = options.build_transport(args, pool_size=1)
+        deadline = Deadline(float(args["request_timeout"]) * 4, "the account operation")
+        try:
+            state = acme_account.find_account(transport, key, deadline)
+            changed = key_created
+            if present:
+                if not state.exists:
+                    if not args["allow_creation"]:
+                        return {"failed": True, "msg": "no account exists for this key and "
+                                "allow_creation is false", "exists": False, "thumbprint": key.thumbprint}
+                    changed = True
+                    if not self.check_mode:
+                        state = acme_account.create_account(transport, key, acme_account.AccountRequest(
+                            contact=args.get("contact") or [], terms_agreed=args["terms_agreed"],
+                            eab_kid=args.get("eab_kid"), eab_hmac_key=args.get("eab_hmac_key"),
+                            eab_alg=args["eab_alg"]), deadline)
+                elif args.get("contact") is not None and sorted(args["contact"]) != sorted(state.contact):
+                    changed = True
+                    if not self.check_mode:
+                        state = acme_account.update_contact(transport, args["contact"], deadline)
+            elif state.exists:
+                changed = True
+                if not self.check_mode:
+                    acme_account.deactivate_account(transport, deadline)
+            return {"changed": changed, "account_url": state.url, "exists": present and (state.exists or changed),
+                    "thumbprint": key.thumbprint, "contact": state.contact,
+                    "acme_requests": dict(transport.requests)}
+        finally:
+            transport.close()

@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+"""Action plugin behind certops.acme.install: ships bundles from the controller store to the
+target module, and turns what a host holds into store adoptions (``state: inspect``)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from ansible_collections.certops.acme.plugins.module_utils._acme import options
+from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import adopt_held
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
+
+MODULE = "certops.acme.install"
+SECRET_FILES = ("privkey.pem", "haproxy.pem")
+PASSED_THROUGH = ("dest", "owner", "group", "key_mode", "cert_mode", "dir_mode")
+
+
+def _names(raw: Any) -> list[str]:
+    names = []
+    for index, item in enumerate(raw or []):
+        name = item.get("name") if isinstance(item, dict) else item
+        names.append(check_certificate_name(name, f"certificates[{index}]"))
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise InputError("certificates", f"lists {', '.join(dupes)} more than once", "list each once")
+    return names
+
+
+class ActionModule(CertopsAction):
+    ARGUMENT_SPEC = options.merged_spec(
+        options.STORE_SPEC,
+        certificates={"type": "list", "elements": "raw"},
+        dest={"type": "path", "default": "/etc/certops/acme"},
+        state={"type": "str", "default": "present", "choices": ["present", "inspect"]},
+        owner={"type": "str"},
+        group={"type": "str"},
+        key_mode={"type": "str", "default": "0600"},
+        cert_mode={"type": "str", "default": "0644"},
+        dir_mode={"type": "str", "default": "0700"},
+        adopt={"type": "bool", "default": True},
+        adopt_min_days={"type": "int", "default": 1},
+    )
+
+    def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        store = options.build_store(args)
+        module_args = {k: args[k] for k in PASSED_THROUGH if args.get(k) is not None}
+        if args["state"] == "inspect":
+            return self._inspect(args, store, module_args, task_vars)
+        if args.get("certificates") is None:
+            raise InputError("certificates", "is required with state=present", "list the names to install")
+        names = _names(args["certificates"])
+        bundles, key_material, missing = [], {}, []
+        for name in names:
+            stored = store.load(name)
+            if stored is None:
+                missing.append(name)
+                continue
+            files = {k: v.decode("ascii") for k, v in stored.files().items()}
+            # Keys travel in their own no_log option so Ansible masks them (and only them).
+            key_material[name] = {k: files.pop(k) for k in SECRET_FILES}
+            bundles.append({"name": name, "serial": stored.facts.serial, "files": files})
+        if missing:
+            raise InputError("certificates", f"not in the controller store ({store.root}): "
+                                             f"{', '.join(missing)}",
+                             "order them first with certops.acme.certificate, or check store_path")
+        module_args.update(state="present", bundles=bundles, key_material=key_material)
+        result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+        result.pop("invocation", None)
+        return result
+
+    def _inspect(self, args: dict[str, Any], store: Any, module_args: dict[str, Any],
+                 task_vars: dict[str, Any]) -> dict[str, Any]:
+        module_args["state"] = "inspect"
+        if args.get("certificates") is not None:
+            module_args["certificates"] = _names(args["certificates"])
+        result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+        result.pop("invocation", None)
+        if result.get("failed"):
+            result.pop("held", None)
+            return result
+        host = str(task_vars.get("inventory_hostname", "?"))
+        held = adopt_held(store, result.pop("held", []) or [], host,
+                          datetime.timedelta(days=args["adopt_min_days"]),
+                          adopt=args["adopt"] and not self.check_mode)
+        adopted = [h["name"] for h in held if h.get("adopted")]
+        return {"changed": False, "held": held, "adopted": adopted,
+                "certificates": [], "changed_certificates": []}

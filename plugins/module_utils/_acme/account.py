@@ -1,0 +1,166 @@
+"""ACME accounts: key loading, JWK thumbprint, lookup, creation (with EAB), deactivation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import josepy as jose
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from acme import messages
+
+from .. import _host_files
+from .crypto import PrivateKey, generate_private_key, load_private_key, private_key_pem
+from .errors import AcmeProblem, InputError
+from .transport import AcmeTransport, Deadline, json_object
+
+
+@dataclass
+class AccountKey:
+    key: PrivateKey
+    jwk: jose.JWK
+    alg: jose.JWASignature
+    thumbprint: str  # base64url SHA-256 JWK thumbprint (RFC 7638), public
+
+    @classmethod
+    def from_key(cls, key: PrivateKey) -> "AccountKey":
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            jwk: jose.JWK = jose.JWKEC(key=key)
+            alg = jose.ES384 if key.curve.name == "secp384r1" else jose.ES256
+        elif isinstance(key, rsa.RSAPrivateKey):
+            jwk, alg = jose.JWKRSA(key=key), jose.RS256
+        else:  # pragma: no cover - load_private_key refuses other types already
+            raise InputError("account_key", "unsupported key type")
+        thumbprint = jose.b64encode(jwk.thumbprint(hash_function=hashes.SHA256)).decode("ascii")
+        return cls(key=key, jwk=jwk, alg=alg, thumbprint=thumbprint)
+
+
+def load_account_key(src: Optional[str], content: Optional[str], passphrase: Optional[str],
+                     create: bool = False, key_type: str = "ec256") -> tuple[AccountKey, bool]:
+    """Load the account key from a path or from content. Returns (key, created)."""
+    if src and content:
+        raise InputError("account_key_src", "cannot be combined with account_key_content",
+                         "give the key one way only")
+    if content:
+        return AccountKey.from_key(load_private_key(content, "account_key_content", passphrase)), False
+    if not src:
+        raise InputError("account_key_src", "no account key given",
+                         "set account_key_src (a path on the controller) or account_key_content")
+    path = os.path.expanduser(src)
+    if not os.path.exists(path):
+        if not create:
+            raise InputError("account_key_src", f"{path} does not exist",
+                             "create it, or let certops.acme.account create it "
+                             "(account_key_create: true)")
+        key = generate_private_key(key_type)
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        _host_files.atomic_write(path, private_key_pem(key), 0o600)
+        return AccountKey.from_key(key), True
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise InputError("account_key_src", f"cannot read {path}: {error}") from None
+    return AccountKey.from_key(load_private_key(data, "account_key_src", passphrase)), False
+
+
+@dataclass
+class AccountRequest:
+    contact: list[str] = field(default_factory=list)
+    terms_agreed: bool = False
+    eab_kid: Optional[str] = None
+    eab_hmac_key: Optional[str] = None
+    eab_alg: str = "HS256"
+
+
+@dataclass
+class AccountState:
+    url: Optional[str]
+    exists: bool
+    created: bool = False
+    contact: list[str] = field(default_factory=list)
+    status: str = ""
+
+
+def _account_body(transport: AcmeTransport, deadline: Deadline) -> dict[str, Any]:
+    response = transport.post(transport.account_url or "", None, deadline, kind="account")
+    return json_object(response, "account")
+
+
+def find_account(transport: AcmeTransport, account: AccountKey, deadline: Deadline) -> AccountState:
+    """Look the account up without creating it (newAccount with onlyReturnExisting).
+
+    One request per batch. We do not cache the URL across runs: a CA that forgot the account
+    (a test CA restarted, an account deactivated elsewhere) would make every later request fail.
+    """
+    transport.set_account(account.jwk, account.alg, None)
+    try:
+        response = transport.post(transport.endpoint("newAccount"),
+                                  {"onlyReturnExisting": True}, deadline,
+                                  kind="newAccount", use_jwk=True)
+    except AcmeProblem as problem:
+        # RFC 8555 says accountDoesNotExist; some CAs answer a bare 400/404.
+        if problem.code == "accountDoesNotExist" or problem.status in (400, 404):
+            return AccountState(url=None, exists=False)
+        raise
+    url = response.headers.get("Location")
+    body = json_object(response, "account")
+    transport.set_account(account.jwk, account.alg, url)
+    return AccountState(url=url, exists=True, contact=list(body.get("contact") or []),
+                        status=str(body.get("status", "")))
+
+
+def create_account(transport: AcmeTransport, account: AccountKey, request: AccountRequest,
+                   deadline: Deadline) -> AccountState:
+    directory = transport.directory(deadline)
+    meta = directory.get("meta") if isinstance(directory.get("meta"), dict) else {}
+    if meta.get("termsOfService") and not request.terms_agreed:
+        raise InputError("terms_agreed", f"the CA requires agreeing to its terms of service "
+                                         f"({meta['termsOfService']})", "set terms_agreed: true")
+    payload: dict[str, Any] = {"termsOfServiceAgreed": bool(request.terms_agreed)}
+    if request.contact:
+        payload["contact"] = list(request.contact)
+    if request.eab_kid or request.eab_hmac_key:
+        if not (request.eab_kid and request.eab_hmac_key):
+            raise InputError("eab_kid", "EAB needs both eab_kid and eab_hmac_key")
+        try:
+            payload["externalAccountBinding"] = messages.ExternalAccountBinding.from_data(
+                account_public_key=account.jwk.public_key(), kid=request.eab_kid,
+                hmac_key=request.eab_hmac_key, directory=directory,  # type: ignore[arg-type]
+                hmac_alg=request.eab_alg)
+        except (ValueError, TypeError) as error:
+            raise InputError("eab_hmac_key", f"cannot be used: {error}",
+                             "give the base64url MAC key exactly as the CA issued it") from None
+    elif meta.get("externalAccountRequired"):
+        raise InputError("eab_kid", "this CA requires External Account Binding",
+                         "set eab_kid and eab_hmac_key from your CA account")
+    transport.set_account(account.jwk, account.alg, None)
+    response = transport.post(transport.endpoint("newAccount"), payload, deadline,
+                              kind="newAccount", use_jwk=True)
+    url = response.headers.get("Location")
+    body = json_object(response, "account")
+    transport.set_account(account.jwk, account.alg, url)
+    return AccountState(url=url, exists=True, created=response.status_code == 201,
+                        contact=list(body.get("contact") or []), status=str(body.get("status", "")))
+
+
+def update_contact(transport: AcmeTransport, contact: list[str], deadline: Deadline) -> AccountState:
+    response = transport.post(transport.account_url or "", {"contact": contact}, deadline,
+                              kind="account")
+    body = json_object(response, "account")
+    return AccountState(url=transport.account_url, exists=True,
+                        contact=list(body.get("contact") or []), status=str(body.get("status", "")))
+
+
+def read_account(transport: AcmeTransport, deadline: Deadline) -> AccountState:
+    body = _account_body(transport, deadline)
+    return AccountState(url=transport.account_url, exists=True,
+                        contact=list(body.get("contact") or []), status=str(body.get("status", "")))
+
+
+def deactivate_account(transport: AcmeTransport, deadline: Deadline) -> None:
+    transport.post(transport.account_url or "", {"status": "deactivated"}, deadline, kind="account")

@@ -1,0 +1,239 @@
+"""A batch of certificates: parse, decide, order what is due in parallel, store, report.
+
+The service layer behind the ``certificate`` action plugin (which only translates Ansible
+arguments and results). Rules a caller may rely on:
+
+- Deciding needs no network: a batch where everything is kept sends no ACME request at all.
+- Each certificate is issued under its store lock, after re-reading the store, so two runs
+  (or two tasks) never order the same certificate twice: the one that waited keeps what the
+  other stored.
+- One certificate's failure never loses another's success: every success is stored as it
+  completes; failures are reported per certificate.
+- Check mode decides and reports, and neither orders nor writes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from .account import AccountKey, find_account
+from .crypto import DEFAULT_KEY_TYPE, KEY_TYPES, generate_private_key, key_type_of, load_private_key, private_key_pem, utcnow
+from .errors import CertopsError, InputError
+from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
+from .orders import ChallengeResponder, OrderRequest, StatelessHttp01, issue_certificate
+from .renewal import Decision, RenewalPolicy, renewal_decision
+from .store import CertificateStore, StoredCertificate, check_certificate_name
+from .transport import AcmeTransport, Deadline
+
+CHALLENGES = ("http-01",)
+SPEC_KEYS = {"name", "domains", "key_type", "challenge", "renew_remaining_days",
+             "renew_remaining_fraction", "force", "reuse_key", "profile"}
+
+
+@dataclass
+class CertificateSpec:
+    name: str
+    identifiers: list[Identifier]
+    key_type: str = DEFAULT_KEY_TYPE
+    challenge: str = "http-01"
+    policy: RenewalPolicy = field(default_factory=RenewalPolicy)
+    force: bool = False
+    reuse_key: bool = False
+    profile: Optional[str] = None
+
+
+@dataclass
+class CertificateResult:
+    name: str
+    action: str                      # keep | issue | renew | failed
+    reason: str = ""
+    domains: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+    stored: Optional[StoredCertificate] = None
+
+    @property
+    def changed(self) -> bool:
+        return self.action in ("issue", "renew")
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "action": self.action, "changed": self.changed,
+                                "reason": self.reason, "domains": self.domains, "error": self.error,
+                                "not_after": None, "serial": None, "sha256": None}
+        if self.stored is not None:
+            summary = self.stored.summary()
+            data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
+        return data
+
+
+def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateResult]]:
+    """Split the ``certificates`` option into usable specs and per-certificate failures.
+
+    Problems with the list's shape (not a list, an entry without ``name``, duplicate names,
+    unknown keys) fail the whole task: nothing sensible can run. A problem with one entry's
+    *values* (a bad domain, a wildcard with http-01) fails only that certificate.
+    """
+    if not isinstance(raw, list) or not raw:
+        raise InputError("certificates", "must be a non-empty list",
+                         "e.g. certificates: [{name: www, domains: [www.example.com]}]")
+    specs: list[CertificateSpec] = []
+    failures: list[CertificateResult] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw):
+        where = f"certificates[{index}]"
+        if not isinstance(entry, dict):
+            raise InputError(where, f"must be a mapping, got {type(entry).__name__}",
+                             "each entry needs at least name and domains")
+        unknown = set(entry) - SPEC_KEYS
+        if unknown:
+            raise InputError(where, f"unknown key(s) {', '.join(sorted(unknown))}",
+                             f"allowed: {', '.join(sorted(SPEC_KEYS))}")
+        name = check_certificate_name(entry.get("name"), f"{where}.name")
+        if name in seen:
+            raise InputError(f"{where}.name", f"{name!r} appears twice", "give each certificate its own name")
+        seen.add(name)
+        domains = entry.get("domains")
+        try:
+            identifiers = normalize_names(domains, f"{where}.domains")
+            key_type = entry.get("key_type") or DEFAULT_KEY_TYPE
+            if key_type not in KEY_TYPES:
+                raise InputError(f"{where}.key_type", f"{key_type!r} is not supported",
+                                 f"use one of {', '.join(KEY_TYPES)}")
+            challenge = entry.get("challenge") or "http-01"
+            if challenge not in CHALLENGES:
+                raise InputError(f"{where}.challenge", f"{challenge!r} is not supported",
+                                 f"use one of {', '.join(CHALLENGES)}")
+            check_challenge_fits(identifiers, challenge, f"{where}.challenge")
+            policy = RenewalPolicy(
+                remaining_days=_optional_float(entry, "renew_remaining_days", where),
+                remaining_fraction=_optional_float(entry, "renew_remaining_fraction", where))
+        except InputError as error:
+            shown = domains if isinstance(domains, list) else [domains]
+            failures.append(CertificateResult(name=name, action="failed", error=str(error),
+                                              domains=[str(d) for d in shown]))
+            continue
+        specs.append(CertificateSpec(name=name, identifiers=identifiers, key_type=key_type,
+                                     challenge=challenge, policy=policy,
+                                     force=bool(entry.get("force", False)),
+                                     reuse_key=bool(entry.get("reuse_key", False)),
+                                     profile=entry.get("profile") or None))
+    return specs, failures
+
+
+def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[float]:
+    value = entry.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}.{key}", f"{value!r} is not a number") from None
+
+
+def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
+           now: datetime.datetime) -> Decision:
+    return renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
+                            spec.policy, now, spec.force)
+
+
+@dataclass
+class BatchSettings:
+    workers: int = 4
+    deadline_seconds: float = 600.0
+    lock_timeout: float = 300.0
+    check_mode: bool = False
+
+
+class CertificateBatch:
+    def __init__(self, store: CertificateStore, settings: BatchSettings,
+                 transport_factory: Callable[[], AcmeTransport], account_key: Optional[AccountKey],
+                 responders: Optional[dict[str, ChallengeResponder]] = None,
+                 now: Callable[[], datetime.datetime] = utcnow) -> None:
+        self.store = store
+        self.settings = settings
+        self._transport_factory = transport_factory
+        self.account_key = account_key
+        self.responders: dict[str, ChallengeResponder] = responders or {"http-01": StatelessHttp01()}
+        self.now = now
+        self.transport: Optional[AcmeTransport] = None
+        self.account_url: Optional[str] = None
+        self._account_lock = threading.Lock()
+
+    # --- account, only when something is ordered ------------------------------------------
+    def _connected(self, deadline: Deadline) -> AcmeTransport:
+        with self._account_lock:
+            if self.transport is None:
+                if self.account_key is None:
+                    raise InputError("account_key_src", "an order is needed but no account key was given")
+                transport = self._transport_factory()
+                state = find_account(transport, self.account_key, deadline)
+                if not state.exists:
+                    transport.close()
+                    raise CertopsError(f"no ACME account exists for this key at {transport.directory_url}; "
+                                       "create it first with certops.acme.account (state: present)")
+                self.account_url = state.url
+                self.transport = transport
+            return self.transport
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- the batch ------------------------------------------------------------------------
+    def run(self, specs: Sequence[CertificateSpec]) -> list[CertificateResult]:
+        now = self.now()
+        results: dict[str, CertificateResult] = {}
+        due: list[CertificateSpec] = []
+        for spec in specs:
+            stored = self.store.load(spec.name)
+            decision = decide(spec, stored, now)
+            if decision.needs_order:
+                due.append(spec)
+                results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason,
+                                                       identifier_values(spec.identifiers), stored=stored)
+            else:
+                results[spec.name] = CertificateResult(spec.name, "keep", decision.reason,
+                                                       identifier_values(spec.identifiers), stored=stored)
+        if due and not self.settings.check_mode:
+            deadline = Deadline(self.settings.deadline_seconds, "the certificate batch")
+            workers = max(1, min(self.settings.workers, len(due)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certops-order") as pool:
+                for result in pool.map(lambda s: self._issue_one(s, deadline), due):
+                    results[result.name] = result
+        return [results[s.name] for s in specs]
+
+    def _issue_one(self, spec: CertificateSpec, deadline: Deadline) -> CertificateResult:
+        domains = identifier_values(spec.identifiers)
+        try:
+            with self.store.lock(spec.name, self.settings.lock_timeout):
+                # Re-read under the lock: another run may have issued it while we waited.
+                stored = self.store.load(spec.name)
+                decision = decide(spec, stored, self.now())
+                if not decision.needs_order:
+                    return CertificateResult(spec.name, "keep", decision.reason + " (issued by a concurrent run)",
+                                             domains, stored=stored)
+                transport = self._connected(deadline)
+                key_pem = self._key_for(spec, stored)
+                issued = issue_certificate(
+                    transport, OrderRequest(spec.name, spec.identifiers, key_pem, spec.challenge, spec.profile),
+                    self.account_key.thumbprint if self.account_key else "",
+                    self.responders[spec.challenge], deadline)
+                new = self.store.save(spec.name, key_pem, issued.leaf, issued.chain, {
+                    "order_url": issued.order_url, "account_url": self.account_url,
+                    "directory": transport.directory_url, "challenge": spec.challenge,
+                    "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
+                    "reason": decision.reason})
+                return CertificateResult(spec.name, decision.action, decision.reason, domains, stored=new)
+        except CertopsError as error:
+            return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
+
+    @staticmethod
+    def _key_for(spec: CertificateSpec, stored: Optional[StoredCertificate]) -> bytes:
+        if spec.reuse_key and stored is not None:
+            key = load_private_key(stored.key_pem, f"stored key of {spec.name!r}")
+            if key_type_of(key) == spec.key_type:
+                return stored.key_pem
+        return private_key_pem(generate_private_key(spec.key_type))

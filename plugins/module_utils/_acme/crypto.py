@@ -1,0 +1,169 @@
+"""Keys, CSRs and certificate facts, all through ``cryptography`` (controller only)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from .errors import InputError
+from .names import Identifier
+
+PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+
+#: Key types a certificate may ask for; the first is the default (ECDSA P-256).
+KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")
+DEFAULT_KEY_TYPE = "ec256"
+
+
+def generate_private_key(key_type: str) -> PrivateKey:
+    if key_type == "ec256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type in ("rsa2048", "rsa3072", "rsa4096"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    raise InputError("key_type", f"{key_type!r} is not supported", f"use one of {', '.join(KEY_TYPES)}")
+
+
+def key_type_of(key: object) -> str:
+    """The KEY_TYPES name of a private or public key ('' when we do not support it)."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return {"secp256r1": "ec256", "secp384r1": "ec384"}.get(key.curve.name, "")
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        size = key.key_size
+        return f"rsa{size}" if size in (2048, 3072, 4096) else ""
+    return ""
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def load_private_key(pem: Union[str, bytes], field: str = "private key",
+                     passphrase: Optional[str] = None) -> PrivateKey:
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        key = serialization.load_pem_private_key(
+            data, password=passphrase.encode() if passphrase else None)
+    except TypeError as error:
+        if "encrypted" in str(error).lower() or "password" in str(error).lower():
+            raise InputError(field, "the key is protected by a passphrase and none was given",
+                             "set the matching *_passphrase option") from None
+        raise InputError(field, f"cannot be loaded: {error}") from None
+    except ValueError:
+        raise InputError(field, "is not a PEM private key we can read (or the passphrase is "
+                                "wrong)", "give a PEM RSA or EC key") from None
+    if isinstance(key, ed25519.Ed25519PrivateKey) or not key_type_of(key):
+        raise InputError(field, f"key type {type(key).__name__} is not supported",
+                         f"use one of {', '.join(KEY_TYPES)}")
+    return key  # type: ignore[return-value]
+
+
+def build_csr(key: PrivateKey, identifiers: Sequence[Identifier]) -> bytes:
+    """DER CSR with every identifier in subjectAltName and the first DNS name as CN."""
+    alt_names: list[x509.GeneralName] = []
+    for ident in identifiers:
+        if ident.type == "ip":
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(ident.value)))
+        else:
+            alt_names.append(x509.DNSName(ident.value))
+    builder = x509.CertificateSigningRequestBuilder()
+    first_dns = next((i.value for i in identifiers if i.type == "dns" and len(i.value) <= 64), None)
+    if first_dns:
+        builder = builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first_dns)]))
+    else:
+        builder = builder.subject_name(x509.Name([]))
+    builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    csr = builder.sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+def split_pem_chain(pem: Union[str, bytes]) -> list[x509.Certificate]:
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as error:
+        raise InputError("certificate", f"not a PEM certificate chain: {error}") from None
+
+
+def cert_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What the renewal decision and the results need to know about an issued certificate."""
+
+    serial: str
+    sha256: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    identifiers: tuple[Identifier, ...]
+    issuer: str
+    key_type: str
+
+    @property
+    def lifetime(self) -> datetime.timedelta:
+        return self.not_after - self.not_before
+
+    def names(self) -> list[str]:
+        return [i.value for i in self.identifiers]
+
+
+def certificate_facts(cert: x509.Certificate) -> CertificateFacts:
+    idents: list[Identifier] = []
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        idents.extend(Identifier("dns", n.lower()) for n in san.get_values_for_type(x509.DNSName))
+        idents.extend(Identifier("ip", ip.compressed) for ip in san.get_values_for_type(x509.IPAddress))
+    except x509.ExtensionNotFound:
+        pass
+    return CertificateFacts(
+        serial=format(cert.serial_number, "x"),
+        sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        identifiers=tuple(idents),
+        issuer=cert.issuer.rfc4514_string(),
+        key_type=key_type_of(cert.public_key()),
+    )
+
+
+def public_key_matches(key: PrivateKey, cert: x509.Certificate) -> bool:
+    def spki(public: object) -> bytes:
+        return public.public_bytes(serialization.Encoding.DER,  # type: ignore[attr-defined]
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return spki(key.public_key()) == spki(cert.public_key())
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when ``issuer``'s key signed ``cert`` (a chain link, not a trust decision)."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def chain_problems(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> Optional[str]:
+    """Check that each certificate is signed by the next one; return what is wrong, or None."""
+    links = [leaf, *chain]
+    for child, parent in zip(links, links[1:]):
+        if not issued_by(child, parent):
+            return (f"'{child.subject.rfc4514_string()}' is not signed by the next certificate "
+                    f"'{parent.subject.rfc4514_string()}'")
+    return None
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)

@@ -1,0 +1,83 @@
+"""Error types raised by the ACME engine; each carries a message a user can act on."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+class CertopsError(Exception):
+    """Base class: ``str(error)`` is the message shown to the user."""
+
+
+class InputError(CertopsError):
+    """Bad input from the playbook: names the field and how to fix it."""
+
+    def __init__(self, field: str, problem: str, fix: str = "") -> None:
+        self.field = field
+        message = f"{field}: {problem}"
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message)
+
+
+class StoreError(CertopsError):
+    """The controller store could not be read, written or locked."""
+
+
+class AcmeTransportError(CertopsError):
+    """The ACME server could not be reached or answered something unusable."""
+
+
+class AcmeDeadlineError(AcmeTransportError):
+    """An operation did not finish within its deadline."""
+
+
+def _short(text: str, limit: int = 500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class AcmeProblem(CertopsError):
+    """An RFC 7807 problem document from the CA (or the closest thing it sent).
+
+    CAs in the wild send problems without ``type``, as bare strings, or as HTML; we keep
+    whatever text they sent so the user sees the CA's own words.
+    """
+
+    PREFIX = "urn:ietf:params:acme:error:"
+
+    def __init__(self, status: int, url: str, document: Any,
+                 retry_after: Optional[float] = None) -> None:
+        self.status = status
+        self.url = url
+        self.retry_after = retry_after
+        self.type = ""
+        self.detail = ""
+        self.subproblems: list[dict[str, Any]] = []
+        if isinstance(document, dict):
+            self.type = str(document.get("type") or "")
+            self.detail = _short(str(document.get("detail") or ""))
+            subs = document.get("subproblems")
+            if isinstance(subs, list):
+                self.subproblems = [s for s in subs if isinstance(s, dict)]
+        elif document is not None:
+            self.detail = _short(str(document))
+        super().__init__(self._message())
+
+    @property
+    def code(self) -> str:
+        """The short ACME error code (``badNonce``, ``rateLimited``…), or ''."""
+        return self.type[len(self.PREFIX):] if self.type.startswith(self.PREFIX) else ""
+
+    def _message(self) -> str:
+        what = self.code or self.type or f"HTTP {self.status}"
+        message = f"ACME server refused {self.url} ({what}, HTTP {self.status})"
+        if self.detail:
+            message += f": {self.detail}"
+        for sub in self.subproblems[:10]:
+            ident = sub.get("identifier") or {}
+            value = ident.get("value", "?") if isinstance(ident, dict) else "?"
+            message += f"; {value}: {_short(str(sub.get('detail', '')), 200)}"
+        if self.retry_after is not None:
+            message += f" (server asks to retry after {int(self.retry_after)} s)"
+        return message

@@ -1,0 +1,134 @@
+"""Turn what users write as certificate names into ACME identifiers, or say precisely why not.
+
+Rules (RFC 8555 §7.1.4, RFC 8738, RFC 5890): DNS names are IDNA-2008 encoded to punycode,
+lower-cased, a trailing dot dropped; labels 1-63 characters of letters, digits and hyphens
+(no leading/trailing hyphen); whole name at most 253; a wildcard is only ever the entire
+left-most label (``*.example.com``) and never the whole name of a public suffix we could
+detect cheaply (``*.com`` has only one label after it and is refused). IPv4/IPv6 literals become
+``ip`` identifiers in canonical form.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import idna
+
+from .errors import InputError
+
+MAX_NAMES_PER_CERTIFICATE = 100
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True, order=True)
+class Identifier:
+    """One ACME identifier: ``type`` is ``dns`` or ``ip``; ``value`` is normalised."""
+
+    type: str
+    value: str
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.type == "dns" and self.value.startswith("*.")
+
+    def to_acme(self) -> dict[str, str]:
+        return {"type": self.type, "value": self.value}
+
+
+def _ip_identifier(text: str) -> Identifier | None:
+    try:
+        address = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+    return Identifier("ip", address.compressed)
+
+
+def normalize_name(raw: object, field: str = "domains") -> Identifier:
+    """Normalise one name; raise :class:`InputError` naming ``field`` when it cannot be used."""
+    if not isinstance(raw, str):
+        raise InputError(field, f"{raw!r} is not a string", "write each name as a plain string")
+    text = raw.strip()
+    if not text:
+        raise InputError(field, "an empty name was given", "remove the empty entry")
+    ip = _ip_identifier(text)
+    if ip is not None:
+        return ip
+    if text.endswith("."):
+        text = text[:-1]
+    wildcard = False
+    if text.startswith("*."):
+        wildcard = True
+        text = text[2:]
+    if "*" in text:
+        raise InputError(field, f"{raw!r} has a wildcard that is not the whole left-most label",
+                         "only '*.example.com' form is allowed")
+    try:
+        ascii_name = idna.encode(text, uts46=True, transitional=False).decode("ascii")
+    except idna.IDNAError as error:
+        raise InputError(field, f"{raw!r} is not a valid domain name: {error}",
+                         "use letters, digits, hyphens and dots (IDN is converted for you)") from None
+    ascii_name = ascii_name.lower()
+    labels = ascii_name.split(".")
+    for label in labels:
+        if not _LABEL.match(label):
+            if len(label) > 63:
+                problem = f"{raw!r} has a label longer than 63 characters"
+            else:
+                problem = f"{raw!r} has an invalid label {label!r}"
+            raise InputError(field, problem, "each dot-separated part: 1-63 letters, digits or "
+                                             "inner hyphens")
+    full = ("*." if wildcard else "") + ascii_name
+    if len(full) > 253:
+        raise InputError(field, f"{raw!r} is longer than 253 characters", "shorten the name")
+    if len(labels) < 2:
+        if wildcard:
+            raise InputError(field, f"{raw!r} is a wildcard over a top-level domain",
+                             "a wildcard needs at least two labels after '*.'")
+        raise InputError(field, f"{raw!r} is a single label, not a fully qualified name",
+                         "use the full name, e.g. 'app.example.com'")
+    return Identifier("dns", full)
+
+
+def normalize_names(raw_names: object, field: str = "domains") -> list[Identifier]:
+    """Normalise a certificate's name list, keeping the user's order (first name = CN)."""
+    if isinstance(raw_names, str):
+        raw_names = [raw_names]
+    if not isinstance(raw_names, (list, tuple)) or not raw_names:
+        raise InputError(field, "must be a non-empty list of names",
+                         "e.g. domains: [app.example.com]")
+    if len(raw_names) > MAX_NAMES_PER_CERTIFICATE:
+        raise InputError(field, f"{len(raw_names)} names given; CAs accept at most "
+                                f"{MAX_NAMES_PER_CERTIFICATE} per certificate",
+                         "split them over several certificates")
+    result: list[Identifier] = []
+    seen: dict[Identifier, object] = {}
+    for raw in raw_names:
+        ident = normalize_name(raw, field)
+        if ident in seen:
+            raise InputError(field, f"{raw!r} repeats {seen[ident]!r} (both are {ident.value})",
+                             "list each name once")
+        seen[ident] = raw
+        result.append(ident)
+    return result
+
+
+def check_challenge_fits(identifiers: Sequence[Identifier], challenge: str,
+                         field: str = "challenge") -> None:
+    """Wildcards can only be validated by dns-01 (RFC 8555 §7.1.3); IPs never by dns-01."""
+    if challenge != "dns-01":
+        wild = [i.value for i in identifiers if i.is_wildcard]
+        if wild:
+            raise InputError(field, f"wildcard name(s) {', '.join(wild)} cannot use {challenge}",
+                             "use challenge: dns-01 for wildcards")
+    else:
+        ips = [i.value for i in identifiers if i.type == "ip"]
+        if ips:
+            raise InputError(field, f"IP identifier(s) {', '.join(ips)} cannot use dns-01",
+                             "use http-01 or tls-alpn-01 for IP addresses")
+
+
+def identifier_values(identifiers: Iterable[Identifier]) -> list[str]:
+    return [i.value for i in identifiers]

@@ -1,0 +1,93 @@
+"""The renewal decision: a pure function of (what is wanted, what is stored, policy, now).
+
+No I/O here, so every case is a unit test. The default policy is the one Let's Encrypt and
+the other mature clients use: renew when a third of the lifetime remains, or half of it for
+short-lived certificates (under 10 days), so a 6-day certificate is renewed after 3 days.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from .crypto import CertificateFacts
+from .errors import InputError
+from .names import Identifier
+
+SHORT_LIVED = datetime.timedelta(days=10)
+
+
+@dataclass(frozen=True)
+class RenewalPolicy:
+    """When to renew. At most one of the two may be set; neither means the default fraction."""
+
+    remaining_days: Optional[float] = None
+    remaining_fraction: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.remaining_days is not None and self.remaining_fraction is not None:
+            raise InputError("renew_remaining_days", "cannot be combined with renew_remaining_fraction",
+                             "set only one of them")
+        if self.remaining_days is not None and self.remaining_days < 0:
+            raise InputError("renew_remaining_days", "must be zero or more")
+        if self.remaining_fraction is not None and not 0 < self.remaining_fraction < 1:
+            raise InputError("renew_remaining_fraction", "must be between 0 and 1 (exclusive)",
+                             "e.g. 0.33 renews when a third of the lifetime is left")
+
+    def threshold(self, lifetime: datetime.timedelta) -> datetime.timedelta:
+        """How much remaining validity triggers a renewal for a certificate of this lifetime."""
+        if self.remaining_days is not None:
+            return datetime.timedelta(days=self.remaining_days)
+        fraction = self.remaining_fraction
+        if fraction is None:
+            fraction = 0.5 if lifetime < SHORT_LIVED else 1 / 3
+        return lifetime * fraction
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str        # "keep", "issue" (nothing usable stored) or "renew"
+    reason: str
+
+    @property
+    def needs_order(self) -> bool:
+        return self.action != "keep"
+
+
+def _days(delta: datetime.timedelta) -> str:
+    return f"{delta.total_seconds() / 86400:.1f} days"
+
+
+def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
+                     current: Optional[CertificateFacts], policy: RenewalPolicy,
+                     now: datetime.datetime, force: bool = False) -> Decision:
+    """Decide keep / issue / renew for one certificate.
+
+    Name comparison ignores order (a reordered list is the same certificate), but the key type
+    must match exactly: a user who switches to RSA wants an RSA certificate now.
+    """
+    if current is None:
+        return Decision("issue", "no certificate in the store")
+    if force:
+        return Decision("renew", "forced")
+    have, want = set(current.identifiers), set(wanted)
+    if have != want:
+        added = sorted(i.value for i in want - have)
+        removed = sorted(i.value for i in have - want)
+        parts = []
+        if added:
+            parts.append("added " + ", ".join(added))
+        if removed:
+            parts.append("removed " + ", ".join(removed))
+        return Decision("renew", "names changed (" + "; ".join(parts) + ")")
+    if current.key_type != wanted_key_type:
+        return Decision("renew", f"key type changed ({current.key_type or 'unknown'} -> {wanted_key_type})")
+    remaining = current.not_after - now
+    if remaining <= datetime.timedelta(0):
+        return Decision("renew", "expired")
+    threshold = policy.threshold(current.lifetime)
+    if remaining <= threshold:
+        return Decision("renew", f"{_days(remaining)} left, inside the renewal window "
+                                 f"(renew with {_days(threshold)} left)")
+    return Decision("keep", f"{_days(remaining)} left (renew with {_days(threshold)} left)")

@@ -1,0 +1,209 @@
+"""The controller store: issued certificates and their keys, one directory per certificate.
+
+Layout (everything 0700/0600, whatever the umask)::
+
+    STORE/certificates/NAME/current -> versions/20261122T101500Z-1a2b3c
+    STORE/certificates/NAME/versions/<version>/{privkey,cert,chain,fullchain}.pem meta.json
+    STORE/locks/NAME.lock
+
+A new version is written completely into its own directory, then the ``current`` symlink is
+swapped with one atomic rename, so a reader or a killed run never sees a key from one
+certificate beside the certificate of another. The previous version is kept (rollback, and
+so an installer that read ``current`` a moment ago still finds its files); older ones go.
+
+Locking: ``lock(name)`` takes an exclusive ``flock`` on ``locks/NAME.lock``. flock locks belong
+to an open file description, so they exclude other processes (a second ansible-playbook run,
+other forks) and other threads of this process alike. Callers re-read the store after taking
+the lock: the run that waited finds the certificate the other run just issued.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+from cryptography import x509
+
+from .. import _host_files
+from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
+from .errors import InputError, StoreError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+KEEP_VERSIONS = 2
+ENV_STORE_PATH = "CERTOPS_ACME_STORE"
+
+
+def default_store_path() -> str:
+    """``$CERTOPS_ACME_STORE``, else ``$XDG_DATA_HOME/certops-acme`` (``~/.local/share``).
+
+    Under AWX the home directory lives in the job's container, so the store is empty at each
+    job start; the install module's ``inspect`` state refills it from the hosts (adoption).
+    """
+    if os.environ.get(ENV_STORE_PATH):
+        return os.environ[ENV_STORE_PATH]
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "certops-acme")
+
+
+def check_certificate_name(name: object, field: str = "name") -> str:
+    """Certificate names become directory and file names, here and on hosts."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+        raise InputError(field, f"{name!r} cannot be used as a certificate name",
+                         "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
+                         "digit, e.g. 'www.example.com' or 'wildcard.example.com'")
+    return name
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    name: str
+    key_pem: bytes
+    cert_pem: str
+    chain_pem: str
+    meta: dict[str, Any]
+    facts: CertificateFacts
+    version: str
+
+    @property
+    def fullchain_pem(self) -> str:
+        return self.cert_pem + self.chain_pem
+
+    def files(self) -> dict[str, bytes]:
+        """The file set every installer writes, including HAProxy's combined PEM."""
+        return {
+            "cert.pem": self.cert_pem.encode(),
+            "chain.pem": self.chain_pem.encode(),
+            "fullchain.pem": self.fullchain_pem.encode(),
+            "privkey.pem": self.key_pem,
+            "haproxy.pem": self.fullchain_pem.encode() + self.key_pem,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "domains": self.facts.names(),
+            "serial": self.facts.serial,
+            "sha256": self.facts.sha256,
+            "not_before": self.facts.not_before.isoformat(),
+            "not_after": self.facts.not_after.isoformat(),
+            "issuer": self.facts.issuer,
+            "key_type": self.facts.key_type,
+        }
+
+
+class CertificateStore:
+    def __init__(self, root: str) -> None:
+        if not root:
+            raise InputError("store_path", "is empty", "set it or leave it out for the default")
+        self.root = os.path.abspath(os.path.expanduser(root))
+        try:
+            for sub in ("", "certificates", "locks"):
+                _host_files.ensure_directory(os.path.join(self.root, sub), 0o700)
+        except OSError as error:
+            raise StoreError(f"store_path: cannot create the store at {self.root}: {error}") from None
+
+    # --- paths ----------------------------------------------------------------------------
+    def _cert_dir(self, name: str) -> str:
+        return os.path.join(self.root, "certificates", check_certificate_name(name))
+
+    # --- reading --------------------------------------------------------------------------
+    def load(self, name: str) -> Optional[StoredCertificate]:
+        """The current version of ``name``, or None if there is none (or it is unreadable)."""
+        current = os.path.join(self._cert_dir(name), "current")
+        try:
+            target = os.readlink(current)
+            version_dir = os.path.join(os.path.dirname(current), target)
+            with open(os.path.join(version_dir, "privkey.pem"), "rb") as handle:
+                key_pem = handle.read()
+            with open(os.path.join(version_dir, "cert.pem"), encoding="ascii") as handle:
+                leaf_pem = handle.read()
+            with open(os.path.join(version_dir, "chain.pem"), encoding="ascii") as handle:
+                chain_pem = handle.read()
+            with open(os.path.join(version_dir, "meta.json"), encoding="utf-8") as handle:
+                meta = json.load(handle)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise StoreError(f"store: certificate {name!r} at {current} is unreadable: {error}") from None
+        certs = split_pem_chain(leaf_pem)
+        return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_pem, chain_pem=chain_pem,
+                                 meta=meta, facts=certificate_facts(certs[0]),
+                                 version=os.path.basename(target))
+
+    def names(self) -> list[str]:
+        base = os.path.join(self.root, "certificates")
+        return sorted(n for n in os.listdir(base)
+                      if os.path.islink(os.path.join(base, n, "current")))
+
+    # --- writing --------------------------------------------------------------------------
+    def save(self, name: str, key_pem: bytes, leaf: x509.Certificate,
+             chain: list[x509.Certificate], meta: dict[str, Any]) -> StoredCertificate:
+        """Store a new version and make it current in one atomic step."""
+        cert_dir = self._cert_dir(name)
+        versions = os.path.join(cert_dir, "versions")
+        facts = certificate_facts(leaf)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        version = f"{stamp}-{facts.serial[:16]}"
+        version_dir = os.path.join(versions, version)
+        leaf_text = cert_pem(leaf)
+        chain_text = "".join(cert_pem(c) for c in chain)
+        full_meta = dict(meta)
+        full_meta.update({"name": name, "serial": facts.serial, "sha256": facts.sha256,
+                          "not_before": facts.not_before.isoformat(),
+                          "not_after": facts.not_after.isoformat(), "issuer": facts.issuer,
+                          "domains": facts.names(), "key_type": facts.key_type,
+                          "stored_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+        try:
+            _host_files.ensure_directory(cert_dir, 0o700)
+            _host_files.ensure_directory(versions, 0o700)
+            os.mkdir(version_dir, 0o700)
+            files = {"privkey.pem": key_pem, "cert.pem": leaf_text.encode(),
+                     "chain.pem": chain_text.encode(),
+                     "fullchain.pem": (leaf_text + chain_text).encode(),
+                     "meta.json": json.dumps(full_meta, indent=2, sort_keys=True).encode()}
+            for filename, data in files.items():
+                _host_files.atomic_write(os.path.join(version_dir, filename), data, 0o600)
+            link_tmp = os.path.join(cert_dir, f".current-{os.getpid()}-{time.monotonic_ns()}")
+            os.symlink(os.path.join("versions", version), link_tmp)
+            os.rename(link_tmp, os.path.join(cert_dir, "current"))
+        except OSError as error:
+            raise StoreError(f"store: cannot write certificate {name!r} under {cert_dir}: {error}") from None
+        self._prune(versions, keep=version)
+        return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_text, chain_pem=chain_text,
+                                 meta=full_meta, facts=facts, version=version)
+
+    def _prune(self, versions: str, keep: str) -> None:
+        entries = sorted(e for e in os.listdir(versions) if not e.startswith("."))
+        for old in entries[:-KEEP_VERSIONS]:
+            if old != keep:
+                shutil.rmtree(os.path.join(versions, old), ignore_errors=True)
+
+    # --- locking --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 300.0) -> Iterator[None]:
+        path = os.path.join(self.root, "locks", check_certificate_name(name) + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            delay = 0.02
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreError(f"store: certificate {name!r} is locked by another run "
+                                         f"for more than {timeout:.0f} s ({path})") from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock

@@ -1,0 +1,249 @@
+"""HTTP + JWS transport to one ACME server, shared by every worker thread of a batch.
+
+Why not ``acme.client.ClientNetwork``: it retries ``badNonce`` once only (at Pebble's default
+5 % rejection a 100-request batch would then fail now and then), it has no deadline or
+Retry-After handling for 429/503, its nonce set is not guarded for threads, and it lets
+``REQUESTS_CA_BUNDLE`` override a per-session CA. We keep its JWS (``acme.jws``) and message
+classes and write the few dozen lines of transport ourselves.
+
+Guarantees:
+- one ``requests.Session`` (one keep-alive pool sized for the workers) for the whole batch;
+- the directory is fetched once per transport;
+- ``badNonce`` is retried with the nonce the error carried, up to ``MAX_BAD_NONCE_RETRIES``;
+- 503, connection failures and short 429s are retried honouring ``Retry-After`` while the
+  deadline allows; a 429 ``rateLimited`` whose Retry-After is beyond ``max_retry_after`` is
+  reported at once with the CA's text (retrying it for minutes helps nobody);
+- response bodies are bounded (``MAX_BODY``), so a hostile server cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any, Optional, Union
+
+import josepy as jose
+import requests
+from requests.adapters import HTTPAdapter
+
+from acme import jws
+
+from .errors import AcmeDeadlineError, AcmeProblem, AcmeTransportError
+
+MAX_BAD_NONCE_RETRIES = 25
+MAX_BODY = 4 * 1024 * 1024
+JOSE = "application/jose+json"
+PEM_CHAIN = "application/pem-certificate-chain"
+USER_AGENT = "certops.acme (+https://galaxy.ansible.com/ui/repo/published/certops/acme/)"
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class Deadline:
+    """A point in monotonic time; every wait in the engine is bounded by one."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.at = time.monotonic() + seconds
+        self.seconds = seconds
+        self.what = what
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self) -> None:
+        if self.remaining() <= 0:
+            raise AcmeDeadlineError(f"{self.what} did not finish within {self.seconds:.0f} s")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but never past the deadline (then raise)."""
+        self.check()
+        time.sleep(max(0.0, min(seconds, self.remaining())))
+        self.check()
+
+
+class AcmeTransport:
+    def __init__(self, directory_url: str, *, verify: Union[bool, str] = True,
+                 timeout: float = 30.0, pool_size: int = 4, max_retry_after: float = 60.0) -> None:
+        self.directory_url = directory_url
+        self.verify = verify
+        self.timeout = timeout
+        self.max_retry_after = max_retry_after
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(2, pool_size + 1))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._nonces: list[str] = []
+        self._lock = threading.Lock()
+        self._directory: Optional[dict[str, Any]] = None
+        self.key: Optional[jose.JWK] = None
+        self.alg: Optional[jose.JWASignature] = None
+        self.account_url: Optional[str] = None
+        #: requests sent, by kind ("GET /dir", "POST newOrder", ...): for results and the benchmark
+        self.requests: Counter[str] = Counter()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- plain HTTP -----------------------------------------------------------------------
+    def _send(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> requests.Response:
+        """One HTTP exchange with retries for transient network failures."""
+        delay = 0.2
+        while True:
+            try:
+                response = self.session.request(
+                    method, url, verify=self.verify, stream=True,
+                    timeout=min(self.timeout, max(1.0, deadline.remaining())), **kwargs)
+                self._read_bounded(response)
+                return response
+            except requests.exceptions.SSLError as error:
+                raise AcmeTransportError(f"TLS error talking to the ACME server at {url}: {error}. "
+                                         "For a private CA set ca_path (or validate_certs: false "
+                                         "for throw-away tests).") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+                if deadline.remaining() < delay:
+                    raise AcmeTransportError(f"cannot reach the ACME server at {url}: {error}") from None
+                deadline.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @staticmethod
+    def _read_bounded(response: requests.Response) -> None:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            response.close()
+            raise AcmeTransportError(f"{response.url} sent a {declared}-byte body; more than "
+                                     f"{MAX_BODY} bytes is not an ACME answer")
+        chunks, size = [], 0
+        for chunk in response.iter_content(65536):
+            size += len(chunk)
+            if size > MAX_BODY:
+                response.close()
+                raise AcmeTransportError(f"{response.url} sent more than {MAX_BODY} bytes; "
+                                         "that is not an ACME answer")
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # pylint: disable=protected-access
+
+    def directory(self, deadline: Optional[Deadline] = None) -> dict[str, Any]:
+        if self._directory is None:
+            deadline = deadline or Deadline(self.timeout * 2, "reading the ACME directory")
+            response = self._send("GET", self.directory_url, deadline)
+            self.requests["GET directory"] += 1
+            if not response.ok:
+                raise AcmeProblem(response.status_code, self.directory_url, _json_or_text(response))
+            body = _json_or_text(response)
+            if not isinstance(body, dict) or not isinstance(body.get("newNonce"), str):
+                raise AcmeTransportError(f"{self.directory_url} is not an ACME directory "
+                                         "(no newNonce URL); check acme_directory")
+            self._directory = body
+        return self._directory
+
+    def endpoint(self, name: str) -> str:
+        url = self.directory().get(name)
+        if not isinstance(url, str) or not url:
+            raise AcmeTransportError(f"the ACME directory at {self.directory_url} has no {name!r} URL")
+        return url
+
+    # --- nonces ---------------------------------------------------------------------------
+    def _keep_nonce(self, response: requests.Response) -> None:
+        nonce = response.headers.get("Replay-Nonce")
+        if nonce:
+            with self._lock:
+                self._nonces.append(nonce)
+
+    def _take_nonce(self, deadline: Deadline) -> str:
+        with self._lock:
+            if self._nonces:
+                return self._nonces.pop()
+        url = self.endpoint("newNonce")
+        response = self._send("HEAD", url, deadline)
+        self.requests["HEAD newNonce"] += 1
+        nonce = response.headers.get("Replay-Nonce")
+        if not nonce:
+            raise AcmeTransportError(f"{url} returned no Replay-Nonce header")
+        return nonce
+
+    # --- signed requests ------------------------------------------------------------------
+    def set_account(self, key: jose.JWK, alg: jose.JWASignature, account_url: Optional[str]) -> None:
+        self.key, self.alg, self.account_url = key, alg, account_url
+
+    def post(self, url: str, payload: Optional[Union[dict[str, Any], bytes]], deadline: Deadline,
+             *, kind: str, use_jwk: bool = False, accept: Optional[str] = None) -> requests.Response:
+        """Signed POST (``payload=None`` is POST-as-GET). Returns a 2xx response or raises."""
+        if self.key is None or self.alg is None:
+            raise AcmeTransportError("internal: no account key set before a signed request")
+        if payload is None:
+            body = b""
+        elif isinstance(payload, bytes):
+            body = payload
+        else:
+            body = json.dumps(payload).encode()
+        headers = {"Content-Type": JOSE, "User-Agent": USER_AGENT}
+        if accept:
+            headers["Accept"] = accept
+        bad_nonces = 0
+        while True:
+            deadline.check()
+            nonce = self._take_nonce(deadline)
+            kid = None if use_jwk else self.account_url
+            signed = jws.JWS.sign(body, key=self.key, alg=self.alg,
+                                  nonce=jose.decode_b64jose(nonce), url=url, kid=kid)
+            response = self._send("POST", url, deadline, data=signed.json_dumps().encode(),
+                                  headers=headers)
+            self.requests[f"POST {kind}"] += 1
+            self._keep_nonce(response)
+            if response.ok:
+                return response
+            problem = AcmeProblem(response.status_code, url, _json_or_text(response),
+                                  parse_retry_after(response.headers.get("Retry-After")))
+            if problem.code == "badNonce" and bad_nonces < MAX_BAD_NONCE_RETRIES:
+                bad_nonces += 1
+                continue
+            wait = self._transient_wait(response, problem)
+            if wait is not None and wait < deadline.remaining():
+                deadline.sleep(wait)
+                continue
+            raise problem
+
+    def _transient_wait(self, response: requests.Response, problem: AcmeProblem) -> Optional[float]:
+        """How long to wait before retrying a load-shedding answer; None: do not retry."""
+        if response.status_code not in (429, 503):
+            return None
+        wait = problem.retry_after if problem.retry_after is not None else 1.0
+        if wait > self.max_retry_after:
+            return None
+        return wait
+
+
+def _json_or_text(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500] if response.content else None
+
+
+def json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    """The response's JSON object, or a clear error naming what we were reading."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise AcmeTransportError(f"{what} at {response.url}: the server did not answer with JSON "
+                                 f"(Content-Type {response.headers.get('Content-Type')!r})") from None
+    if not isinstance(body, dict):
+        raise AcmeTransportError(f"{what} at {response.url}: expected a JSON object")
+    return body

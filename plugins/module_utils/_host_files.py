@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+"""Atomic, permission-exact file writes. Standard library only: this file ships to targets.
+
+Used by the target-side ``install`` module and by the controller store, so both follow the
+same rule: a file is written to a temporary file created 0600 in the same directory, synced,
+given its owner and mode, then renamed over the old one. A reader (or a process killed half
+way) only ever sees the old complete file or the new complete file, and a key is never
+readable by others, not even for a moment, whatever the umask.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import grp
+import hashlib
+import os
+import pwd
+import tempfile
+
+__metaclass__ = type
+
+
+def resolve_uid(owner):
+    """uid for a user name or numeric string; None when ``owner`` is empty."""
+    if owner in (None, ""):
+        return None
+    if isinstance(owner, int) or str(owner).isdigit():
+        return int(owner)
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise ValueError("owner: user %r does not exist on this host" % owner)
+
+
+def resolve_gid(group):
+    if group in (None, ""):
+        return None
+    if isinstance(group, int) or str(group).isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ValueError("group: group %r does not exist on this host" % group)
+
+
+def sha256_of_file(path):
+    """Hex SHA-256 of a file's content, or None if it does not exist."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(65536), b""):
+                digest.update(block)
+    except (IOError, OSError):
+        return None
+    return digest.hexdigest()
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, data, mode, uid=None, gid=None):
+    """Write ``data`` (bytes) to ``path`` atomically with exactly ``mode`` and owner."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".certops-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if uid is not None or gid is not None:
+            os.chown(tmp, -1 if uid is None else uid, -1 if gid is None else gid)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def ensure_directory(path, mode, uid=None, gid=None):
+    """Create ``path`` (and parents, 0755) if missing; give the leaf exactly ``mode``/owner.
+
+    Returns True when anything changed.
+    """
+    changed = False
+    if not os.path.isdir(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
+        os.mkdir(path, 0o700)
+        changed = True
+    stat = os.stat(path)
+    if (stat.st_mode & 0o7777) != mode:
+        os.chmod(path, mode)
+        changed = True
+    if (uid is not None and stat.st_uid != uid) or (gid is not None and stat.st_gid != gid):
+        os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+        changed = True
+    return changed
+
+
+def file_state_differs(path, sha256, mode, uid=None, gid=None):
+    """True when ``path`` is missing or differs in content, mode or owner from what is wanted."""
+    if sha256_of_file(path) != sha256:
+        return True
+    stat = os.stat(path)
+    if (stat.st_mode & 0o7777) != mode:
+        return True
+    if uid is not None and stat.st_uid != uid:
+        return True
+    if gid is not None and stat.st_gid != gid:
+        return True
+    return False

@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: certops.acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt)
+
+# This file only documents the module; the work is done on the controller by the action
+# plugin of the same name (plugins/action/account.py).
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: account
+short_description: Create, update or deactivate an ACME account
+version_added: 0.1.0
+description:
+  - Looks the account up by its key, creates it when missing (optionally creating the key
+    too), updates its contacts, or deactivates it.
+  - Returns the account URL and the key's JWK thumbprint, which the stateless http-01
+    responder of the proxies needs.
+author: certops.acme contributors
+extends_documentation_fragment:
+  - certops.acme.acme
+  - certops.acme.acme.ACCOUNT_KEY
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  action_group:
+    support: full
+    membership: [certops.acme.acme]
+options:
+  state:
+    description: V(present) ensures the account exists; V(absent) deactivates it (irreversible).
+    type: str
+    choices: [present, absent]
+    default: present
+  account_key_create:
+    description: Create the key file at O(account_key_src) (EC P-256, mode 0600) when it does not exist.
+    type: bool
+    default: false
+  allow_creation:
+    description: Create the account when none exists for the key.
+    type: bool
+    default: true
+  contact:
+    description:
+      - Contact URLs such as C(mailto:ops@example.com). When given, the account's contacts are
+        made to match.
+    type: list
+    elements: str
+  terms_agreed:
+    description: Agree to the CA's terms of service (required by most CAs to create an account).
+    type: bool
+    default: false
+  eab_kid:
+    description: External Account Binding key identifier, for CAs that require EAB.
+    type: str
+  eab_hmac_key:
+    description: External Account Binding MAC key (base64url), as the CA issued it. Never logged.
+    type: str
+  eab_alg:
+    description: MAC algorithm of the EAB key.
+    type: str
+    choices: [HS256, HS384, HS512]
+    default: HS256
+seealso:
+  - module: certops.acme.certificate
+"""
+
+EXAMPLES = r"""
+- name: Make sure the ACME account exists (and its key)
+  certops.acme.account:
+    acme_directory: https://acme-v02.api.letsencrypt.org/directory
+    account_key_src: /etc/certops/account.key
+    account_key_create: true
+    terms_agreed: true
+    contact: [mailto:ops@example.com]
+  register: acme_account
+
+- name: Deactivate an account
+  certops.acme.account:
+    acme_directory: https://acme-v02.api.letsencrypt.org/directory
+    account_key_src: /etc/certops/old-account.key
+    state: absent
+"""
+
+RETURN = r"""
+account_url:
+  description: The account URL (C(kid)), or null when no account exists.
+  returned: always
+  type: str
+thumbprint:
+  description: Base64url SHA-256 JWK thumbprint of the account key (public; used for stateless http-01).
+  returned: always
+  type: str
+exists:
+  description: Whether the account exists after the task.
+  returned: always
+  type: bool
+contact:
+  description: The account's contacts as the CA reports them.
+  returned: always
+  type: list
+  elements: str
+"""

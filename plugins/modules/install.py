@@ -1,0 +1,292 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: certops.acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: install
+short_description: Install certificate bundles from the controller store on a host, or inspect what it holds
+version_added: 0.1.0
+description:
+  - Installs a whole list of certificates on the target in one call. For each certificate a
+    directory O(dest)/NAME receives C(cert.pem), C(chain.pem), C(fullchain.pem),
+    C(privkey.pem) and C(haproxy.pem) (full chain followed by the key, the form HAProxy loads).
+  - Every file is written atomically (temporary file created 0600, then renamed), so a proxy
+    never reads half a file and a key is never readable by others, whatever the umask.
+  - Reports C(changed) per certificate, only when content, mode or owner differ.
+  - With O(state=inspect) nothing is written; the action plugin reads what the host holds and,
+    when the controller store lacks a valid certificate the host has, adopts it into the store
+    (so a fresh AWX container does not order again what the hosts already serve).
+  - The action plugin runs on the controller and reads the store; the module that runs on the
+    target needs only the Python standard library.
+author: certops.acme contributors
+extends_documentation_fragment:
+  - certops.acme.acme.STORE
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Shows SHA-256 fingerprints per file, never key material.
+options:
+  certificates:
+    description:
+      - Certificates to install (or inspect), by their name in the store. Each element is a
+        name or a mapping with C(name).
+      - With O(state=inspect), leave it out to inspect every certificate under O(dest).
+    type: list
+    elements: raw
+  dest:
+    description: Directory on the target under which each certificate gets its own directory.
+    type: path
+    default: /etc/certops/acme
+  state:
+    description:
+      - V(present) installs; V(inspect) only reports (and adopts, see O(adopt)).
+    type: str
+    choices: [present, inspect]
+    default: present
+  owner:
+    description: Owner of the files and directories (default: the connecting user).
+    type: str
+  group:
+    description: Group of the files and directories.
+    type: str
+  key_mode:
+    description: Mode of C(privkey.pem) and C(haproxy.pem). Use C(0640) with O(group) only where a non-root service reads the key.
+    type: str
+    default: '0600'
+  cert_mode:
+    description: Mode of the certificate files.
+    type: str
+    default: '0644'
+  dir_mode:
+    description: Mode of each certificate's directory.
+    type: str
+    default: '0700'
+  adopt:
+    description:
+      - With O(state=inspect), copy a valid certificate (and its key) from the host into the
+        controller store when the store has none for that name or an older one.
+      - The certificate is adopted only when its key matches, its chain links verify and at
+        least O(adopt_min_days) of validity remain.
+    type: bool
+    default: true
+  adopt_min_days:
+    description: Minimum remaining validity, in days, for a held certificate to be adopted.
+    type: int
+    default: 1
+  bundles:
+    description: Internal, filled in by the action plugin from the store (public files). Do not set.
+    type: list
+    elements: dict
+  key_material:
+    description: Internal, filled in by the action plugin from the store (keys, never logged). Do not set.
+    type: dict
+seealso:
+  - module: certops.acme.certificate
+"""
+
+EXAMPLES = r"""
+- name: Adopt what the proxies already hold (fresh AWX container, empty store)
+  certops.acme.install:
+    state: inspect
+    certificates: [app.example.com, api.example.com]
+
+- name: Install the certificates this host serves
+  certops.acme.install:
+    certificates: [app.example.com, api.example.com]
+    dest: /etc/haproxy/certs
+  notify: reload haproxy
+"""
+
+RETURN = r"""
+certificates:
+  description: One entry per certificate, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Certificate name.
+      type: str
+    changed:
+      description: Whether any of its files changed.
+      type: bool
+    changed_files:
+      description: File names written.
+      type: list
+      elements: str
+    path:
+      description: The certificate's directory on the target.
+      type: str
+    serial:
+      description: Serial number (hex) of the installed certificate (with O(state=present)).
+      type: str
+changed_certificates:
+  description: Names of the certificates whose files changed (handy for handlers).
+  returned: always
+  type: list
+  elements: str
+held:
+  description:
+    - With O(state=inspect), what the host holds, without key material.
+  returned: when state is inspect
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Certificate name.
+      type: str
+    serial:
+      description: Serial number (hex).
+      type: str
+    not_after:
+      description: Expiry, ISO 8601.
+      type: str
+    domains:
+      description: Names in the certificate.
+      type: list
+      elements: str
+    adopted:
+      description: Whether it was copied into the controller store by this task.
+      type: bool
+    problem:
+      description: Why it was not adopted, if it was not usable.
+      type: str
+"""
+
+import hashlib
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.certops.acme.plugins.module_utils import _host_files
+
+KEY_FILES = ("privkey.pem", "haproxy.pem")
+BUNDLE_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "haproxy.pem")
+INSPECT_FILES = ("cert.pem", "chain.pem", "privkey.pem")
+
+
+def _mode(module, value, field):
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        module.fail_json(msg="%s: %r is not an octal mode (write it quoted, e.g. '0600')" % (field, value))
+
+
+def _fingerprint(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def install(module, params):
+    dest = params["dest"]
+    try:
+        uid = _host_files.resolve_uid(params.get("owner"))
+        gid = _host_files.resolve_gid(params.get("group"))
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    key_mode = _mode(module, params["key_mode"], "key_mode")
+    cert_mode = _mode(module, params["cert_mode"], "cert_mode")
+    dir_mode = _mode(module, params["dir_mode"], "dir_mode")
+    secrets = params.get("key_material") or {}
+    results, before, after = [], [], []
+    for bundle in params.get("bundles") or []:
+        name = bundle["name"]
+        if "/" in name or name in (".", ".."):
+            module.fail_json(msg="bundles: %r is not a usable certificate name" % name)
+        cert_dir = os.path.join(dest, name)
+        changed_files = []
+        wanted = {}
+        files = dict(bundle.get("files") or {})
+        files.update(secrets.get(name) or {})
+        for filename in BUNDLE_FILES:
+            if filename not in files:
+                module.fail_json(msg="bundles: %s lacks %s (internal: the action plugin fills these)"
+                                 % (name, filename))
+            data = files[filename].encode("ascii")
+            mode = key_mode if filename in KEY_FILES else cert_mode
+            wanted[filename] = (data, mode)
+        dir_changed = not os.path.isdir(cert_dir)
+        if not module.check_mode:
+            if not os.path.isdir(dest):
+                os.makedirs(dest, 0o755)
+            dir_changed = _host_files.ensure_directory(cert_dir, dir_mode, uid, gid) or dir_changed
+        for filename, (data, mode) in wanted.items():
+            path = os.path.join(cert_dir, filename)
+            old = _host_files.sha256_of_file(path)
+            if not _host_files.file_state_differs(path, hashlib.sha256(data).hexdigest(), mode, uid, gid):
+                continue
+            changed_files.append(filename)
+            before.append("%s/%s: %s" % (name, filename, "sha256:" + old if old else "(absent)"))
+            after.append("%s/%s: %s mode %04o" % (name, filename, _fingerprint(data), mode))
+            if not module.check_mode:
+                _host_files.atomic_write(path, data, mode, uid, gid)
+        results.append({"name": name, "path": cert_dir, "changed": bool(changed_files) or dir_changed,
+                        "changed_files": changed_files, "serial": bundle.get("serial")})
+    changed = [r["name"] for r in results if r["changed"]]
+    result = {"changed": bool(changed), "certificates": results, "changed_certificates": changed}
+    if module._diff:
+        result["diff"] = {"before": "\n".join(before) + ("\n" if before else ""),
+                          "after": "\n".join(after) + ("\n" if after else ""),
+                          "before_header": dest, "after_header": dest}
+    module.exit_json(**result)
+
+
+def inspect(module, params):
+    dest = params["dest"]
+    names = params.get("certificates")
+    if names is None:
+        try:
+            names = sorted(n for n in os.listdir(dest) if os.path.isdir(os.path.join(dest, n)))
+        except OSError:
+            names = []
+    held = []
+    for name in names:
+        cert_dir = os.path.join(dest, str(name))
+        files = {}
+        for filename in INSPECT_FILES:
+            try:
+                with open(os.path.join(cert_dir, filename), "rb") as handle:
+                    files[filename] = handle.read(1024 * 1024).decode("ascii", "replace")
+            except (IOError, OSError):
+                pass
+        if "cert.pem" in files and "privkey.pem" in files:
+            held.append({"name": name, "path": cert_dir, "files": files})
+    # The action plugin parses these on the controller and strips key material before any
+    # result is shown; the module itself only reads.
+    module.exit_json(changed=False, held=held, certificates=[], changed_certificates=[])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            certificates=dict(type="list", elements="raw"),
+            dest=dict(type="path", default="/etc/certops/acme"),
+            state=dict(type="str", default="present", choices=["present", "inspect"]),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            key_mode=dict(type="str", default="0600"),
+            cert_mode=dict(type="str", default="0644"),
+            dir_mode=dict(type="str", default="0700"),
+            adopt=dict(type="bool", default=True),
+            adopt_min_days=dict(type="int", default=1),
+            store_path=dict(type="path"),
+            bundles=dict(type="list", elements="dict"),
+            key_material=dict(type="dict", no_log=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["state"] == "inspect":
+        inspect(module, params)
+    else:
+        install(module, params)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+"""Shared glue for certops.acme action plugins: argument validation and error translation."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError
+
+#: Argument-spec keys that Ansible's validator understands besides the spec itself.
+_VALIDATOR_KEYS = ("mutually_exclusive", "required_one_of", "required_if", "required_together")
+
+
+class CertopsAction(ActionBase):
+    """Subclasses set ``ARGUMENT_SPEC`` and implement ``run_action(args, task_vars)``."""
+
+    ARGUMENT_SPEC: dict[str, dict[str, Any]] = {}
+    VALIDATION: dict[str, Any] = {}
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        try:
+            _, args = self.validate_argument_spec(
+                argument_spec=self.ARGUMENT_SPEC,
+                **{k: v for k, v in self.VALIDATION.items() if k in _VALIDATOR_KEYS})
+            result.update(self.run_action(args, task_vars or {}))
+        except CertopsError as error:
+            result.update(failed=True, msg=str(error))
+        except AnsibleActionFail as error:
+            result.update(failed=True, msg=str(error))
+        return result
+
+    def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def check_mode(self) -> bool:
+        return bool(self._task.check_mode)
+
+    @property
+    def diff_mode(self) -> bool:
+        return bool(self._task.diff)
