@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: certops.acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt)
+"""Filters that turn role site lists into one certificate batch (issue once, install everywhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+SPEC_KEYS = ("key_type", "challenge", "renew_remaining_days", "renew_remaining_fraction",
+             "reuse_key", "profile")
+
+
+def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:
+    if not isinstance(sites, list):
+        raise AnsibleFilterError("sites_to_certificates: expected a list of sites, got %s" % type(sites).__name__)
+    certificates: list[dict[str, Any]] = []
+    for index, site in enumerate(sites):
+        if not isinstance(site, dict) or not site.get("name") or not site.get("domains"):
+            raise AnsibleFilterError("sites[%d]: each site needs 'name' and 'domains'" % index)
+        spec = {"name": site.get("certificate") or site["name"], "domains": list(site["domains"])}
+        spec.update({k: site[k] for k in SPEC_KEYS if site.get(k) is not None})
+        certificates.append(spec)
+    return merge_certificates(certificates)
+
+
+def merge_certificates(specs: Any) -> list[dict[str, Any]]:
+    """Union of certificate specs by name; the same name with different content is an error,
+    because one certificate cannot be two things on two hosts."""
+    merged: dict[str, dict[str, Any]] = {}
+    for spec in specs or []:
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise AnsibleFilterError("merge_certificates: every entry needs a 'name'")
+        name = spec["name"]
+        if name in merged and merged[name] != spec:
+            raise AnsibleFilterError(
+                "certificate %r is defined twice with different settings (%r vs %r); give the "
+                "sites the same domains and options, or different certificate names"
+                % (name, merged[name], spec))
+        merged[name] = spec
+    return list(merged.values())
+
+
+class FilterModule(object):
+    def filters(self) -> dict[str, Any]:
+        return {"sites_to_certificates": sites_to_certificates, "merge_certificates": merge_certificates}

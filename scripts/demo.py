@@ -1,0 +1,165 @@
+"""The certops.acme demo: a real TLS edge layout on localhost, against a local Pebble.
+
+What it does (state in .demo/, nothing outside it is touched but loopback ports):
+  1. starts Pebble + pebble-challtestsrv (Debian packages) on 127.0.0.1, reusing a running one;
+  2. starts a plain-HTTP backend on 127.0.0.1:18080;
+  3. runs playbooks/edge.yml twice: the first run creates the ACME account, orders
+     app.demo.test and api.demo.test in one batch, installs them and runs HAProxy on
+     127.0.0.1:14004 (HTTP, stateless http-01; Pebble validates there) and :14443 (HTTPS);
+     the second run must change nothing and order nothing;
+  4. proves it with a real TLS handshake per name, verified against Pebble's root;
+  5. prints a summary.
+
+Run it through scripts/demo.sh (README command 1). `--stop` stops the demo's processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.harness import pebble  # noqa: E402
+from tests.harness.ansible import run_playbook  # noqa: E402
+from tests.harness.processes import start_backend, stop_pidfile, wait_port  # noqa: E402
+from tests.harness.tls import handshake  # noqa: E402
+
+STATE = REPO / ".demo"
+NAMES = ["app.demo.test", "api.demo.test"]
+HTTPS_PORT = 14443
+BACKEND_PORT = 18080
+
+
+def inventory(info: pebble.PebbleInfo) -> dict:
+    pidfile = STATE / "haproxy.pid"
+    config = STATE / "haproxy.cfg"
+    return {"all": {"children": {"edge": {"hosts": {"edge-demo": {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "certops_edge_acme_directory": info.directory_url,
+        "certops_edge_acme_ca_path": info.ca_cert,
+        "certops_edge_account_key_src": str(STATE / "account.key"),
+        "certops_edge_terms_agreed": True,
+        "certops_edge_store_path": str(STATE / "store"),
+        "certops_edge_bind_address": "127.0.0.1",
+        "certops_edge_http_port": info.ports.http01,
+        "certops_edge_https_port": HTTPS_PORT,
+        "certops_edge_cert_dir": str(STATE / "host" / "certs"),
+        "certops_edge_haproxy_config": str(config),
+        "certops_edge_haproxy_admin_socket": str(STATE / "haproxy-admin.sock"),
+        "certops_edge_key_owner": "root",
+        "certops_edge_key_group": "root",
+        "certops_edge_hsts": True,
+        # No systemd here: HAProxy runs in master-worker mode; USR2 is a graceful reload.
+        "certops_edge_haproxy_status_command": f"sh -c 'kill -0 \"$(cat {pidfile} 2>/dev/null)\" 2>/dev/null'",
+        "certops_edge_haproxy_start_command": f"haproxy -W -D -f {config} -p {pidfile}",
+        "certops_edge_haproxy_reload_command": f"sh -c 'kill -USR2 \"$(cat {pidfile})\"'",
+        "certops_edge_sites": [
+            {"name": name, "domains": [name], "backends": [f"127.0.0.1:{BACKEND_PORT}"]}
+            for name in NAMES],
+    }}}}}}
+
+
+def stop() -> None:
+    stop_pidfile(STATE / "haproxy.pid")
+    stop_pidfile(STATE / "backend.pid")
+    info = pebble.load(STATE / "pebble")
+    if info:
+        pebble.stop(info)
+
+
+def handshake_with_retry(name: str, root: str, serial_wanted: str | None = None):
+    """USR2 reloads are asynchronous: give the new worker a moment to take over."""
+    last: Exception | None = None
+    for _ in range(50):
+        try:
+            result = handshake("127.0.0.1", HTTPS_PORT, name, root)
+            if serial_wanted is None or result.serial == serial_wanted:
+                return result
+        except OSError as error:
+            last = error
+        time.sleep(0.1)
+    raise SystemExit(f"demo: TLS handshake for {name} failed: {last}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="certops.acme demo")
+    parser.add_argument("--stop", action="store_true", help="stop the demo's processes and exit")
+    args = parser.parse_args()
+    if args.stop:
+        stop()
+        return 0
+
+    STATE.mkdir(exist_ok=True)
+    info = pebble.load(STATE / "pebble")
+    if info is None or not info.alive():
+        # Pebble makes new roots at every start: certificates from an earlier Pebble would not
+        # verify any more, so the demo starts from a clean state with it.
+        stop()
+        for stale in ("store", "host", "account.key", "haproxy.cfg"):
+            path = STATE / stale
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        info = pebble.start(STATE / "pebble", base_port=14000)
+        print(f"demo: started Pebble at {info.directory_url} (log: {info.log_file})")
+    else:
+        print(f"demo: reusing the running Pebble at {info.directory_url}")
+    start_backend("127.0.0.1", BACKEND_PORT, "demo-backend", STATE / "backend.pid")
+    (STATE / "inventory.json").write_text(json.dumps(inventory(info), indent=2))
+
+    orders_before = info.new_orders()
+    runs = []
+    for label in ("first run", "second run"):
+        run = run_playbook(REPO / "playbooks" / "edge.yml", STATE / "inventory.json", STATE)
+        (STATE / f"{label.replace(' ', '-')}.log").write_text(run.stdout + run.stderr)
+        if run.returncode != 0:
+            print(run.stdout[-5000:], run.stderr[-3000:])
+            print(f"demo: the {label} failed; full log in {STATE}")
+            return 1
+        runs.append((label, run, info.new_orders()))
+    wait_port("127.0.0.1", HTTPS_PORT)
+
+    root = info.root_pem()
+    store_meta = {n: json.loads((STATE / "store" / "certificates" / n / "current" / "meta.json").read_text())
+                  for n in NAMES}
+    print()
+    print("certops.acme demo: TLS edge termination on HAProxy, certificates from Pebble")
+    print("=" * 78)
+    print(f"{'name':<16} {'serial':<18} {'expires':<22} {'TLS':<8} backend answer")
+    for name in NAMES:
+        result = handshake_with_retry(name, root, store_meta[name]["serial"])
+        backend = json.loads(result.body)
+        forwarded = backend["headers"].get("x-forwarded-proto")
+        print(f"{name:<16} {result.serial:<18} {store_meta[name]['not_after'][:19]:<22} "
+              f"{result.protocol:<8} {result.http_status_line.split(' ', 1)[1]} from "
+              f"{backend['backend']} (X-Forwarded-Proto: {forwarded})")
+    print("-" * 78)
+    previous = orders_before
+    for label, run, orders in runs:
+        print(f"{label:<11}: {run.seconds:5.1f} s, changed={run.total('changed')}, "
+              f"failed={run.total('failed')}, new ACME orders={orders - previous}")
+        previous = orders
+    print(textwrap.dedent(f"""\
+        Every chain above was verified against Pebble's root with the name as SNI/hostname.
+        Try it: curl --cacert <(curl -sk {info.management_url}/roots/0) \\
+                     --resolve app.demo.test:{HTTPS_PORT}:127.0.0.1 https://app.demo.test:{HTTPS_PORT}/
+        Run this command again: nothing changes and nothing is ordered.
+        Stop the demo's processes: .venv/bin/python scripts/demo.py --stop"""))
+    second = runs[1][1]
+    if second.total("changed") != 0 or runs[1][2] != runs[0][2]:
+        print("demo: the second run was not idempotent")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

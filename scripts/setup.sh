@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 machine (as root) for the demo and the tests:
+#   - Debian packages: pebble (ACME test CA), haproxy, nginx + stream module, openssh-server
+#   - a virtualenv in .venv (or $CERTOPS_VENV) with the controller requirements, ansible-core
+#     and the test tools
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${CERTOPS_PYTHON:-python3}
+VENV=${CERTOPS_VENV:-.venv}
+APT_PACKAGES=(pebble haproxy nginx libnginx-mod-stream curl ca-certificates)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  # Never let a package start its daemon (and grab port 80) on install: the tests and the demo
+  # start their own processes on loopback ports.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp="$VENV/.certops-requirements"
+wanted=$(cat requirements.txt tests/requirements.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "setup: preparing $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -r tests/requirements.txt
+  echo "$wanted" > "$stamp"
+fi

@@ -1,0 +1,37 @@
+"""A plain-HTTP backend that answers with its label and the request headers it received
+(so tests can assert X-Forwarded-For / X-Forwarded-Proto set by the edge proxy).
+
+    python3 tests/harness/backend.py ADDRESS PORT LABEL
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def make_handler(label: str) -> type[BaseHTTPRequestHandler]:
+    class EchoHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            body = json.dumps({"backend": label, "path": self.path,
+                               "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+            del format, args
+
+    return EchoHandler
+
+
+def main() -> None:
+    address, port, label = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    ThreadingHTTPServer((address, port), make_handler(label)).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

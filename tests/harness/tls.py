@@ -1,0 +1,52 @@
+"""Real TLS handshakes against a proxy, verified against Pebble's root."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import tempfile
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+
+@dataclass
+class Handshake:
+    name: str
+    serial: str
+    sha256: str
+    names: list[str]
+    protocol: str
+    http_status_line: str
+    body: str
+
+
+def handshake(address: str, port: int, name: str, root_pem: str, path: str = "/",
+              timeout: float = 5.0) -> Handshake:
+    """Connect with SNI ``name``, verify the chain against ``root_pem`` and the hostname,
+    then send one HTTP/1.1 GET with Host ``name`` and read the answer."""
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as roots:
+        roots.write(root_pem)
+        roots.flush()
+        context = ssl.create_default_context(cafile=roots.name)
+    context.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection((address, port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            der = tls.getpeercert(binary_form=True)
+            protocol = tls.version() or ""
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+            chunks = []
+            while True:
+                data = tls.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+    cert = x509.load_der_x509_certificate(der)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    response = b"".join(chunks).decode("utf-8", "replace")
+    head, _, body = response.partition("\r\n\r\n")
+    return Handshake(name=name, serial=format(cert.serial_number, "x"),
+                     sha256=cert.fingerprint(hashes.SHA256()).hex(),
+                     names=san.get_values_for_type(x509.DNSName), protocol=protocol,
+                     http_status_line=head.split("\r\n", 1)[0], body=body)
