@@ -44,8 +44,9 @@ class PlaybookRun:
         return sum(h.get(counter, 0) for h in self.recap().values())
 
 
-def run_playbook(playbook: Path, inventory: Path, work: Path, extra_args: Optional[list[str]] = None,
-                 env: Optional[dict[str, str]] = None, check: bool = False) -> PlaybookRun:
+def playbook_command(playbook: Path, inventory: Path, work: Path, extra_args: Optional[list[str]] = None,
+                     env: Optional[dict[str, str]] = None) -> tuple[list[str], dict[str, str]]:
+    """The ansible-playbook command line and environment a user of this checkout would have."""
     bin_dir = Path(sys.executable).parent
     command = [str(bin_dir / "ansible-playbook"), "-i", str(inventory), str(playbook), *(extra_args or [])]
     child_env = dict(os.environ)
@@ -61,6 +62,20 @@ def run_playbook(playbook: Path, inventory: Path, work: Path, extra_args: Option
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
     })
     child_env.update(env or {})
+    return command, child_env
+
+
+def spawn_playbook(playbook: Path, inventory: Path, work: Path, extra_args: Optional[list[str]] = None,
+                   env: Optional[dict[str, str]] = None) -> subprocess.Popen:
+    """Start ansible-playbook without waiting (for runs that must overlap)."""
+    command, child_env = playbook_command(playbook, inventory, work, extra_args, env)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=child_env, cwd=str(work), stdin=subprocess.DEVNULL)
+
+
+def run_playbook(playbook: Path, inventory: Path, work: Path, extra_args: Optional[list[str]] = None,
+                 env: Optional[dict[str, str]] = None, check: bool = False) -> PlaybookRun:
+    command, child_env = playbook_command(playbook, inventory, work, extra_args, env)
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, env=child_env, cwd=str(work),
                           stdin=subprocess.DEVNULL, check=False)

@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def make_handler(label: str) -> type[BaseHTTPRequestHandler]:
     class EchoHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_GET(self) -> None:  # noqa: N802 (http.server API)
             body = json.dumps({"backend": label, "path": self.path,
                                "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()

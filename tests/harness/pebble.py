@@ -113,7 +113,8 @@ class PebbleInfo:
             return sum(1 for line in handle if needle in line)
 
     def new_orders(self) -> int:
-        return self.count_log("POST /order-plz")
+        """Orders Pebble created (a newOrder it refused with badNonce is logged as a POST too)."""
+        return self.count_log("Added order")
 
     def finalizations(self) -> int:
         return self.count_log("POST /finalize-order/")

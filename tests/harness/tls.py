@@ -19,11 +19,12 @@ class Handshake:
     names: list[str]
     protocol: str
     http_status_line: str
+    headers: dict[str, str]
     body: str
 
 
 def handshake(address: str, port: int, name: str, root_pem: str, path: str = "/",
-              timeout: float = 5.0) -> Handshake:
+              timeout: float = 5.0, host_header: str | None = None) -> Handshake:
     """Connect with SNI ``name``, verify the chain against ``root_pem`` and the hostname,
     then send one HTTP/1.1 GET with Host ``name`` and read the answer."""
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as roots:
@@ -35,7 +36,7 @@ def handshake(address: str, port: int, name: str, root_pem: str, path: str = "/"
         with context.wrap_socket(raw, server_hostname=name) as tls:
             der = tls.getpeercert(binary_form=True)
             protocol = tls.version() or ""
-            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header or name}\r\nConnection: close\r\n\r\n".encode())
             chunks = []
             while True:
                 data = tls.recv(65536)
@@ -46,7 +47,12 @@ def handshake(address: str, port: int, name: str, root_pem: str, path: str = "/"
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     response = b"".join(chunks).decode("utf-8", "replace")
     head, _, body = response.partition("\r\n\r\n")
+    status_line, _, header_block = head.partition("\r\n")
+    headers = {}
+    for line in header_block.split("\r\n"):
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
     return Handshake(name=name, serial=format(cert.serial_number, "x"),
                      sha256=cert.fingerprint(hashes.SHA256()).hex(),
                      names=san.get_values_for_type(x509.DNSName), protocol=protocol,
-                     http_status_line=head.split("\r\n", 1)[0], body=body)
+                     http_status_line=status_line, headers=headers, body=body)

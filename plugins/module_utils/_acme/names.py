@@ -46,6 +46,14 @@ def _ip_identifier(text: str) -> Identifier | None:
     return Identifier("ip", address.compressed)
 
 
+def _check_lengths(raw: str, ascii_name: str, wildcard: bool, field: str) -> None:
+    if any(len(label) > 63 for label in ascii_name.split(".")):
+        raise InputError(field, f"{raw!r} has a label longer than 63 characters",
+                         "each dot-separated part may have at most 63 characters")
+    if len(ascii_name) + (2 if wildcard else 0) > 253:
+        raise InputError(field, f"{raw!r} is longer than 253 characters", "shorten the name")
+
+
 def normalize_name(raw: object, field: str = "domains") -> Identifier:
     """Normalise one name; raise :class:`InputError` naming ``field`` when it cannot be used."""
     if not isinstance(raw, str):
@@ -65,24 +73,21 @@ def normalize_name(raw: object, field: str = "domains") -> Identifier:
     if "*" in text:
         raise InputError(field, f"{raw!r} has a wildcard that is not the whole left-most label",
                          "only '*.example.com' form is allowed")
+    if text.isascii():
+        _check_lengths(raw, text, wildcard, field)
     try:
         ascii_name = idna.encode(text, uts46=True, transitional=False).decode("ascii")
     except idna.IDNAError as error:
         raise InputError(field, f"{raw!r} is not a valid domain name: {error}",
                          "use letters, digits, hyphens and dots (IDN is converted for you)") from None
     ascii_name = ascii_name.lower()
+    _check_lengths(raw, ascii_name, wildcard, field)
     labels = ascii_name.split(".")
     for label in labels:
         if not _LABEL.match(label):
-            if len(label) > 63:
-                problem = f"{raw!r} has a label longer than 63 characters"
-            else:
-                problem = f"{raw!r} has an invalid label {label!r}"
-            raise InputError(field, problem, "each dot-separated part: 1-63 letters, digits or "
-                                             "inner hyphens")
+            raise InputError(field, f"{raw!r} has an invalid label {label!r}",
+                             "each dot-separated part: 1-63 letters, digits or inner hyphens")
     full = ("*." if wildcard else "") + ascii_name
-    if len(full) > 253:
-        raise InputError(field, f"{raw!r} is longer than 253 characters", "shorten the name")
     if len(labels) < 2:
         if wildcard:
             raise InputError(field, f"{raw!r} is a wildcard over a top-level domain",

@@ -1,0 +1,118 @@
+"""Session fixtures: one real Pebble (5 % badNonce injection left on), a real HAProxy answering
+http-01 statelessly on 127.0.0.1, and helpers to write playbooks and run ansible-playbook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.harness import pebble
+from tests.harness.ansible import PlaybookRun, run_playbook, spawn_playbook
+from tests.harness.processes import stop_pidfile, wait_port
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.account import (
+    AccountRequest, create_account, find_account, load_account_key)
+from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline
+
+PEBBLE_BASE_PORT = int(os.environ.get("CERTOPS_TEST_PEBBLE_PORT", "14100"))
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def pebble_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pebble.PebbleInfo]:
+    info = pebble.start(tmp_path_factory.mktemp("pebble"), base_port=PEBBLE_BASE_PORT)
+    yield info
+    pebble.stop(info)
+
+
+@pytest.fixture(scope="session")
+def account(pebble_server: pebble.PebbleInfo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An account key file and its (created) account; the thumbprint drives the responders."""
+    path = tmp_path_factory.mktemp("account") / "account.key"
+    key, _ = load_account_key(str(path), None, None, create=True)
+    transport = AcmeTransport(pebble_server.directory_url, verify=pebble_server.ca_cert)
+    deadline = Deadline(30, "test account")
+    if not find_account(transport, key, deadline).exists:
+        create_account(transport, key, AccountRequest(terms_agreed=True), deadline)
+    transport.close()
+    return {"key_path": str(path), "thumbprint": key.thumbprint}
+
+
+def stateless_haproxy_config(address: str, port: int, thumbprint: str) -> str:
+    return f"""global
+    stats socket {{sock}} mode 600 level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend acme_http
+    bind {address}:{port}
+    http-request return status 200 content-type text/plain lf-string "%[path,field(-1,/)].{thumbprint}" if {{ path_reg ^/\\.well-known/acme-challenge/[-_A-Za-z0-9]+$ }}
+    http-request deny deny_status 404
+"""
+
+
+@pytest.fixture(scope="session")
+def http01_responder(pebble_server: pebble.PebbleInfo, account: dict[str, str],
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real HAProxy on 127.0.0.1 (where challtestsrv points every name by default)."""
+    work = tmp_path_factory.mktemp("responder")
+    config = work / "haproxy.cfg"
+    config.write_text(stateless_haproxy_config("127.0.0.1", pebble_server.ports.http01, account["thumbprint"])
+                      .replace("{sock}", str(work / "admin.sock")))
+    pidfile = work / "haproxy.pid"
+    subprocess.run(["haproxy", "-W", "-D", "-f", str(config), "-p", str(pidfile)], check=True)
+    wait_port("127.0.0.1", pebble_server.ports.http01)
+    yield "127.0.0.1"
+    stop_pidfile(pidfile)
+
+
+class Controller:
+    """A place to write playbooks and run them like a user would."""
+
+    def __init__(self, work: Path, pebble_info: pebble.PebbleInfo, account_info: dict[str, str]) -> None:
+        self.work = work
+        self.pebble = pebble_info
+        self.account = account_info
+        self.store = work / "store"
+        self.inventory = work / "inventory.json"
+        self.write_inventory({"all": {"hosts": {"localhost": self.local_host()}}})
+
+    @staticmethod
+    def local_host(**extra: Any) -> dict[str, Any]:
+        host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        host.update(extra)
+        return host
+
+    def write_inventory(self, data: dict[str, Any]) -> None:
+        self.inventory.write_text(json.dumps(data, indent=2))
+
+    def acme_defaults(self) -> dict[str, Any]:
+        return {"acme_directory": self.pebble.directory_url, "ca_path": self.pebble.ca_cert,
+                "account_key_src": self.account["key_path"]}
+
+    def playbook(self, name: str, tasks: list[dict[str, Any]], hosts: str = "localhost") -> Path:
+        path = self.work / f"{name}.yml"
+        play = {"name": name, "hosts": hosts, "gather_facts": False,
+                "module_defaults": {"group/certops.acme.acme": self.acme_defaults()}, "tasks": tasks}
+        path.write_text(json.dumps([play], indent=2))
+        return path
+
+    def spawn(self, playbook: Path, *args: str) -> "subprocess.Popen[str]":
+        return spawn_playbook(playbook, self.inventory, self.work, list(args))
+
+    def run(self, playbook: Path, *args: str, check: bool = False, env: dict[str, str] | None = None) -> PlaybookRun:
+        return run_playbook(playbook, self.inventory, self.work, list(args), env=env, check=check)
+
+
+@pytest.fixture
+def controller(tmp_path: Path, pebble_server: pebble.PebbleInfo, account: dict[str, str]) -> Controller:
+    return Controller(tmp_path, pebble_server, account)

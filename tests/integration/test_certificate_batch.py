@@ -1,0 +1,134 @@
+"""certops.acme.certificate + install against a real Pebble, answered by a real HAProxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import uuid
+
+import pytest
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
+
+pytestmark = pytest.mark.integration
+
+
+def names(count: int, tag: str = "") -> list[str]:
+    run = tag or uuid.uuid4().hex[:8]
+    return [f"n{i}-{run}.batch.test" for i in range(count)]
+
+
+def certificate_task(store, domains_by_name, **extra):
+    return {"name": "Order the batch", "certops.acme.certificate": {
+        "store_path": str(store),
+        "certificates": [{"name": n, "domains": d} for n, d in domains_by_name.items()], **extra},
+        "register": "issued"}
+
+
+def install_task(store, dest, certificate_names):
+    return {"name": "Install", "certops.acme.install": {
+        "store_path": str(store), "dest": str(dest), "certificates": certificate_names},
+        "register": "installed"}
+
+
+def dump_task(var, path):
+    return {"ansible.builtin.copy": {"content": "{{ %s | to_json }}" % var, "dest": str(path)},
+            "changed_when": False}
+
+
+def verify_against_pebble(pebble_server, fullchain_pem: bytes, name: str) -> None:
+    """Build and verify the served chain to Pebble's root with cryptography's X.509 verifier."""
+    certs = x509.load_pem_x509_certificates(fullchain_pem)
+    root = x509.load_pem_x509_certificate(pebble_server.root_pem().encode())
+    verifier = PolicyBuilder().store(Store([root])).build_server_verifier(x509.DNSName(name))
+    verifier.verify(certs[0], certs[1:])
+
+
+def test_a_batch_of_ten_issues_in_one_task_and_a_rerun_orders_nothing(controller, pebble_server, http01_responder):
+    batch = {n: [n] for n in names(10)}
+    dest = controller.work / "host"
+    playbook = controller.playbook("batch", [
+        certificate_task(controller.store, batch), dump_task("issued", controller.work / "issued.json"),
+        install_task(controller.store, dest, list(batch))])
+    orders_before = pebble_server.new_orders()
+
+    first = controller.run(playbook, check=True)
+    issued = json.loads((controller.work / "issued.json").read_text())
+    assert [c["action"] for c in issued["certificates"]] == ["issue"] * 10
+    assert pebble_server.new_orders() - orders_before == 10
+    assert sum(issued["acme_requests"].values()) <= 10 * 10 + 5  # <= 10 per certificate + account/dir
+    assert issued["acme_requests"]["GET directory"] == 1  # no directory re-fetch per order
+    assert first.total("changed") == 2
+
+    for name in batch:
+        cert_dir = dest / name
+        assert stat.S_IMODE(os.stat(cert_dir).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(cert_dir / "privkey.pem").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(cert_dir / "haproxy.pem").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(cert_dir / "fullchain.pem").st_mode) == 0o644
+        verify_against_pebble(pebble_server, (cert_dir / "fullchain.pem").read_bytes(), name)
+
+    second = controller.run(playbook, check=True)
+    assert pebble_server.new_orders() - orders_before == 10, "the re-run ordered again"
+    assert second.total("changed") == 0
+    issued = json.loads((controller.work / "issued.json").read_text())
+    assert {c["action"] for c in issued["certificates"]} == {"keep"}
+    assert issued["acme_requests"] == {}  # nothing due: not a single request to the CA
+
+
+def test_one_invalid_name_stores_the_other_nine_and_fails_naming_it(controller, pebble_server, http01_responder):
+    batch = {n: [n] for n in names(9)}
+    batch["broken"] = ["bad_name!.batch.test"]
+    playbook = controller.playbook("partial", [certificate_task(controller.store, batch)])
+    run = controller.run(playbook)
+    assert run.returncode != 0
+    assert "1 of 10 certificate(s) failed (9 stored or kept)" in run.stdout
+    assert "broken: certificates[9].domains: 'bad_name!.batch.test' is not a valid domain name" in run.stdout
+    stored = sorted(p.name for p in (controller.store / "certificates").iterdir())
+    assert stored == sorted(n for n in batch if n != "broken")
+
+
+def test_check_mode_orders_nothing_and_writes_nothing(controller, pebble_server, http01_responder):
+    batch = {n: [n] for n in names(2)}
+    playbook = controller.playbook("check", [certificate_task(controller.store, batch),
+                                             dump_task("issued", controller.work / "issued.json")])
+    orders_before = pebble_server.new_orders()
+    run = controller.run(playbook, "--check", check=True)
+    assert pebble_server.new_orders() == orders_before
+    assert run.total("changed") >= 1
+    assert not any((controller.store / "certificates").iterdir())
+
+
+def test_two_runs_started_together_order_each_certificate_once(controller, pebble_server, http01_responder):
+    batch = {n: [n] for n in names(4)}
+    playbook = controller.playbook("race", [certificate_task(controller.store, batch)])
+    orders_before = pebble_server.new_orders()
+    procs = [controller.spawn(playbook) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert pebble_server.new_orders() - orders_before == 4
+
+
+def test_an_empty_store_adopts_what_the_host_holds_instead_of_ordering(controller, pebble_server, http01_responder):
+    batch = {n: [n] for n in names(3)}
+    dest = controller.work / "host"
+    first = controller.playbook("first", [certificate_task(controller.store, batch),
+                                          install_task(controller.store, dest, list(batch))])
+    controller.run(first, check=True)
+    orders_after_first = pebble_server.new_orders()
+
+    fresh_store = controller.work / "fresh-store"  # a new AWX container: the store is empty
+    again = controller.playbook("again", [
+        {"certops.acme.install": {"state": "inspect", "store_path": str(fresh_store), "dest": str(dest),
+                                  "certificates": list(batch)}, "register": "held"},
+        dump_task("held", controller.work / "held.json"),
+        certificate_task(fresh_store, batch), dump_task("issued", controller.work / "issued.json"),
+        install_task(fresh_store, dest, list(batch))])
+    run = controller.run(again, "-vvv", check=True)
+    held = json.loads((controller.work / "held.json").read_text())
+    assert sorted(held["adopted"]) == sorted(batch)
+    assert pebble_server.new_orders() == orders_after_first, "adopted certificates were ordered again"
+    assert {c["action"] for c in json.loads((controller.work / "issued.json").read_text())["certificates"]} == {"keep"}
+    assert run.total("changed") == 0
+    assert "PRIVATE KEY" not in run.stdout + run.stderr  # held keys never reach the output

@@ -1,0 +1,24 @@
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.certops.acme.plugins.filter.certificates import merge_certificates, sites_to_certificates
+
+
+def test_sites_become_certificates_named_after_the_site_or_certificate():
+    specs = sites_to_certificates([
+        {"name": "app", "domains": ["app.example.com"], "backends": ["10.0.0.1:80"], "key_type": "ec384"},
+        {"name": "www", "certificate": "shared", "domains": ["www.example.com"], "backends": []},
+    ])
+    assert specs == [{"name": "app", "domains": ["app.example.com"], "key_type": "ec384"},
+                     {"name": "shared", "domains": ["www.example.com"]}]
+
+
+def test_the_same_certificate_on_two_hosts_is_ordered_once():
+    spec = {"name": "app", "domains": ["app.example.com"]}
+    assert merge_certificates([spec, dict(spec), dict(spec)]) == [spec]
+
+
+def test_conflicting_definitions_are_an_error_naming_the_certificate():
+    with pytest.raises(AnsibleFilterError, match="'app' is defined twice"):
+        merge_certificates([{"name": "app", "domains": ["a.example.com"]},
+                            {"name": "app", "domains": ["b.example.com"]}])

@@ -1,0 +1,74 @@
+import datetime
+
+import pytest
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
+    BatchSettings, CertificateBatch, parse_specs)
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+
+from cert_material import make_chain
+
+
+def test_a_bad_name_fails_only_its_certificate():
+    specs, failures = parse_specs([
+        {"name": "good", "domains": ["good.example.com"]},
+        {"name": "bad", "domains": ["bad_name!.example.com"]},
+    ])
+    assert [s.name for s in specs] == ["good"]
+    assert failures[0].name == "bad" and "certificates[1].domains" in failures[0].error
+
+
+def test_wildcard_with_http01_fails_its_certificate_naming_dns01():
+    _, failures = parse_specs([{"name": "w", "domains": ["*.example.com"]}])
+    assert "dns-01" in failures[0].error
+
+
+@pytest.mark.parametrize("raw,needle", [
+    ([], "non-empty list"),
+    (["www"], "must be a mapping"),
+    ([{"domains": ["a.example.com"]}], "certificates[0].name"),
+    ([{"name": "a", "domains": ["a.example.com"]}, {"name": "a", "domains": ["b.example.com"]}], "twice"),
+    ([{"name": "a", "domains": ["a.example.com"], "domain": "typo"}], "unknown key"),
+])
+def test_shape_errors_fail_the_whole_task_naming_the_field(raw, needle):
+    with pytest.raises(InputError) as caught:
+        parse_specs(raw)
+    assert needle in str(caught.value)
+
+
+def test_nothing_due_means_no_connection_at_all(tmp_path):
+    store = CertificateStore(str(tmp_path))
+    key_pem, leaf, chain = make_chain(names=("www.example.com",), days_left=80)
+    store.save("www", key_pem, leaf, chain, {})
+    specs, _ = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
+
+    def no_transport():
+        raise AssertionError("a kept certificate must not contact the CA")
+
+    batch = CertificateBatch(store, BatchSettings(), no_transport, account_key=None)
+    [result] = batch.run(specs)
+    assert result.action == "keep" and not result.changed
+    assert batch.transport is None
+
+
+def test_check_mode_reports_what_would_be_issued_without_contacting_the_ca(tmp_path):
+    specs, _ = parse_specs([{"name": "new", "domains": ["new.example.com"]}])
+
+    def no_transport():
+        raise AssertionError("check mode must not contact the CA")
+
+    batch = CertificateBatch(CertificateStore(str(tmp_path)), BatchSettings(check_mode=True),
+                             no_transport, account_key=None)
+    [result] = batch.run(specs)
+    assert result.action == "issue" and result.changed
+
+
+def test_renewal_window_uses_the_clock_given(tmp_path):
+    store = CertificateStore(str(tmp_path))
+    key_pem, leaf, chain = make_chain(days_left=80, days_total=90)
+    store.save("www", key_pem, leaf, chain, {})
+    specs, _ = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
+    later = lambda: datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=60)  # noqa: E731
+    batch = CertificateBatch(store, BatchSettings(check_mode=True), lambda: None, None, now=later)
+    assert batch.run(specs)[0].action == "renew"
