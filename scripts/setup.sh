@@ -32,6 +32,7 @@ wanted=$(cat requirements.txt tests/requirements.txt | sha256sum | cut -d' ' -f1
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "setup: preparing $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -r tests/requirements.txt
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -r tests/requirements.txt 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$wanted" > "$stamp"
 fi

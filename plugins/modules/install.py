@@ -51,7 +51,7 @@ options:
     choices: [present, inspect]
     default: present
   owner:
-    description: Owner of the files and directories (default: the connecting user).
+    description: Owner of the files and directories (by default the connecting user).
     type: str
   group:
     description: Group of the files and directories.

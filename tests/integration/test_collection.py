@@ -1,0 +1,53 @@
+"""The collection as users meet it: a Galaxy tarball and ansible-doc pages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.harness.ansible import REPO, collections_path
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+MODULES = ["account", "certificate", "install"]
+
+
+def test_galaxy_build_produces_a_tarball_without_dev_files(tmp_path):
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", str(REPO), "--output-path",
+                    str(tmp_path)], check=True, capture_output=True, text=True)
+    [tarball] = tmp_path.glob("certops-acme-*.tar.gz")
+    with tarfile.open(tarball) as archive:
+        members = archive.getnames()
+    assert "plugins/action/certificate.py" in members
+    assert "roles/edge/meta/argument_specs.yml" in members
+    assert not any(m.startswith((".venv", ".tmp", ".demo", ".ci")) for m in members)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders_every_module(tmp_path, module):
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "PATH": f"{BIN}:/usr/bin:/bin"}
+    out = subprocess.run([str(BIN / "ansible-doc"), f"certops.acme.{module}"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "EXAMPLES" in out.stdout and "RETURN VALUES" in out.stdout
+    assert "[WARNING]" not in out.stderr, out.stderr
+
+
+def test_ansible_doc_renders_the_edge_role(tmp_path):
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "PATH": f"{BIN}:/usr/bin:/bin"}
+    out = subprocess.run([str(BIN / "ansible-doc"), "-t", "role", "certops.acme.edge"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "certops_edge_sites" in out.stdout
+
+
+@pytest.mark.parametrize("name", ["sites_to_certificates", "merge_certificates"])
+def test_ansible_doc_renders_the_filters(tmp_path, name):
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "PATH": f"{BIN}:/usr/bin:/bin"}
+    out = subprocess.run([str(BIN / "ansible-doc"), "-t", "filter", f"certops.acme.{name}"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
