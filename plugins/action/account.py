@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import account as acme_account
@@ -29,6 +30,11 @@ class ActionModule(CertopsAction):
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         present = args["state"] == "present"
+        src = args.get("account_key_src")
+        if self.check_mode and present and args["account_key_create"] and src \
+                and not os.path.exists(os.path.expanduser(src)):
+            return {"changed": True, "exists": False, "account_url": None, "thumbprint": None,
+                    "contact": [], "msg": f"would create the key {src} and its account"}
         create_key = present and args["account_key_create"] and not self.check_mode
         key, key_created = options.build_account_key(args, create=create_key)
         transport = options.build_transport(args, pool_size=1)
