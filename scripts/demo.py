@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.harness import pebble  # noqa: E402
 from tests.harness.ansible import run_playbook  # noqa: E402
+from tests.harness.hosts import haproxy_service  # noqa: E402
 from tests.harness.processes import start_backend, stop_pidfile, wait_port  # noqa: E402
 from tests.harness.tls import handshake  # noqa: E402
 
@@ -38,9 +39,7 @@ BACKEND_PORT = 18080
 
 
 def inventory(info: pebble.PebbleInfo) -> dict:
-    pidfile = STATE / "haproxy.pid"
-    config = STATE / "haproxy.cfg"
-    return {"all": {"children": {"edge": {"hosts": {"edge-demo": {
+    host = {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "certops_edge_acme_directory": info.directory_url,
@@ -52,23 +51,19 @@ def inventory(info: pebble.PebbleInfo) -> dict:
         "certops_edge_http_port": info.ports.http01,
         "certops_edge_https_port": HTTPS_PORT,
         "certops_edge_cert_dir": str(STATE / "host" / "certs"),
-        "certops_edge_haproxy_config": str(config),
-        "certops_edge_haproxy_admin_socket": str(STATE / "haproxy-admin.sock"),
-        "certops_edge_key_owner": "root",
-        "certops_edge_key_group": "root",
+        "certops_edge_haproxy_admin_socket": str(STATE / "host" / "haproxy-admin.sock"),
         "certops_edge_hsts": True,
-        # No systemd here: HAProxy runs in master-worker mode; USR2 is a graceful reload.
-        "certops_edge_haproxy_status_command": f"sh -c 'kill -0 \"$(cat {pidfile} 2>/dev/null)\" 2>/dev/null'",
-        "certops_edge_haproxy_start_command": f"haproxy -W -D -f {config} -p {pidfile}",
-        "certops_edge_haproxy_reload_command": f"sh -c 'kill -USR2 \"$(cat {pidfile})\"'",
         "certops_edge_sites": [
             {"name": name, "domains": [name], "backends": [f"127.0.0.1:{BACKEND_PORT}"]}
             for name in NAMES],
-    }}}}}}
+    }
+    # No systemd here: a master-worker HAProxy in .demo/host, reloaded with USR2.
+    host.update(haproxy_service(STATE / "host", "certops_edge"))
+    return {"all": {"children": {"edge": {"hosts": {"edge-demo": host}}}}}
 
 
 def stop() -> None:
-    stop_pidfile(STATE / "haproxy.pid")
+    stop_pidfile(STATE / "host" / "haproxy.pid")
     stop_pidfile(STATE / "backend.pid")
     info = pebble.load(STATE / "pebble")
     if info:
@@ -103,7 +98,7 @@ def main() -> int:
         # Pebble makes new roots at every start: certificates from an earlier Pebble would not
         # verify any more, so the demo starts from a clean state with it.
         stop()
-        for stale in ("store", "host", "account.key", "haproxy.cfg"):
+        for stale in ("store", "host", "account.key"):
             path = STATE / stale
             if path.is_dir():
                 shutil.rmtree(path)

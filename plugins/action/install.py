@@ -42,6 +42,7 @@ class ActionModule(CertopsAction):
         dir_mode={"type": "str", "default": "0700"},
         adopt={"type": "bool", "default": True},
         adopt_min_days={"type": "int", "default": 1},
+        remove_unlisted={"type": "bool", "default": False},
     )
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +67,8 @@ class ActionModule(CertopsAction):
             raise InputError("certificates", f"not in the controller store ({store.root}): "
                                              f"{', '.join(missing)}",
                              "order them first with certops.acme.certificate, or check store_path")
-        module_args.update(state="present", bundles=bundles, key_material=key_material)
+        module_args.update(state="present", bundles=bundles, key_material=key_material,
+                           remove_unlisted=args["remove_unlisted"])
         result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
         result.pop("invocation", None)
         return result
@@ -87,4 +89,4 @@ class ActionModule(CertopsAction):
                           adopt=args["adopt"] and not self.check_mode)
         adopted = [h["name"] for h in held if h.get("adopted")]
         return {"changed": False, "held": held, "adopted": adopted,
-                "certificates": [], "changed_certificates": []}
+                "certificates": [], "changed_certificates": [], "removed": []}

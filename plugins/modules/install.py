@@ -80,6 +80,13 @@ options:
     description: Minimum remaining validity, in days, for a held certificate to be adopted.
     type: int
     default: 1
+  remove_unlisted:
+    description:
+      - With O(state=present), remove every certificate directory under O(dest) that
+        O(certificates) does not name. Only directories holding a C(cert.pem) and a
+        C(privkey.pem) are touched, so other files in O(dest) are safe.
+    type: bool
+    default: false
   bundles:
     description: Internal, filled in by the action plugin from the store (public files). Do not set.
     type: list
@@ -127,6 +134,11 @@ certificates:
     serial:
       description: Serial number (hex) of the installed certificate (with O(state=present)).
       type: str
+removed:
+  description: Certificate directories removed by O(remove_unlisted).
+  returned: always
+  type: list
+  elements: str
 changed_certificates:
   description: Names of the certificates whose files changed (handy for handlers).
   returned: always
@@ -162,6 +174,7 @@ held:
 
 import hashlib
 import os
+import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -228,13 +241,36 @@ def install(module, params):
                 _host_files.atomic_write(path, data, mode, uid, gid)
         results.append({"name": name, "path": cert_dir, "changed": bool(changed_files) or dir_changed,
                         "changed_files": changed_files, "serial": bundle.get("serial")})
+    removed = remove_unlisted(module, dest, [r["name"] for r in results]) if params["remove_unlisted"] else []
     changed = [r["name"] for r in results if r["changed"]]
-    result = {"changed": bool(changed), "certificates": results, "changed_certificates": changed}
+    result = {"changed": bool(changed) or bool(removed), "certificates": results,
+              "changed_certificates": changed, "removed": removed}
+    if removed:
+        before.extend("%s/ (present)" % name for name in removed)
+        after.extend("%s/ (removed)" % name for name in removed)
     if module._diff:
         result["diff"] = {"before": "\n".join(before) + ("\n" if before else ""),
                           "after": "\n".join(after) + ("\n" if after else ""),
                           "before_header": dest, "after_header": dest}
     module.exit_json(**result)
+
+
+def remove_unlisted(module, dest, keep):
+    removed = []
+    try:
+        entries = sorted(os.listdir(dest))
+    except OSError:
+        return removed
+    for name in entries:
+        path = os.path.join(dest, name)
+        if name in keep or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        if not (os.path.isfile(os.path.join(path, "cert.pem")) and os.path.isfile(os.path.join(path, "privkey.pem"))):
+            continue  # not a certificate directory of ours
+        removed.append(name)
+        if not module.check_mode:
+            shutil.rmtree(path)
+    return removed
 
 
 def inspect(module, params):
@@ -259,7 +295,7 @@ def inspect(module, params):
             held.append({"name": name, "path": cert_dir, "files": files})
     # The action plugin parses these on the controller and strips key material before any
     # result is shown; the module itself only reads.
-    module.exit_json(changed=False, held=held, certificates=[], changed_certificates=[])
+    module.exit_json(changed=False, held=held, certificates=[], changed_certificates=[], removed=[])
 
 
 def main():
@@ -275,6 +311,7 @@ def main():
             dir_mode=dict(type="str", default="0700"),
             adopt=dict(type="bool", default=True),
             adopt_min_days=dict(type="int", default=1),
+            remove_unlisted=dict(type="bool", default=False),
             store_path=dict(type="path"),
             bundles=dict(type="list", elements="dict"),
             key_material=dict(type="dict", no_log=True),

@@ -1,48 +1,24 @@
-"""The edge role on a simulated proxy host (own loopback address, own files, real HAProxy)."""
+"""The edge role on simulated proxy hosts (own loopback address, own files, real HAProxy/nginx)."""
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.harness.hosts import haproxy_service, nginx_service
 from tests.harness.processes import pid_from, start_backend, stop_pidfile
 from tests.harness.tls import handshake
 
 pytestmark = pytest.mark.integration
 
-HOST_ADDRESS = "127.0.0.2"
+PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "edge.yml"
 HTTPS_PORT = 14543
 BACKEND_PORT = 18181
-NAMES = ["shop.edge.test", "blog.edge.test", "api.edge.test"]
-
-
-def haproxy_host(work: Path, pebble_server, account, sites) -> dict:
-    host_dir = work / "edge1"
-    host_dir.mkdir(exist_ok=True)
-    pidfile, config = host_dir / "haproxy.pid", host_dir / "haproxy.cfg"
-    return {
-        "ansible_connection": "local",
-        "certops_edge_acme_directory": pebble_server.directory_url,
-        "certops_edge_acme_ca_path": pebble_server.ca_cert,
-        "certops_edge_account_key_src": account["key_path"],
-        "certops_edge_terms_agreed": True,
-        "certops_edge_store_path": str(work / "store"),
-        "certops_edge_bind_address": HOST_ADDRESS,
-        "certops_edge_http_port": pebble_server.ports.http01,
-        "certops_edge_https_port": HTTPS_PORT,
-        "certops_edge_cert_dir": str(host_dir / "certs"),
-        "certops_edge_haproxy_config": str(config),
-        "certops_edge_haproxy_admin_socket": str(host_dir / "admin.sock"),
-        "certops_edge_hsts": True,
-        "certops_edge_haproxy_status_command": f"sh -c 'kill -0 \"$(cat {pidfile} 2>/dev/null)\" 2>/dev/null'",
-        "certops_edge_haproxy_start_command": f"haproxy -W -D -f {config} -p {pidfile}",
-        "certops_edge_haproxy_reload_command": f"sh -c 'kill -USR2 \"$(cat {pidfile})\"'",
-        "certops_edge_sites": sites,
-    }
 
 
 def worker_pids(master: int) -> set[int]:
@@ -50,7 +26,8 @@ def worker_pids(master: int) -> set[int]:
         return {int(p) for p in handle.read().split()}
 
 
-def wait_for(check, timeout=5.0):
+def wait_for(check, timeout=8.0):
+    """Reloads are asynchronous (a new worker takes over): retry an assertion briefly."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -61,36 +38,93 @@ def wait_for(check, timeout=5.0):
             time.sleep(0.1)
 
 
-@pytest.fixture
-def edge(controller, pebble_server, account):
-    for name in NAMES:
-        pebble_server.set_address(name, HOST_ADDRESS)
-    backend_pid = controller.work / "backend.pid"
-    start_backend(HOST_ADDRESS, BACKEND_PORT, "edge-backend", backend_pid)
-    sites = [{"name": n, "domains": [n], "backends": [f"{HOST_ADDRESS}:{BACKEND_PORT}"]} for n in NAMES]
-    controller.write_inventory({"all": {"children": {"edge": {"hosts": {
-        "edge1": controller.local_host(**haproxy_host(controller.work, pebble_server, account, sites))}}}}})
-    yield controller
-    stop_pidfile(controller.work / "edge1" / "haproxy.pid")
-    stop_pidfile(backend_pid)
-
-
-def http_request(port: int, host: str, path: str = "/") -> str:
-    with socket.create_connection((HOST_ADDRESS, port), timeout=5) as sock:
+def http_request(address: str, port: int, host: str, path: str = "/") -> str:
+    with socket.create_connection((address, port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         return sock.recv(65536).decode("utf-8", "replace")
 
 
-def test_edge_layout_serves_every_name_and_a_rerun_changes_nothing(edge, pebble_server):
-    playbook = Path(__file__).resolve().parents[2] / "playbooks" / "edge.yml"
+class EdgeLayout:
+    """Simulated proxy hosts sharing one controller store and one set of sites."""
+
+    def __init__(self, controller, pebble_server, account, proxy: str, addresses: list[str], names: list[str]):
+        self.controller, self.pebble, self.account = controller, pebble_server, account
+        self.proxy, self.addresses, self.names = proxy, addresses, names
+        self.pidfiles: list[Path] = []
+        self.backend_pid = controller.work / "backend.pid"
+        # Round-robin DNS in miniature: the CA reaches every name on the first proxy host.
+        for name in names:
+            pebble_server.set_address(name, addresses[0])
+        start_backend("127.0.0.1", BACKEND_PORT, "edge-backend", self.backend_pid)
+        self.sites = [{"name": n, "domains": [n], "backends": [f"127.0.0.1:{BACKEND_PORT}"]} for n in names]
+        self.write()
+
+    def host_dir(self, index: int) -> Path:
+        return self.controller.work / f"edge{index}"
+
+    def host_vars(self, index: int, address: str, sites: list[dict]) -> dict:
+        host_dir = self.host_dir(index)
+        service = (haproxy_service(host_dir, "certops_edge") if self.proxy == "haproxy"
+                   else nginx_service(host_dir, "certops_edge"))
+        self.pidfiles.append(host_dir / ("haproxy.pid" if self.proxy == "haproxy" else "nginx/nginx.pid"))
+        return self.controller.local_host(
+            certops_edge_proxy=self.proxy,
+            certops_edge_acme_directory=self.pebble.directory_url,
+            certops_edge_acme_ca_path=self.pebble.ca_cert,
+            certops_edge_account_key_src=self.account["key_path"],
+            certops_edge_terms_agreed=True,
+            certops_edge_store_path=str(self.controller.work / "store"),
+            certops_edge_bind_address=address,
+            certops_edge_http_port=self.pebble.ports.http01,
+            certops_edge_https_port=HTTPS_PORT,
+            certops_edge_cert_dir=str(host_dir / "certs"),
+            certops_edge_haproxy_admin_socket=str(host_dir / "admin.sock"),
+            certops_edge_hsts=True,
+            certops_edge_remove_unlisted=True,
+            certops_edge_sites=sites,
+            **service)
+
+    def write(self, sites: list[dict] | None = None, **extra) -> None:
+        hosts = {f"edge{i}": {**self.host_vars(i, a, sites or self.sites), **extra}
+                 for i, a in enumerate(self.addresses)}
+        self.controller.write_inventory({"all": {"children": {"edge": {"hosts": hosts}}}})
+
+    def run(self, *args, check=True):
+        return self.controller.run(PLAYBOOK, *args, check=check)
+
+    def serial(self, address: str, name: str) -> str:
+        return handshake(address, HTTPS_PORT, name, self.pebble.root_pem()).serial
+
+    def stop(self) -> None:
+        for pidfile in self.pidfiles:
+            stop_pidfile(pidfile)
+        stop_pidfile(self.backend_pid)
+
+
+@pytest.fixture
+def layout(request, controller, pebble_server, account):
+    created = []
+
+    def make(proxy, addresses, names):
+        created.append(EdgeLayout(controller, pebble_server, account, proxy, addresses, names))
+        return created[-1]
+    yield make
+    for item in created:
+        item.stop()
+
+
+@pytest.mark.parametrize("proxy,address", [("haproxy", "127.0.0.2"), ("nginx", "127.0.0.3")])
+def test_edge_serves_every_name_with_forwarded_headers_and_a_rerun_changes_nothing(
+        layout, pebble_server, proxy, address):
+    names = [f"{n}.{proxy}.edge.test" for n in ("shop", "blog", "api")]
+    edge = layout(proxy, [address], names)
     orders_before = pebble_server.new_orders()
-    first = edge.run(playbook, check=True)
-    assert pebble_server.new_orders() - orders_before == len(NAMES)
-    assert first.total("failed") == 0
+    edge.run()
+    assert pebble_server.new_orders() - orders_before == len(names)
 
     root = pebble_server.root_pem()
-    for name in NAMES:
-        result = wait_for(lambda n=name: handshake(HOST_ADDRESS, HTTPS_PORT, n, root))
+    for name in names:
+        result = wait_for(lambda n=name: handshake(address, HTTPS_PORT, n, root))
         assert result.names == [name]
         assert result.http_status_line.startswith("HTTP/1.1 200")
         assert result.headers["strict-transport-security"] == "max-age=63072000"
@@ -99,19 +133,113 @@ def test_edge_layout_serves_every_name_and_a_rerun_changes_nothing(edge, pebble_
         assert seen["headers"]["x-forwarded-proto"] == "https"
         assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
 
-    answer = http_request(pebble_server.ports.http01, NAMES[0], "/some/page")
-    assert answer.startswith("HTTP/1.1 308") and f"location: https://{NAMES[0]}/some/page" in answer.lower()
+    answer = http_request(address, pebble_server.ports.http01, names[0], "/some/page")
+    assert answer.startswith("HTTP/1.1 308") and f"location: https://{names[0]}/some/page" in answer.lower()
     token = "abc_DEF-123"
-    challenge = http_request(pebble_server.ports.http01, NAMES[0], f"/.well-known/acme-challenge/{token}")
+    challenge = http_request(address, pebble_server.ports.http01, names[0], f"/.well-known/acme-challenge/{token}")
     assert challenge.rstrip().endswith(f"{token}.{edge.account['thumbprint']}")
 
-    unknown = handshake(HOST_ADDRESS, HTTPS_PORT, NAMES[0], root, host_header="elsewhere.edge.test")
-    assert unknown.http_status_line.startswith("HTTP/1.1 421"), "an unknown Host reached a backend"
+    if proxy == "haproxy":
+        unknown = handshake(address, HTTPS_PORT, names[0], root, host_header="elsewhere.edge.test")
+        assert unknown.http_status_line.startswith("HTTP/1.1 421"), "an unknown Host reached a backend"
+    with pytest.raises(ssl.SSLError):  # an unknown SNI never gets some other site's certificate
+        handshake(address, HTTPS_PORT, "elsewhere.edge.test", root)
 
-    master = pid_from(edge.work / "edge1" / "haproxy.pid")
-    workers = worker_pids(master)
-    second = edge.run(playbook, check=True)
+    pid = pid_from(edge.pidfiles[0])
+    workers = worker_pids(pid)
+    second = edge.run()
     assert second.total("changed") == 0
-    assert pebble_server.new_orders() - orders_before == len(NAMES)
-    assert pid_from(edge.work / "edge1" / "haproxy.pid") == master
-    assert worker_pids(master) == workers, "an idempotent run reloaded HAProxy"
+    assert pebble_server.new_orders() - orders_before == len(names)
+    assert pid_from(edge.pidfiles[0]) == pid and worker_pids(pid) == workers, "an idempotent run reloaded"
+
+
+def test_a_renewal_is_swapped_into_running_haproxy_without_a_reload(layout, pebble_server):
+    address, name = "127.0.0.4", "hot.swap.edge.test"
+    edge = layout("haproxy", [address], [name])
+    edge.run()
+    before = wait_for(lambda: edge.serial(address, name))
+    master = pid_from(edge.pidfiles[0])
+    workers = worker_pids(master)
+
+    edge.write(certops_edge_force_renew=True)
+    run = edge.run()
+    assert "Swap renewed certificates into the running HAProxy" in run.stdout
+    after = edge.serial(address, name)  # no wait: the swap is synchronous
+    assert after != before
+    assert pid_from(edge.pidfiles[0]) == master and worker_pids(master) == workers, "HAProxy was reloaded"
+
+
+def test_nginx_reloads_for_a_renewal(layout, pebble_server):
+    address, name = "127.0.0.5", "renew.nginx.edge.test"
+    edge = layout("nginx", [address], [name])
+    edge.run()
+    before = wait_for(lambda: edge.serial(address, name))
+    edge.write(certops_edge_force_renew=True)
+    edge.run()
+
+    def serves_the_new_certificate():
+        assert edge.serial(address, name) != before
+    wait_for(serves_the_new_certificate)
+
+
+@pytest.mark.parametrize("proxy,address,option", [
+    ("haproxy", "127.0.0.6", {"haproxy_options": ["this-is-not-a-directive"]}),
+    ("nginx", "127.0.0.7", {"nginx_options": ["this_is_not_a_directive on;"]})])
+def test_a_broken_site_option_is_refused_and_the_old_config_keeps_serving(layout, pebble_server, proxy, address, option):
+    names = [f"one.{proxy}.broken.test", f"two.{proxy}.broken.test"]
+    edge = layout(proxy, [address], names)
+    edge.run()
+    config = Path(edge.host_vars(0, address, edge.sites)["certops_edge_config_path"])
+    good_config = config.read_text()
+    serial = wait_for(lambda: edge.serial(address, names[0]))
+
+    broken = [dict(edge.sites[0], **option), edge.sites[1]]
+    edge.write(sites=broken)
+    run = edge.run(check=False)
+    assert run.returncode != 0
+    assert "was refused by" in run.stdout and "not activated" in run.stdout
+    assert config.read_text() == good_config, "the refused configuration was left in place"
+    assert edge.serial(address, names[0]) == serial  # still serving, same certificate
+    assert not list(config.parent.glob(config.name + ".*~")), "backup files left behind"
+
+
+def test_removing_a_site_removes_its_config_and_files(layout, pebble_server):
+    address = "127.0.0.8"
+    names = ["keep.remove.edge.test", "drop.remove.edge.test"]
+    edge = layout("haproxy", [address], names)
+    edge.run()
+    cert_dir = edge.host_dir(0) / "certs"
+    assert (cert_dir / names[1] / "privkey.pem").exists()
+    edge.write(sites=[edge.sites[0]])
+    run = edge.run()
+    assert run.total("changed") > 0
+    assert not (cert_dir / names[1]).exists()
+    assert names[1] not in Path(edge.host_vars(0, address, edge.sites)["certops_edge_config_path"]).read_text()
+    wait_for(lambda: edge.serial(address, names[0]))
+
+    def dropped_name_is_refused():
+        try:
+            edge.serial(address, names[1])
+        except ssl.SSLError:
+            return
+        raise AssertionError(f"{names[1]} is still served")
+    wait_for(dropped_name_is_refused)
+
+
+def test_three_proxies_sharing_ten_names_order_each_name_once(layout, pebble_server):
+    addresses = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    names = [f"n{i}.shared.edge.test" for i in range(10)]
+    edge = layout("haproxy", addresses, names)
+    orders_before = pebble_server.new_orders()
+    first = edge.run()
+    assert pebble_server.new_orders() - orders_before == 10
+    root = pebble_server.root_pem()
+    for address in addresses:
+        served = {name: wait_for(lambda a=address, n=name: handshake(a, HTTPS_PORT, n, root)).serial for name in names}
+        assert len(set(served.values())) == 10
+        if address == addresses[0]:
+            reference = served
+        assert served == reference, "hosts serve different certificates for the same name"
+    second = edge.run()
+    assert second.total("changed") == 0 and pebble_server.new_orders() - orders_before == 10
+    print(f"\n3 proxies x 10 names: first run {first.seconds:.1f} s, idempotent re-run {second.seconds:.1f} s")
