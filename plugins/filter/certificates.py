@@ -43,6 +43,38 @@ def merge_certificates(specs: Any) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+def passthrough_routes(backends: Any) -> list[dict[str, Any]]:
+    """SNI routes for passthrough proxies from the backends' host variables.
+
+    One route per site name, with every backend address serving it. A name that two
+    different sites claim is an error: the proxy could not know where to send it.
+    """
+    routes: dict[str, dict[str, Any]] = {}
+    owner_of: dict[str, str] = {}
+    for host in backends or []:
+        address = host.get("certops_passthrough_backend_address")
+        for index, site in enumerate(host.get("certops_passthrough_sites") or []):
+            if not isinstance(site, dict) or not site.get("name") or not site.get("domains"):
+                raise AnsibleFilterError("certops_passthrough_sites[%d] on %s: each site needs 'name' and 'domains'"
+                                         % (index, host.get("inventory_hostname", "?")))
+            if not address:
+                raise AnsibleFilterError("%s serves %s but has no certops_passthrough_backend_address"
+                                         % (host.get("inventory_hostname", "?"), site["name"]))
+            domains = sorted(str(d).lower() for d in site["domains"])
+            route = routes.setdefault(site["name"], {"name": site["name"], "domains": domains, "servers": []})
+            if route["domains"] != domains:
+                raise AnsibleFilterError("site %r has different domains on different backends (%s vs %s)"
+                                         % (site["name"], route["domains"], domains))
+            if address not in route["servers"]:
+                route["servers"].append(address)
+            for domain in domains:
+                if owner_of.setdefault(domain, site["name"]) != site["name"]:
+                    raise AnsibleFilterError("%s is claimed by sites %r and %r; SNI routing needs one owner"
+                                             % (domain, owner_of[domain], site["name"]))
+    return list(routes.values())
+
+
 class FilterModule(object):
     def filters(self) -> dict[str, Any]:
-        return {"sites_to_certificates": sites_to_certificates, "merge_certificates": merge_certificates}
+        return {"sites_to_certificates": sites_to_certificates, "merge_certificates": merge_certificates,
+                "passthrough_routes": passthrough_routes}

@@ -49,7 +49,9 @@ def nginx_service(host_dir: Path, prefix: str, fragment: str = "certops.conf",
     main.write_text("\n".join(lines) + "\n")
     where = "stream.d" if stream else "http.d"
     base = f"nginx -c {main} -p {root}/"
+    extra = {f"{prefix}_http_config_path": str(root / "http.d" / fragment)} if stream else {}
     return {
+        **extra,
         f"{prefix}_config_path": str(root / where / fragment),
         f"{prefix}_validate_command": f"{base} -t -q",
         f"{prefix}_status_command": _alive(pidfile),
