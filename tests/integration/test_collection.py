@@ -13,7 +13,8 @@ from tests.harness.ansible import REPO, collections_path
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-MODULES = ["account", "certificate", "install"]
+MODULES = ["account", "certificate", "install", "haproxy_runtime_cert"]
+ROLES = ["edge", "passthrough", "certificates"]
 
 
 def test_galaxy_build_produces_a_tarball_without_dev_files(tmp_path):
@@ -37,15 +38,16 @@ def test_ansible_doc_renders_every_module(tmp_path, module):
     assert "[WARNING]" not in out.stderr, out.stderr
 
 
-def test_ansible_doc_renders_the_edge_role(tmp_path):
+@pytest.mark.parametrize("role", ROLES)
+def test_ansible_doc_renders_every_role(tmp_path, role):
     env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "PATH": f"{BIN}:/usr/bin:/bin"}
-    out = subprocess.run([str(BIN / "ansible-doc"), "-t", "role", "certops.acme.edge"], env=env,
+    out = subprocess.run([str(BIN / "ansible-doc"), "-t", "role", f"certops.acme.{role}"], env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "certops_edge_sites" in out.stdout
+    assert f"certops_{role}_" in out.stdout or "certops_certificates_list" in out.stdout
 
 
-@pytest.mark.parametrize("name", ["sites_to_certificates", "merge_certificates"])
+@pytest.mark.parametrize("name", ["sites_to_certificates", "merge_certificates", "passthrough_routes"])
 def test_ansible_doc_renders_the_filters(tmp_path, name):
     env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "PATH": f"{BIN}:/usr/bin:/bin"}
     out = subprocess.run([str(BIN / "ansible-doc"), "-t", "filter", f"certops.acme.{name}"], env=env,
