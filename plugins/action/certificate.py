@@ -3,21 +3,64 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
     BatchSettings, CertificateBatch, parse_specs)
+from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
+    Dns01Responder, DnsProvider, HookProvider, Rfc2136Provider, parse_server, load_provider)
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
+
+RFC2136_SPEC = {
+    "server": {"type": "str", "required": True},
+    "port": {"type": "int", "default": 53},
+    "key_name": {"type": "str", "required": True},
+    "key_secret": {"type": "str", "required": True, "no_log": True},
+    "key_algorithm": {"type": "str", "default": "hmac-sha256",
+                      "choices": ["hmac-sha256", "hmac-sha384", "hmac-sha512"]},
+    "zone": {"type": "str"},
+}
+
+
+def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
+    kind = args.get("dns_provider")
+    if not kind:
+        return None
+    provider: DnsProvider
+    if kind == "rfc2136":
+        settings = args.get("dns_rfc2136")
+        if not settings:
+            raise InputError("dns_rfc2136", "is required with dns_provider: rfc2136",
+                             "give server, key_name and key_secret")
+        provider = Rfc2136Provider(server=settings["server"], port=settings["port"],
+                                   key_name=settings["key_name"], key_secret=settings["key_secret"],
+                                   key_algorithm=settings["key_algorithm"], zone=settings.get("zone"))
+    elif kind == "hook":
+        if not args.get("dns_hook"):
+            raise InputError("dns_hook", "is required with dns_provider: hook", "give the executable's path")
+        provider = HookProvider(args["dns_hook"])
+    else:
+        provider = load_provider(kind, args.get("dns_provider_options") or {})
+    servers = [parse_server(s) for s in args.get("dns_check_servers") or []]
+    return Dns01Responder(provider, servers, float(args["dns_propagation_timeout"]))
 
 
 class ActionModule(CertopsAction):
     ARGUMENT_SPEC = options.merged_spec(
         options.CONNECTION_SPEC, options.ACCOUNT_KEY_SPEC, options.STORE_SPEC,
         certificates={"type": "list", "elements": "dict", "required": True},
+        stage={"type": "str", "default": "all", "choices": ["all", "prepare", "complete"]},
         workers={"type": "int", "default": 4},
         timeout={"type": "int", "default": 600},
         lock_timeout={"type": "int", "default": 300},
+        dns_provider={"type": "str"},
+        dns_rfc2136={"type": "dict", "options": RFC2136_SPEC},
+        dns_hook={"type": "path"},
+        dns_provider_options={"type": "dict", "no_log": True},
+        dns_check_servers={"type": "list", "elements": "str"},
+        dns_propagation_timeout={"type": "int", "default": 120},
     )
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
 
@@ -28,12 +71,19 @@ class ActionModule(CertopsAction):
         account_key = None
         if args.get("account_key_src") or args.get("account_key_content"):
             account_key, _ = options.build_account_key(args)
+        responders: dict[str, Any] = {}
+        dns = dns_responder(args)
+        if dns is not None:
+            responders["dns-01"] = dns
+        elif any(s.challenge == "dns-01" for s in specs):
+            raise InputError("dns_provider", "certificates use dns-01 (wildcards default to it) but no "
+                                             "DNS provider is set", "set dns_provider: rfc2136 or hook")
         batch = CertificateBatch(
             store, BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),
                                  lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode),
-            lambda: options.build_transport(args, pool_size=workers), account_key)
+            lambda: options.build_transport(args, pool_size=workers), account_key, responders)
         try:
-            results = batch.run(specs)
+            results = batch.run(specs, stage=args["stage"])
         finally:
             batch.close()
         by_name = {r.name: r for r in results + failures}
@@ -42,10 +92,13 @@ class ActionModule(CertopsAction):
         out: dict[str, Any] = {
             "changed": any(r.changed for r in ordered),
             "certificates": [r.to_dict() for r in ordered],
+            "challenges": batch.host_challenges,
             "acme_requests": dict(batch.transport.requests) if batch.transport else {},
             "account_url": batch.account_url,
             "store_path": store.root,
         }
+        if dns is not None and dns.cleanup_errors:
+            out["warnings"] = [f"dns-01 cleanup: {e}" for e in dns.cleanup_errors]
         if failed:
             ok = len(ordered) - len(failed)
             out["failed"] = True

@@ -195,8 +195,12 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 def start(state_dir: str | os.PathLike[str], base_port: int = 14000,
-          env: dict[str, str] | None = None, pebble_config: dict | None = None) -> PebbleInfo:
-    """Start Pebble + challtestsrv detached from the caller; return how to reach them."""
+          env: dict[str, str] | None = None, pebble_config: dict | None = None,
+          dns_server: str | None = None) -> PebbleInfo:
+    """Start Pebble + challtestsrv detached from the caller; return how to reach them.
+
+    ``dns_server`` (HOST:PORT) makes Pebble resolve through another server (e.g. a BIND the
+    test updates) instead of challtestsrv."""
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     ports = PebblePorts.from_base(base_port)
@@ -231,7 +235,7 @@ def start(state_dir: str | os.PathLike[str], base_port: int = 14000,
     with open(log_path, "ab") as out:
         pebble = subprocess.Popen(
             ["pebble", "-config", str(state / "pebble-config.json"),
-             "-dnsserver", f"127.0.0.1:{ports.dns}"],
+             "-dnsserver", dns_server or f"127.0.0.1:{ports.dns}"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=child_env, start_new_session=True)
     info = PebbleInfo(state_dir=str(state), ports=ports, ca_cert=str(ca), log_file=str(log_path),

@@ -24,14 +24,16 @@ from .account import AccountKey, find_account
 from .crypto import DEFAULT_KEY_TYPE, KEY_TYPES, generate_private_key, key_type_of, load_private_key, private_key_pem, utcnow
 from .errors import CertopsError, InputError
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
-from .orders import ChallengeResponder, OrderRequest, StatelessHttp01, issue_certificate
+from .orders import (ChallengeResponder, OpenOrder, OrderRequest, PendingChallenge, StatelessHttp01,
+                     complete_order, open_order, tls_alpn_challenge_certificate)
 from .renewal import Decision, RenewalPolicy, renewal_decision
-from .store import CertificateStore, StoredCertificate, check_certificate_name
+from .store import CertificateStore, StoreLock, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
-CHALLENGES = ("http-01",)
+CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
 SPEC_KEYS = {"name", "domains", "key_type", "challenge", "renew_remaining_days",
-             "renew_remaining_fraction", "force", "reuse_key", "profile"}
+             "renew_remaining_fraction", "force", "reuse_key", "profile", "webroot"}
+STAGES = ("all", "prepare", "complete")
 
 
 @dataclass
@@ -44,12 +46,18 @@ class CertificateSpec:
     force: bool = False
     reuse_key: bool = False
     profile: Optional[str] = None
+    webroot: Optional[str] = None
+
+    @property
+    def on_hosts(self) -> bool:
+        """Whether its challenges are answered on the hosts rather than from the controller."""
+        return self.challenge == "tls-alpn-01" or (self.challenge == "http-01" and bool(self.webroot))
 
 
 @dataclass
 class CertificateResult:
     name: str
-    action: str                      # keep | issue | renew | failed
+    action: str                      # keep | issue | renew | failed | pending (stage prepare)
     reason: str = ""
     domains: list[str] = field(default_factory=list)
     error: Optional[str] = None
@@ -57,7 +65,7 @@ class CertificateResult:
 
     @property
     def changed(self) -> bool:
-        return self.action in ("issue", "renew")
+        return self.action in ("issue", "renew", "pending")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "action": self.action, "changed": self.changed,
@@ -102,11 +110,16 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
             if key_type not in KEY_TYPES:
                 raise InputError(f"{where}.key_type", f"{key_type!r} is not supported",
                                  f"use one of {', '.join(KEY_TYPES)}")
-            challenge = entry.get("challenge") or "http-01"
+            challenge = entry.get("challenge") or ("dns-01" if any(i.is_wildcard for i in identifiers)
+                                                   else "http-01")
             if challenge not in CHALLENGES:
                 raise InputError(f"{where}.challenge", f"{challenge!r} is not supported",
                                  f"use one of {', '.join(CHALLENGES)}")
             check_challenge_fits(identifiers, challenge, f"{where}.challenge")
+            webroot = entry.get("webroot") or None
+            if webroot and challenge != "http-01":
+                raise InputError(f"{where}.webroot", f"only applies to http-01, not {challenge}",
+                                 "drop webroot or use challenge: http-01")
             policy = RenewalPolicy(
                 remaining_days=_optional_float(entry, "renew_remaining_days", where),
                 remaining_fraction=_optional_float(entry, "renew_remaining_fraction", where))
@@ -119,7 +132,7 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
                                      challenge=challenge, policy=policy,
                                      force=bool(entry.get("force", False)),
                                      reuse_key=bool(entry.get("reuse_key", False)),
-                                     profile=entry.get("profile") or None))
+                                     profile=entry.get("profile") or None, webroot=webroot))
     return specs, failures
 
 
@@ -148,6 +161,16 @@ class BatchSettings:
 
 
 class CertificateBatch:
+    """Runs one batch: decide, open every due order, deploy each challenge type once for the
+    whole batch, complete the orders in parallel, store, and always clean up.
+
+    ``stage`` splits the work for challenges that live on hosts (webroot http-01,
+    tls-alpn-01), which other Ansible tasks deploy between the two stages:
+    ``prepare`` opens their orders and returns the challenges (the order and its key wait in
+    the store as a pending record); ``complete`` answers them and stores the certificates.
+    Certificates with controller-side challenges are always done in full.
+    """
+
     def __init__(self, store: CertificateStore, settings: BatchSettings,
                  transport_factory: Callable[[], AcmeTransport], account_key: Optional[AccountKey],
                  responders: Optional[dict[str, ChallengeResponder]] = None,
@@ -156,10 +179,12 @@ class CertificateBatch:
         self.settings = settings
         self._transport_factory = transport_factory
         self.account_key = account_key
-        self.responders: dict[str, ChallengeResponder] = responders or {"http-01": StatelessHttp01()}
+        self.responders: dict[str, ChallengeResponder] = {"http-01": StatelessHttp01()}
+        self.responders.update(responders or {})
         self.now = now
         self.transport: Optional[AcmeTransport] = None
         self.account_url: Optional[str] = None
+        self.host_challenges: list[dict[str, Any]] = []
         self._account_lock = threading.Lock()
 
     # --- account, only when something is ordered ------------------------------------------
@@ -182,53 +207,149 @@ class CertificateBatch:
         if self.transport is not None:
             self.transport.close()
 
+    def _pool(self, count: int) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=max(1, min(self.settings.workers, count)),
+                                  thread_name_prefix="certops-order")
+
     # --- the batch ------------------------------------------------------------------------
-    def run(self, specs: Sequence[CertificateSpec]) -> list[CertificateResult]:
+    def run(self, specs: Sequence[CertificateSpec], stage: str = "all") -> list[CertificateResult]:
         now = self.now()
         results: dict[str, CertificateResult] = {}
         due: list[CertificateSpec] = []
         for spec in specs:
             stored = self.store.load(spec.name)
             decision = decide(spec, stored, now)
-            if decision.needs_order:
-                due.append(spec)
-                results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason,
-                                                       identifier_values(spec.identifiers), stored=stored)
-            else:
-                results[spec.name] = CertificateResult(spec.name, "keep", decision.reason,
-                                                       identifier_values(spec.identifiers), stored=stored)
+            domains = identifier_values(spec.identifiers)
+            results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason, domains, stored=stored)
+            if not decision.needs_order:
+                if stage == "complete" and spec.on_hosts:
+                    self.store.drop_pending(spec.name)  # done by a concurrent run meanwhile
+                continue
+            if spec.on_hosts and stage == "all":
+                results[spec.name] = CertificateResult(
+                    spec.name, "failed", domains=domains,
+                    error=f"{spec.challenge}{' (webroot)' if spec.webroot else ''} is answered on the hosts: run "
+                          "this task with stage: prepare, deploy the returned challenges with "
+                          "certops.acme.challenge, then stage: complete (the certops.acme.certificates "
+                          "role does this)")
+                continue
+            due.append(spec)
         if due and not self.settings.check_mode:
             deadline = Deadline(self.settings.deadline_seconds, "the certificate batch")
-            workers = max(1, min(self.settings.workers, len(due)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certops-order") as pool:
-                for result in pool.map(lambda s: self._issue_one(s, deadline), due):
-                    results[result.name] = result
+            for result in self._order(due, stage, deadline):
+                results[result.name] = result
         return [results[s.name] for s in specs]
 
-    def _issue_one(self, spec: CertificateSpec, deadline: Deadline) -> CertificateResult:
+    def _order(self, due: Sequence[CertificateSpec], stage: str,
+               deadline: Deadline) -> list[CertificateResult]:
+        finished: list[CertificateResult] = []
+        opened: list[tuple[CertificateSpec, OpenOrder, StoreLock, str]] = []
+        with self._pool(len(due)) as pool:
+            for spec, outcome in zip(due, pool.map(lambda s: self._open_one(s, stage, deadline), due)):
+                if isinstance(outcome, CertificateResult):
+                    finished.append(outcome)
+                else:
+                    opened.append((spec, *outcome))
+        try:
+            to_complete = []
+            by_type: dict[str, list[PendingChallenge]] = {}
+            for spec, order, lock, reason in opened:
+                if spec.on_hosts and stage == "prepare":
+                    self.host_challenges.extend(self._for_hosts(spec, order))
+                    finished.append(CertificateResult(spec.name, "pending", reason + " (challenges prepared for the hosts)",
+                                                      identifier_values(spec.identifiers)))
+                    continue
+                to_complete.append((spec, order, lock, reason))
+                if not spec.on_hosts:
+                    by_type.setdefault(spec.challenge, []).extend(order.pending)
+            failed_deploy: dict[str, str] = {}
+            try:
+                for kind, challenges in by_type.items():
+                    failed_deploy.update(self.responders[kind].deploy(challenges, deadline))
+                ready = [item for item in to_complete if item[0].name not in failed_deploy]
+                finished.extend(CertificateResult(spec.name, "failed", error=failed_deploy[spec.name],
+                                                  domains=identifier_values(spec.identifiers))
+                                for spec, _, _, _ in to_complete if spec.name in failed_deploy)
+                with self._pool(len(ready)) as pool:
+                    finished.extend(pool.map(lambda item: self._complete_one(*item, deadline=deadline), ready))
+            finally:
+                for kind, challenges in by_type.items():
+                    try:
+                        self.responders[kind].cleanup(challenges)
+                    except CertopsError:
+                        pass  # reported by the responder's own checks; never hides the results
+        finally:
+            for _, _, lock, _ in opened:
+                lock.release()
+        return finished
+
+    def _open_one(self, spec: CertificateSpec, stage: str, deadline: Deadline) -> Any:
+        """Lock, re-check, and open (or, at stage complete, reload) the order."""
+        domains = identifier_values(spec.identifiers)
+        lock = None
+        try:
+            lock = self.store.acquire(spec.name, self.settings.lock_timeout)
+            # Re-read under the lock: another run may have issued it while we waited.
+            stored = self.store.load(spec.name)
+            decision = decide(spec, stored, self.now())
+            if not decision.needs_order:
+                lock.release()
+                return CertificateResult(spec.name, "keep", decision.reason + " (issued by a concurrent run)",
+                                         domains, stored=stored)
+            transport = self._connected(deadline)
+            if spec.on_hosts and stage == "complete":
+                order = self.store.load_pending(spec.name, spec.identifiers)
+                if order is None:
+                    raise CertopsError(f"certificate {spec.name!r}: no prepared order to complete; run the "
+                                       "task with stage: prepare first")
+            else:
+                order = self.store.load_pending(spec.name, spec.identifiers) if spec.on_hosts else None
+                if order is None:
+                    request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored),
+                                           spec.challenge, spec.profile)
+                    order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "",
+                                       deadline)
+                    if spec.on_hosts:
+                        self.store.save_pending(spec.name, order)
+            return order, lock, decision.reason
+        except CertopsError as error:
+            if lock is not None:
+                lock.release()
+            return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
+
+    def _complete_one(self, spec: CertificateSpec, order: OpenOrder, lock: StoreLock, reason: str,
+                      deadline: Deadline) -> CertificateResult:
         domains = identifier_values(spec.identifiers)
         try:
-            with self.store.lock(spec.name, self.settings.lock_timeout):
-                # Re-read under the lock: another run may have issued it while we waited.
-                stored = self.store.load(spec.name)
-                decision = decide(spec, stored, self.now())
-                if not decision.needs_order:
-                    return CertificateResult(spec.name, "keep", decision.reason + " (issued by a concurrent run)",
-                                             domains, stored=stored)
-                transport = self._connected(deadline)
-                key_pem = self._key_for(spec, stored)
-                issued = issue_certificate(
-                    transport, OrderRequest(spec.name, spec.identifiers, key_pem, spec.challenge, spec.profile),
-                    self.account_key.thumbprint if self.account_key else "",
-                    self.responders[spec.challenge], deadline)
-                new = self.store.save(spec.name, key_pem, issued.leaf, issued.chain, {
-                    "order_url": issued.order_url, "account_url": self.account_url,
-                    "directory": transport.directory_url, "challenge": spec.challenge,
-                    "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
-                    "reason": decision.reason})
-                return CertificateResult(spec.name, decision.action, decision.reason, domains, stored=new)
+            transport = self._connected(deadline)
+            issued = complete_order(transport, order, deadline)
+            new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
+                "order_url": issued.order_url, "account_url": self.account_url,
+                "directory": transport.directory_url, "challenge": spec.challenge,
+                "alternate_chains": issued.alternate_chain_urls, "source": "ordered", "reason": reason})
+            if spec.on_hosts:
+                self.store.drop_pending(spec.name)
+            action = "issue" if reason == "no certificate in the store" else "renew"
+            return CertificateResult(spec.name, action, reason, domains, stored=new)
         except CertopsError as error:
+            if spec.on_hosts:
+                self.store.drop_pending(spec.name)  # a failed order is not retried; the next run opens a new one
             return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
+
+    @staticmethod
+    def _for_hosts(spec: CertificateSpec, order: OpenOrder) -> list[dict[str, Any]]:
+        out = []
+        for challenge in order.pending:
+            item = {"certificate": spec.name, "identifier": challenge.identifier.value, "type": challenge.type,
+                    "token": challenge.token, "key_authorization": challenge.key_authorization}
+            if spec.webroot:
+                item["webroot"] = spec.webroot
+            if challenge.type == "tls-alpn-01":
+                cert_pem, key_pem = tls_alpn_challenge_certificate(challenge)
+                item["alpn_cert_pem"] = cert_pem.decode("ascii")
+                item["alpn_key_pem"] = key_pem.decode("ascii")
+            out.append(item)
+        return out
 
     @staticmethod
     def _key_for(spec: CertificateSpec, stored: Optional[StoredCertificate]) -> bytes:

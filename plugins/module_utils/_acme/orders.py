@@ -7,12 +7,18 @@ validates in milliseconds and a fixed one-second sleep (the ``acme`` library's
 ``poll_and_finalize``) would dominate a batch. When the server sends Retry-After we wait at
 least that long. Every loop is bounded by the order's deadline.
 
-Responders: challenge types other than stateless http-01 need something deployed before the
-answer and removed afterwards; they plug in through :class:`ChallengeResponder`.
+The flow is split in two phases so a batch can deploy every challenge at once (one DNS update
+and one propagation wait for the whole batch) and so challenges that live on hosts can be
+deployed by other Ansible tasks between the phases: :func:`open_order` (newOrder and
+authorizations), then :func:`complete_order` (answer, poll, finalize, download, verify).
+Responders plug in through :class:`ChallengeResponder`.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
@@ -20,8 +26,12 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 import josepy as jose
 import requests
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from .crypto import build_csr, certificate_facts, chain_problems, load_private_key, public_key_matches
+from .crypto import (build_csr, certificate_facts, chain_problems, load_private_key, private_key_pem,
+                     public_key_matches)
 from .errors import AcmeProblem, AcmeTransportError, CertopsError
 from .names import Identifier
 from .transport import PEM_CHAIN, AcmeTransport, Deadline, json_object, parse_retry_after
@@ -38,6 +48,9 @@ class OrderError(CertopsError):
 
 @dataclass
 class PendingChallenge:
+    """One challenge the CA waits for; what a responder needs to satisfy it."""
+
+    certificate: str
     identifier: Identifier
     type: str
     url: str
@@ -45,11 +58,41 @@ class PendingChallenge:
     key_authorization: str
     authz_url: str
 
+    @property
+    def dns_record_name(self) -> str:
+        """``_acme-challenge.<name>``; a wildcard shares its base name's record (RFC 8555 §8.4)."""
+        base = self.identifier.value[2:] if self.identifier.value.startswith("*.") else self.identifier.value
+        return f"_acme-challenge.{base}"
+
+    @property
+    def dns_record_value(self) -> str:
+        digest = hashlib.sha256(self.key_authorization.encode("ascii")).digest()
+        return jose.b64encode(digest).decode("ascii")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"certificate": self.certificate, "identifier": self.identifier.value,
+                "identifier_type": self.identifier.type, "type": self.type, "url": self.url,
+                "token": self.token, "key_authorization": self.key_authorization,
+                "authz_url": self.authz_url}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PendingChallenge":
+        return cls(certificate=data["certificate"],
+                   identifier=Identifier(data["identifier_type"], data["identifier"]),
+                   type=data["type"], url=data["url"], token=data["token"],
+                   key_authorization=data["key_authorization"], authz_url=data["authz_url"])
+
 
 class ChallengeResponder(Protocol):
-    """Deploys what a challenge type needs before the CA looks, and removes it afterwards."""
+    """Makes challenges answerable before the CA looks, and removes that afterwards.
 
-    def deploy(self, challenges: Sequence[PendingChallenge]) -> None: ...
+    ``deploy`` gets every pending challenge of its type in the batch at once (one DNS update
+    and one propagation wait for a whole batch) and returns, per certificate, why it could
+    not be deployed; those certificates fail, the others go on. ``cleanup`` must remove
+    exactly what ``deploy`` added, and is called even when validation failed.
+    """
+
+    def deploy(self, challenges: Sequence[PendingChallenge], deadline: Deadline) -> dict[str, str]: ...
 
     def cleanup(self, challenges: Sequence[PendingChallenge]) -> None: ...
 
@@ -58,8 +101,9 @@ class StatelessHttp01:
     """The proxy answers ``/.well-known/acme-challenge/<token>`` with ``<token>.<thumbprint>``
     by itself, so nothing is deployed per order."""
 
-    def deploy(self, challenges: Sequence[PendingChallenge]) -> None:
-        del challenges
+    def deploy(self, challenges: Sequence[PendingChallenge], deadline: Deadline) -> dict[str, str]:
+        del challenges, deadline
+        return {}
 
     def cleanup(self, challenges: Sequence[PendingChallenge]) -> None:
         del challenges
@@ -75,11 +119,46 @@ class OrderRequest:
 
 
 @dataclass
+class OpenOrder:
+    """An order whose challenges are known but not yet answered."""
+
+    request: OrderRequest
+    order_url: str
+    order: dict[str, Any]
+    pending: list[PendingChallenge]
+
+
+@dataclass
 class IssuedCertificate:
     leaf: x509.Certificate
     chain: list[x509.Certificate]
     order_url: str
     alternate_chain_urls: list[str] = field(default_factory=list)
+
+
+ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
+
+
+def tls_alpn_challenge_certificate(challenge: PendingChallenge) -> tuple[bytes, bytes]:
+    """(cert PEM, key PEM) for tls-alpn-01 (RFC 8737 §3): self-signed, SAN = the name, and the
+    critical acmeIdentifier extension holding SHA-256 of the key authorization."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    digest = hashlib.sha256(challenge.key_authorization.encode("ascii")).digest()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ACME tls-alpn-01 challenge")])
+    if challenge.identifier.type == "ip":
+        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(challenge.identifier.value))
+    else:
+        san = x509.DNSName(challenge.identifier.value)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+            # DER OCTET STRING (0x04, length 32) wrapping the digest.
+            .add_extension(x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, b"\x04\x20" + digest), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 
 
 def _require(obj: dict[str, Any], key: str, kind: type, what: str) -> Any:
@@ -124,8 +203,9 @@ def _problem_text(obj: dict[str, Any]) -> str:
     return str(error)[:300] if error else ""
 
 
-def issue_certificate(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
-                      responder: ChallengeResponder, deadline: Deadline) -> IssuedCertificate:
+def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
+               deadline: Deadline) -> OpenOrder:
+    """newOrder and its authorizations; returns the challenges still to be answered."""
     label = f"certificate {request.name!r}"
     payload: dict[str, Any] = {"identifiers": [i.to_acme() for i in request.identifiers]}
     if request.profile:
@@ -141,6 +221,8 @@ def issue_certificate(transport: AcmeTransport, request: OrderRequest, thumbprin
         authz = json_object(transport.post(authz_url, None, deadline, kind="authz"), f"{label}: authorization")
         ident = authz.get("identifier") if isinstance(authz.get("identifier"), dict) else {}
         value = str(ident.get("value", "?"))
+        if authz.get("wildcard") and not value.startswith("*."):
+            value = "*." + value  # RFC 8555 §7.1.4: the authorization names the base domain
         status = authz.get("status")
         if status == "valid":
             continue  # reused authorization: nothing to prove
@@ -159,28 +241,31 @@ def issue_certificate(transport: AcmeTransport, request: OrderRequest, thumbprin
             raise OrderError(f"{label}: the CA sent a challenge token for {value} that is not "
                              f"base64url ({token[:40]!r}); refusing to use it")
         pending.append(PendingChallenge(
-            identifier=Identifier(str(ident.get("type", "dns")), value), type=request.challenge,
-            url=_require(chosen, "url", str, f"{label}: challenge"), token=token,
+            certificate=request.name, identifier=Identifier(str(ident.get("type", "dns")), value),
+            type=request.challenge, url=_require(chosen, "url", str, f"{label}: challenge"), token=token,
             key_authorization=f"{token}.{thumbprint}", authz_url=authz_url))
+    return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)
 
-    responder.deploy(pending)
-    try:
-        for challenge in pending:
-            transport.post(challenge.url, {}, deadline, kind="challenge")
-        for challenge in pending:
-            def fetch_authz(url: str = challenge.authz_url) -> tuple[dict[str, Any], requests.Response]:
-                resp = transport.post(url, None, deadline, kind="authz poll")
-                return json_object(resp, f"{label}: authorization"), resp
-            authz = poll(fetch_authz, lambda a: a.get("status") != "pending", deadline)
-            if authz.get("status") != "valid":
-                detail = ""
-                for chall in authz.get("challenges") or []:
-                    if isinstance(chall, dict) and chall.get("error"):
-                        detail = _problem_text(chall)
-                raise OrderError(f"{label}: validation of {challenge.identifier.value} by "
-                                 f"{challenge.type} failed ({authz.get('status')}): {detail or 'no detail'}")
-    finally:
-        responder.cleanup(pending)
+
+def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadline) -> IssuedCertificate:
+    """Answer the deployed challenges, wait for validation, finalize, download and verify."""
+    request = opened.request
+    label = f"certificate {request.name!r}"
+    order_url, order = opened.order_url, opened.order
+    for challenge in opened.pending:
+        transport.post(challenge.url, {}, deadline, kind="challenge")
+    for challenge in opened.pending:
+        def fetch_authz(url: str = challenge.authz_url) -> tuple[dict[str, Any], requests.Response]:
+            resp = transport.post(url, None, deadline, kind="authz poll")
+            return json_object(resp, f"{label}: authorization"), resp
+        authz = poll(fetch_authz, lambda a: a.get("status") != "pending", deadline)
+        if authz.get("status") != "valid":
+            detail = ""
+            for chall in authz.get("challenges") or []:
+                if isinstance(chall, dict) and chall.get("error"):
+                    detail = _problem_text(chall)
+            raise OrderError(f"{label}: validation of {challenge.identifier.value} by "
+                             f"{challenge.type} failed ({authz.get('status')}): {detail or 'no detail'}")
 
     def fetch_order() -> tuple[dict[str, Any], requests.Response]:
         resp = transport.post(order_url, None, deadline, kind="order poll")

@@ -186,24 +186,84 @@ class CertificateStore:
             if old != keep:
                 shutil.rmtree(os.path.join(versions, old), ignore_errors=True)
 
+    # --- pending orders (challenges answered on hosts, between two tasks) ------------------
+    PENDING_MAX_AGE = datetime.timedelta(hours=1)
+
+    def _pending_path(self, name: str) -> str:
+        return os.path.join(self.root, "pending", check_certificate_name(name) + ".json")
+
+    def save_pending(self, name: str, order: Any) -> None:
+        """Keep an opened order (and the certificate key it will be finalized with) until the
+        hosts have deployed its challenges."""
+        request = order.request
+        record = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                  "name": name, "identifiers": [i.to_acme() for i in request.identifiers],
+                  "challenge": request.challenge, "profile": request.profile,
+                  "key_pem": request.key_pem.decode("ascii"), "order_url": order.order_url,
+                  "order": order.order, "pending": [c.to_dict() for c in order.pending]}
+        _host_files.ensure_directory(os.path.join(self.root, "pending"), 0o700)
+        _host_files.atomic_write(self._pending_path(name), json.dumps(record).encode(), 0o600)
+
+    def load_pending(self, name: str, identifiers: Any) -> Any:
+        """The pending order for ``name`` if it is recent and for the same names, else None."""
+        from .names import Identifier
+        from .orders import OpenOrder, OrderRequest, PendingChallenge
+        try:
+            with open(self._pending_path(name), encoding="utf-8") as handle:
+                record = json.load(handle)
+            created = datetime.datetime.fromisoformat(record["created"])
+            idents = [Identifier(i["type"], i["value"]) for i in record["identifiers"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if idents != list(identifiers) or datetime.datetime.now(datetime.timezone.utc) - created > self.PENDING_MAX_AGE:
+            self.drop_pending(name)
+            return None
+        request = OrderRequest(name, idents, record["key_pem"].encode("ascii"), record["challenge"],
+                               record.get("profile"))
+        return OpenOrder(request=request, order_url=record["order_url"], order=record["order"],
+                         pending=[PendingChallenge.from_dict(c) for c in record["pending"]])
+
+    def drop_pending(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._pending_path(name))
+
     # --- locking --------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, name: str, timeout: float = 300.0) -> Iterator[None]:
+    def acquire(self, name: str, timeout: float = 300.0) -> "StoreLock":
+        """Take the certificate's lock (waiting up to ``timeout``); release it with ``release()``.
+
+        A handle rather than only a ``with`` block because a batch holds a certificate's lock
+        from opening its order to storing the result, across worker threads.
+        """
         path = os.path.join(self.root, "locks", check_certificate_name(name) + ".lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return StoreLock(fd)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise StoreError(f"store: certificate {name!r} is locked by another run "
+                                     f"for more than {timeout:.0f} s ({path})") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 300.0) -> Iterator[None]:
+        handle = self.acquire(name, timeout)
         try:
-            deadline = time.monotonic() + timeout
-            delay = 0.02
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StoreError(f"store: certificate {name!r} is locked by another run "
-                                         f"for more than {timeout:.0f} s ({path})") from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
             yield
         finally:
-            os.close(fd)  # closing the descriptor releases the lock
+            handle.release()
+
+
+class StoreLock:
+    def __init__(self, fd: int) -> None:
+        self._fd: Optional[int] = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None

@@ -20,8 +20,24 @@ def test_a_bad_name_fails_only_its_certificate():
 
 
 def test_wildcard_with_http01_fails_its_certificate_naming_dns01():
-    _, failures = parse_specs([{"name": "w", "domains": ["*.example.com"]}])
+    _, failures = parse_specs([{"name": "w", "domains": ["*.example.com"], "challenge": "http-01"}])
     assert "dns-01" in failures[0].error
+
+
+def test_wildcard_defaults_to_dns01_and_other_names_to_http01():
+    specs, _ = parse_specs([{"name": "w", "domains": ["*.example.com", "example.com"]},
+                            {"name": "a", "domains": ["a.example.com"]}])
+    assert [s.challenge for s in specs] == ["dns-01", "http-01"]
+
+
+def test_webroot_and_tls_alpn_are_answered_on_hosts():
+    specs, failures = parse_specs([
+        {"name": "w", "domains": ["w.example.com"], "webroot": "/var/www"},
+        {"name": "t", "domains": ["t.example.com"], "challenge": "tls-alpn-01"},
+        {"name": "s", "domains": ["s.example.com"]},
+        {"name": "bad", "domains": ["b.example.com"], "challenge": "dns-01", "webroot": "/var/www"}])
+    assert [s.on_hosts for s in specs] == [True, True, False]
+    assert "certificates[3].webroot" in failures[0].error
 
 
 @pytest.mark.parametrize("raw,needle", [

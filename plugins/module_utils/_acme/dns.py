@@ -1,0 +1,250 @@
+"""dns-01: put ``_acme-challenge`` TXT records in place for a whole batch, wait until every
+authoritative server serves them, and delete exactly the records we added afterwards.
+
+Providers (how records are changed) plug in through :class:`DnsProvider`:
+
+- :class:`Rfc2136Provider` - dynamic updates signed with TSIG (BIND, Knot, PowerDNS...);
+- :class:`HookProvider` - an executable called as ``HOOK add|del NAME VALUE`` with the same as
+  JSON on stdin, for any other DNS API;
+- any Python class with ``add_txt``/``delete_txt``, loaded by ``load_provider``.
+
+A wildcard and its base name share one record name with two values; both are added before
+the CA looks and both are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, Sequence
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+
+from .errors import CertopsError, InputError
+from .orders import PendingChallenge
+from .transport import Deadline
+
+TSIG_ALGORITHMS = {"hmac-sha256": dns.tsig.HMAC_SHA256, "hmac-sha512": dns.tsig.HMAC_SHA512,
+                   "hmac-sha384": dns.tsig.HMAC_SHA384}
+TXT_TTL = 60
+
+
+class DnsProvider(Protocol):
+    """Adds and removes one TXT value. Raise :class:`CertopsError` with a clear message."""
+
+    def add_txt(self, record_name: str, value: str) -> None: ...
+
+    def delete_txt(self, record_name: str, value: str) -> None: ...
+
+
+def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    return (host, int(port)) if port else (text, default_port)
+
+
+@dataclass
+class Rfc2136Provider:
+    server: str
+    key_name: str
+    key_secret: str
+    key_algorithm: str = "hmac-sha256"
+    port: int = 53
+    zone: Optional[str] = None
+    timeout: float = 10.0
+    _zones: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.key_algorithm not in TSIG_ALGORITHMS:
+            raise InputError("dns_rfc2136.key_algorithm", f"{self.key_algorithm!r} is not supported",
+                             f"use one of {', '.join(TSIG_ALGORITHMS)}")
+        try:
+            self._keyring = dns.tsigkeyring.from_text({self.key_name: self.key_secret})
+        except (ValueError, TypeError, dns.exception.DNSException):
+            raise InputError("dns_rfc2136.key_secret", "is not a base64 TSIG secret",
+                             "copy the secret from the server's key statement") from None
+
+    def zone_for(self, record_name: str) -> str:
+        """The zone holding ``record_name``: the ``zone`` option, else found from the SOA."""
+        if self.zone:
+            return self.zone.rstrip(".") + "."
+        name = dns.name.from_text(record_name)
+        while True:
+            cached = self._zones.get(name.to_text())
+            if cached:
+                return cached
+            query = dns.message.make_query(name, dns.rdatatype.SOA)
+            try:
+                response = dns.query.udp(query, self.server, port=self.port, timeout=self.timeout)
+            except (dns.exception.DNSException, OSError) as error:
+                raise CertopsError(f"dns-01: cannot ask {self.server}:{self.port} for the zone of "
+                                   f"{record_name}: {error}") from None
+            for section in (response.answer, response.authority):
+                for rrset in section:
+                    if rrset.rdtype == dns.rdatatype.SOA:
+                        zone = rrset.name.to_text()
+                        self._zones[name.to_text()] = zone
+                        return zone
+            if name == dns.name.root:
+                raise CertopsError(f"dns-01: {self.server} is not authoritative for any zone holding "
+                                   f"{record_name}; set dns_rfc2136.zone")
+            name = name.parent()
+
+    def _update(self, record_name: str, value: str, add: bool) -> None:
+        zone = self.zone_for(record_name)
+        update = dns.update.UpdateMessage(zone, keyring=self._keyring, keyname=self.key_name,
+                                          keyalgorithm=TSIG_ALGORITHMS[self.key_algorithm])
+        if add:
+            update.add(record_name + ".", TXT_TTL, "TXT", f'"{value}"')
+        else:
+            update.delete(record_name + ".", "TXT", f'"{value}"')
+        try:
+            response = dns.query.tcp(update, self.server, port=self.port, timeout=self.timeout)
+        except (dns.exception.DNSException, OSError) as error:
+            raise CertopsError(f"dns-01: update of {record_name} at {self.server}:{self.port} failed: {error}") from None
+        if response.rcode() != dns.rcode.NOERROR:
+            raise CertopsError(f"dns-01: {self.server} refused the update of {record_name} in zone {zone} "
+                               f"({dns.rcode.to_text(response.rcode())}); check the TSIG key and the "
+                               "zone's update-policy")
+
+    def add_txt(self, record_name: str, value: str) -> None:
+        self._update(record_name, value, add=True)
+
+    def delete_txt(self, record_name: str, value: str) -> None:
+        self._update(record_name, value, add=False)
+
+    def authoritative_servers(self, record_name: str) -> list[tuple[str, int]]:
+        """Addresses of the zone's NS set (looked up at the update server); the update server
+        itself when the NS names cannot be resolved there."""
+        zone = self.zone_for(record_name)
+        servers: list[tuple[str, int]] = []
+        try:
+            ns = dns.query.udp(dns.message.make_query(zone, dns.rdatatype.NS), self.server,
+                               port=self.port, timeout=self.timeout)
+            for rrset in ns.answer:
+                for rdata in rrset:
+                    target = rdata.target.to_text()
+                    answer = dns.query.udp(dns.message.make_query(target, dns.rdatatype.A), self.server,
+                                           port=self.port, timeout=self.timeout)
+                    servers.extend((a.address, self.port) for rr in answer.answer for a in rr
+                                   if rr.rdtype == dns.rdatatype.A)
+        except (dns.exception.DNSException, OSError):
+            pass
+        return sorted(set(servers)) or [(self.server, self.port)]
+
+
+@dataclass
+class HookProvider:
+    """Runs ``executable add|del RECORD_NAME VALUE`` (JSON with the same on stdin)."""
+
+    executable: str
+    timeout: float = 120.0
+
+    def _call(self, action: str, record_name: str, value: str) -> None:
+        payload = json.dumps({"action": action, "name": record_name, "value": value})
+        try:
+            proc = subprocess.run([self.executable, action, record_name, value], input=payload,
+                                  capture_output=True, text=True, timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise CertopsError(f"dns-01 hook {self.executable} {action} {record_name}: {error}") from None
+        if proc.returncode != 0:
+            raise CertopsError(f"dns-01 hook {self.executable} {action} {record_name} exited "
+                               f"{proc.returncode}: {(proc.stderr or proc.stdout).strip()[:300]}")
+
+    def add_txt(self, record_name: str, value: str) -> None:
+        self._call("add", record_name, value)
+
+    def delete_txt(self, record_name: str, value: str) -> None:
+        self._call("del", record_name, value)
+
+
+def load_provider(path: str, options: dict[str, Any]) -> DnsProvider:
+    """``package.module:ClassName`` importable on the controller, built with ``options``."""
+    module_name, _, class_name = path.partition(":")
+    if not module_name or not class_name:
+        raise InputError("dns_provider", f"{path!r} is not 'package.module:ClassName'",
+                         "or use rfc2136 / hook")
+    try:
+        provider_class = getattr(importlib.import_module(module_name), class_name)
+        return provider_class(**options)
+    except (ImportError, AttributeError, TypeError) as error:
+        raise InputError("dns_provider", f"cannot load {path}: {error}",
+                         "the module must be importable by the controller's Python") from None
+
+
+def visible_at(server: tuple[str, int], record_name: str, values: set[str], timeout: float = 3.0) -> bool:
+    query = dns.message.make_query(record_name, dns.rdatatype.TXT)
+    try:
+        response = dns.query.udp(query, server[0], port=server[1], timeout=timeout)
+    except (dns.exception.DNSException, OSError):
+        return False
+    seen = {b"".join(r.strings).decode("ascii", "replace") for rr in response.answer
+            if rr.rdtype == dns.rdatatype.TXT for r in rr}
+    return values <= seen
+
+
+class Dns01Responder:
+    def __init__(self, provider: DnsProvider, check_servers: Optional[Sequence[tuple[str, int]]] = None,
+                 propagation_timeout: float = 120.0) -> None:
+        self.provider = provider
+        self.check_servers = list(check_servers or [])
+        self.propagation_timeout = propagation_timeout
+        self._added: list[tuple[str, str]] = []
+        self.cleanup_errors: list[str] = []
+
+    def _servers_for(self, record_name: str) -> list[tuple[str, int]]:
+        if self.check_servers:
+            return self.check_servers
+        finder = getattr(self.provider, "authoritative_servers", None)
+        return finder(record_name) if finder else []
+
+    def deploy(self, challenges: Sequence[PendingChallenge], deadline: Deadline) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        wanted: dict[str, set[str]] = {}
+        owners: dict[str, set[str]] = {}
+        for challenge in challenges:
+            name, value = challenge.dns_record_name, challenge.dns_record_value
+            try:
+                self.provider.add_txt(name, value)
+            except CertopsError as error:
+                failed[challenge.certificate] = str(error)
+                continue
+            self._added.append((name, value))
+            wanted.setdefault(name, set()).add(value)
+            owners.setdefault(name, set()).add(challenge.certificate)
+        # Wait until every authoritative server answers every value: a CA may ask any of them.
+        limit = min(self.propagation_timeout, max(1.0, deadline.remaining()))
+        started, delay = time.monotonic(), 0.05
+        missing = {n: self._servers_for(n) for n in wanted}
+        while True:
+            missing = {n: [s for s in servers if not visible_at(s, n, wanted[n])] for n, servers in missing.items()}
+            missing = {n: s for n, s in missing.items() if s}
+            if not missing or time.monotonic() - started > limit:
+                break
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+        for name, servers in missing.items():
+            where = ", ".join(f"{h}:{p}" for h, p in servers)
+            for certificate in owners[name]:
+                failed.setdefault(certificate, f"dns-01: {name} TXT was not served by {where} within "
+                                               f"{limit:.0f} s (dns_propagation_timeout)")
+        return failed
+
+    def cleanup(self, challenges: Sequence[PendingChallenge]) -> None:
+        del challenges  # we remove exactly what we added, whatever happened since
+        for name, value in self._added:
+            try:
+                self.provider.delete_txt(name, value)
+            except CertopsError as error:
+                self.cleanup_errors.append(str(error))
+        self._added = []

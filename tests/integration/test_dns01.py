@@ -1,0 +1,111 @@
+"""dns-01 end to end: RFC 2136 + TSIG against a real BIND 9 that Pebble resolves through, and
+the executable-hook provider against Pebble's challenge DNS server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from tests.harness import pebble
+from tests.harness.bind import start_bind
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+BIND_PORT = 15353
+
+
+@pytest.fixture(scope="module")
+def bind_server(tmp_path_factory):
+    server = start_bind(tmp_path_factory.mktemp("bind"), "127.0.0.1", BIND_PORT)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pebble_on_bind(tmp_path_factory, bind_server):
+    """A second Pebble that resolves names (and _acme-challenge TXT records) through BIND."""
+    info = pebble.start(tmp_path_factory.mktemp("pebble-bind"), base_port=14200,
+                        dns_server=f"{bind_server.address}:{bind_server.port}")
+    yield info
+    pebble.stop(info)
+
+
+def txt_records(server, name: str) -> set[str]:
+    response = dns.query.udp(dns.message.make_query(name, dns.rdatatype.TXT), server.address,
+                             port=server.port, timeout=3)
+    return {b"".join(r.strings).decode() for rr in response.answer for r in rr}
+
+
+def rfc2136_task(controller, pebble_info, bind_server, certificates, **extra):
+    return {"certops.acme.certificate": {
+        "acme_directory": pebble_info.directory_url, "ca_path": pebble_info.ca_cert,
+        "store_path": str(controller.work / "store"), "certificates": certificates,
+        "dns_provider": "rfc2136",
+        "dns_rfc2136": {"server": bind_server.address, "port": bind_server.port,
+                        "key_name": bind_server.key_name, "key_secret": bind_server.key_secret}, **extra},
+        "register": "issued"}
+
+
+def dump(controller, name="issued"):
+    return {"ansible.builtin.copy": {"content": "{{ %s | to_json }}" % name,
+                                     "dest": str(controller.work / f"{name}.json")}, "changed_when": False}
+
+
+def account_task(pebble_info, key):
+    return {"certops.acme.account": {"acme_directory": pebble_info.directory_url, "ca_path": pebble_info.ca_cert,
+                                     "account_key_src": key, "account_key_create": True, "terms_agreed": True}}
+
+
+def test_wildcard_and_base_name_via_rfc2136_leave_no_record_behind(controller, pebble_on_bind, bind_server):
+    key = str(controller.work / "dns-account.key")
+    controller.acme_defaults = lambda: {"account_key_src": key}  # this Pebble has its own accounts
+    certificates = [{"name": "wild.dns.test", "domains": ["*.wild.dns.test", "wild.dns.test"]},
+                    {"name": "www.dns.test", "domains": ["www.dns.test"], "challenge": "dns-01"}]
+    playbook = controller.playbook("dns01", [account_task(pebble_on_bind, key),
+                                             rfc2136_task(controller, pebble_on_bind, bind_server, certificates),
+                                             dump(controller)])
+    run = controller.run(playbook, check=True)
+    issued = json.loads((controller.work / "issued.json").read_text())
+    assert [c["action"] for c in issued["certificates"]] == ["issue", "issue"]
+    assert sorted(issued["certificates"][0]["domains"]) == ["*.wild.dns.test", "wild.dns.test"]
+    for record in ("_acme-challenge.wild.dns.test", "_acme-challenge.www.dns.test"):
+        assert txt_records(bind_server, record) == set(), f"{record} left behind"
+    assert bind_server.key_secret not in run.stdout + run.stderr, "the TSIG secret was shown"
+
+
+def test_a_failed_validation_still_removes_every_record(controller, pebble_on_bind, bind_server):
+    key = str(controller.work / "dns-account.key")
+    controller.acme_defaults = lambda: {"account_key_src": key}
+    certificates = [{"name": "fail.dns.test", "domains": ["*.fail.dns.test", "fail.dns.test"]}]
+    task = rfc2136_task(controller, pebble_on_bind, bind_server, certificates)
+    settings = task["certops.acme.certificate"].pop("dns_rfc2136")
+    task["certops.acme.certificate"].update(
+        dns_provider="tests.harness.dns_providers:CorruptingRfc2136",
+        dns_provider_options={"server": settings["server"], "port": settings["port"],
+                              "key_name": settings["key_name"], "key_secret": settings["key_secret"]})
+    playbook = controller.playbook("dns01-fail", [account_task(pebble_on_bind, key), task])
+    run = controller.run(playbook, env={"PYTHONPATH": str(REPO)})
+    assert run.returncode != 0
+    assert "validation of" in run.stdout and "dns-01 failed" in run.stdout
+    assert txt_records(bind_server, "_acme-challenge.fail.dns.test") == set()
+    assert not (controller.work / "store" / "certificates" / "fail.dns.test").exists()
+
+
+def test_a_name_via_the_hook_provider(controller, pebble_server, account):
+    hook = REPO / "tests" / "harness" / "challtestsrv_hook.py"
+    playbook = controller.playbook("hook", [{"certops.acme.certificate": {
+        "store_path": str(controller.work / "store"), "dns_provider": "hook", "dns_hook": str(hook),
+        "dns_check_servers": [f"127.0.0.1:{pebble_server.ports.dns}"],
+        "certificates": [{"name": "hooked.hook.test", "domains": ["*.hook.test", "hooked.hook.test"],
+                          "challenge": "dns-01"}]}, "register": "issued"}, dump(controller)])
+    controller.run(playbook, check=True, env={"CHALLTESTSRV_URL": pebble_server.dns_management_url})
+    issued = json.loads((controller.work / "issued.json").read_text())
+    assert issued["certificates"][0]["action"] == "issue"
+    response = dns.query.udp(dns.message.make_query("_acme-challenge.hook.test", dns.rdatatype.TXT),
+                             "127.0.0.1", port=pebble_server.ports.dns, timeout=3)
+    assert not response.answer, "the hook's TXT record was left behind"
