@@ -38,7 +38,8 @@ def nginx_service(host_dir: Path, prefix: str, fragment: str = "certops.conf",
     lines = []
     if stream:
         lines.append(f"load_module {NGINX_STREAM_MODULE};")
-    lines += [f"pid {pidfile};", f"error_log {root / 'error.log'} warn;", "worker_processes 1;",
+    # Workers as root: the tests' directories are private (0700) to other users.
+    lines += ["user root;", f"pid {pidfile};", f"error_log {root / 'error.log'} warn;", "worker_processes 1;",
               "events { worker_connections 512; }",
               "http {", "    access_log off;",
               *(f"    {kind}_temp_path {root / 'tmp' / kind};" for kind in

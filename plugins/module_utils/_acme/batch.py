@@ -310,7 +310,12 @@ class CertificateBatch:
                     order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "",
                                        deadline)
                     if spec.on_hosts:
-                        self.store.save_pending(spec.name, order)
+                        # tls-alpn-01 certificates are made here and kept with the pending order;
+                        # certops.acme.challenge ships them from the store (keys never pass
+                        # through task results).
+                        alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
+                                for c in order.pending if c.type == "tls-alpn-01"}
+                        self.store.save_pending(spec.name, order, alpn)
             return order, lock, decision.reason
         except CertopsError as error:
             if lock is not None:
@@ -344,10 +349,6 @@ class CertificateBatch:
                     "token": challenge.token, "key_authorization": challenge.key_authorization}
             if spec.webroot:
                 item["webroot"] = spec.webroot
-            if challenge.type == "tls-alpn-01":
-                cert_pem, key_pem = tls_alpn_challenge_certificate(challenge)
-                item["alpn_cert_pem"] = cert_pem.decode("ascii")
-                item["alpn_key_pem"] = key_pem.decode("ascii")
             out.append(item)
         return out
 

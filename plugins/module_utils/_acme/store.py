@@ -192,7 +192,7 @@ class CertificateStore:
     def _pending_path(self, name: str) -> str:
         return os.path.join(self.root, "pending", check_certificate_name(name) + ".json")
 
-    def save_pending(self, name: str, order: Any) -> None:
+    def save_pending(self, name: str, order: Any, alpn: Optional[dict[str, list[str]]] = None) -> None:
         """Keep an opened order (and the certificate key it will be finalized with) until the
         hosts have deployed its challenges."""
         request = order.request
@@ -200,7 +200,8 @@ class CertificateStore:
                   "name": name, "identifiers": [i.to_acme() for i in request.identifiers],
                   "challenge": request.challenge, "profile": request.profile,
                   "key_pem": request.key_pem.decode("ascii"), "order_url": order.order_url,
-                  "order": order.order, "pending": [c.to_dict() for c in order.pending]}
+                  "order": order.order, "pending": [c.to_dict() for c in order.pending],
+                  "alpn": alpn or {}}
         _host_files.ensure_directory(os.path.join(self.root, "pending"), 0o700)
         _host_files.atomic_write(self._pending_path(name), json.dumps(record).encode(), 0o600)
 
@@ -222,6 +223,15 @@ class CertificateStore:
                                record.get("profile"))
         return OpenOrder(request=request, order_url=record["order_url"], order=record["order"],
                          pending=[PendingChallenge.from_dict(c) for c in record["pending"]])
+
+    def pending_alpn(self, name: str) -> dict[str, list[str]]:
+        """tls-alpn-01 material of a pending order: {identifier: [cert PEM, key PEM]}."""
+        try:
+            with open(self._pending_path(name), encoding="utf-8") as handle:
+                alpn = json.load(handle).get("alpn") or {}
+        except (OSError, ValueError):
+            return {}
+        return alpn if isinstance(alpn, dict) else {}
 
     def drop_pending(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,346 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: certops.acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: challenge
+short_description: Put ACME challenges in place on a host (webroot http-01, tls-alpn-01), and remove them
+version_added: 0.1.0
+description:
+  - Takes the RV(certops.acme.certificate#module:challenges) returned by
+    M(certops.acme.certificate) with O(certops.acme.certificate#module:stage=prepare) and makes them
+    answerable on this host; O(state=absent) removes exactly what it added.
+  - B(http-01 with a webroot) - writes C(WEBROOT/.well-known/acme-challenge/TOKEN) holding the
+    key authorization, for web servers this collection does not manage.
+  - B(tls-alpn-01) (RFC 8737) - writes each name's challenge certificate (made on the
+    controller, shipped from the controller store, never shown) into O(responder_dir) and runs
+    a small responder on O(responder_address):O(responder_port) that presents it to clients
+    asking for ALPN C(acme-tls/1) with that name as SNI. The proxy routes C(acme-tls/1) there.
+    The responder stops by itself after O(responder_ttl) seconds at the latest.
+  - Tokens that are not base64url are refused before any path is built.
+  - Standard library only on the target.
+author: certops.acme contributors
+extends_documentation_fragment:
+  - certops.acme.acme.STORE
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  challenges:
+    description: The challenges to deploy or remove, as M(certops.acme.certificate) returned them.
+    type: list
+    elements: dict
+    required: true
+  state:
+    description: V(present) deploys; V(absent) removes.
+    type: str
+    choices: [present, absent]
+    default: present
+  webroot:
+    description: Webroot to use instead of the one each challenge names.
+    type: path
+  responder_dir:
+    description: Directory for tls-alpn-01 challenge certificates and the responder's files (0700).
+    type: path
+    default: /run/certops-acme/tls-alpn
+  responder_address:
+    description: Address the tls-alpn-01 responder listens on (the proxy sends C(acme-tls/1) there).
+    type: str
+    default: 127.0.0.1
+  responder_port:
+    description: Port of the tls-alpn-01 responder.
+    type: int
+    default: 10443
+  responder_ttl:
+    description: Seconds after which the responder exits even if nobody removed it.
+    type: int
+    default: 900
+  alpn_material:
+    description: Internal, filled in by the action plugin from the controller store (never logged). Do not set.
+    type: dict
+seealso:
+  - module: certops.acme.certificate
+"""
+
+EXAMPLES = r"""
+- name: Prepare orders whose challenges are answered on the hosts
+  certops.acme.certificate:
+    stage: prepare
+    certificates:
+      - name: intranet.example.com
+        domains: [intranet.example.com]
+        webroot: /var/www/html
+  run_once: true
+  register: prepared
+
+- name: Deploy, complete, and always clean up
+  block:
+    - name: Put the challenges in place on every host behind the name
+      certops.acme.challenge:
+        challenges: "{{ prepared.challenges }}"
+
+    - name: Let the CA validate and finish the orders
+      certops.acme.certificate:
+        stage: complete
+        certificates:
+          - name: intranet.example.com
+            domains: [intranet.example.com]
+            webroot: /var/www/html
+      run_once: true
+  always:
+    - name: Remove the challenges
+      certops.acme.challenge:
+        challenges: "{{ prepared.challenges }}"
+        state: absent
+"""
+
+RETURN = r"""
+files:
+  description: Challenge files written or removed.
+  returned: always
+  type: list
+  elements: str
+responder:
+  description: Whether the tls-alpn-01 responder runs after the task (its address and port when it does).
+  returned: always
+  type: dict
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.certops.acme.plugins.module_utils import _host_files
+
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+SNI_NAME = re.compile(r"^(\*\.)?[a-z0-9.-]{1,253}$|^[0-9a-f.:]{2,45}$")
+
+# The responder runs as its own process from this text: standard library only.
+RESPONDER = r'''
+import os, re, socket, ssl, sys, threading, time
+listen, port, directory, ttl = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+name_ok = re.compile(r"^[a-z0-9.:-]{1,253}$")
+
+def choose(sock, server_name, _ctx):
+    name = (server_name or "").lower()
+    base = os.path.join(directory, name)
+    if not name_ok.match(name) or not os.path.exists(base + ".crt"):
+        return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(base + ".crt", base + ".key")
+    ctx.set_alpn_protocols(["acme-tls/1"])
+    sock.context = ctx
+    return None
+
+default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+default.minimum_version = ssl.TLSVersion.TLSv1_2
+default.set_alpn_protocols(["acme-tls/1"])
+default.sni_callback = choose
+server = socket.socket(socket.AF_INET6 if ":" in listen else socket.AF_INET)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((listen, port))
+server.listen(64)
+server.settimeout(1.0)
+deadline = time.monotonic() + ttl
+
+def serve(conn):
+    conn.settimeout(10)
+    try:
+        with default.wrap_socket(conn, server_side=True) as tls:
+            if tls.selected_alpn_protocol() != "acme-tls/1":
+                return
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        conn.close()
+
+while time.monotonic() < deadline and os.path.exists(os.path.join(directory, "responder.pid")):
+    try:
+        conn, _ = server.accept()
+    except socket.timeout:
+        continue
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+'''
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except (IOError, OSError, IndexError):
+        return True
+
+
+def read_pid(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip() or 0)
+    except (IOError, OSError, ValueError):
+        return 0
+
+
+def wait_listening(address, port, timeout=5.0):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+        sock.settimeout(0.2)
+        try:
+            if sock.connect_ex((address, port)) == 0:
+                return True
+        finally:
+            sock.close()
+        time.sleep(0.05)
+    return False
+
+
+def check(module, item):
+    token = str(item.get("token", ""))
+    if not TOKEN.match(token):
+        module.fail_json(msg="challenges: token %r for %s is not base64url; refusing to build a path from it"
+                         % (token[:40], item.get("identifier")))
+    if str(item.get("key_authorization", "")).split(".")[0] != token:
+        module.fail_json(msg="challenges: key authorization of %s does not start with its token" % item.get("identifier"))
+    return token
+
+
+def webroot_files(module, items, webroot_override):
+    files = []
+    for item in items:
+        token = check(module, item)
+        root = webroot_override or item.get("webroot")
+        if not root:
+            module.fail_json(msg="challenges: %s is an http-01 challenge without a webroot; set webroot"
+                             % item.get("identifier"))
+        files.append((os.path.join(root, ".well-known", "acme-challenge", token), item["key_authorization"]))
+    return files
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            challenges=dict(type="list", elements="dict", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            webroot=dict(type="path"),
+            responder_dir=dict(type="path", default="/run/certops-acme/tls-alpn"),
+            responder_address=dict(type="str", default="127.0.0.1"),
+            responder_port=dict(type="int", default=10443),
+            responder_ttl=dict(type="int", default=900),
+            alpn_material=dict(type="dict", no_log=True),
+            store_path=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    present = params["state"] == "present"
+    http_items = [c for c in params["challenges"] if c.get("type") == "http-01"]
+    alpn_items = [c for c in params["challenges"] if c.get("type") == "tls-alpn-01"]
+    changed, touched = False, []
+
+    for path, content in webroot_files(module, http_items, params["webroot"]):
+        exists = os.path.exists(path)
+        if present and _host_files.sha256_of_file(path) != _sha256(content):
+            changed = True
+            touched.append(path)
+            if not module.check_mode:
+                directory = os.path.dirname(path)
+                if not os.path.isdir(directory):
+                    os.makedirs(directory, 0o755)
+                _host_files.atomic_write(path, content.encode("ascii"), 0o644)
+        elif not present and exists:
+            changed = True
+            touched.append(path)
+            if not module.check_mode:
+                os.unlink(path)
+
+    responder = {"running": False}
+    directory = params["responder_dir"]
+    pidfile = os.path.join(directory, "responder.pid")
+    if alpn_items:
+        material = params.get("alpn_material") or {}
+        for item in alpn_items:
+            check(module, item)
+            name = str(item["identifier"]).lower()
+            if not SNI_NAME.match(name) or name.startswith("*."):
+                module.fail_json(msg="challenges: %r cannot be validated by tls-alpn-01" % name)
+            base = os.path.join(directory, name)
+            if present:
+                if name not in material:
+                    module.fail_json(msg="challenges: no tls-alpn-01 certificate for %s in the controller store "
+                                         "(was the order prepared with this store_path?)" % name)
+                changed = True
+                touched.append(base + ".crt")
+                if not module.check_mode:
+                    _host_files.ensure_directory(directory, 0o700)
+                    _host_files.atomic_write(base + ".key", material[name][1].encode("ascii"), 0o600)
+                    _host_files.atomic_write(base + ".crt", material[name][0].encode("ascii"), 0o600)
+            else:
+                for suffix in (".crt", ".key"):
+                    if os.path.exists(base + suffix):
+                        changed = True
+                        touched.append(base + suffix)
+                        if not module.check_mode:
+                            os.unlink(base + suffix)
+        if not module.check_mode:
+            responder = manage_responder(module, params, directory, pidfile, present)
+    module.exit_json(changed=changed, files=touched, responder=responder)
+
+
+def _sha256(text):
+    import hashlib
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def manage_responder(module, params, directory, pidfile, present):
+    pid = read_pid(pidfile)
+    remaining = [n for n in os.listdir(directory) if n.endswith(".crt")] if os.path.isdir(directory) else []
+    if present:
+        if pid and pid_alive(pid):
+            return {"running": True, "address": params["responder_address"], "port": params["responder_port"]}
+        script = os.path.join(directory, "responder.py")
+        _host_files.atomic_write(script, RESPONDER.encode("ascii"), 0o600)
+        log = open(os.path.join(directory, "responder.log"), "ab")
+        proc = subprocess.Popen([sys.executable, script, params["responder_address"], str(params["responder_port"]),
+                                 directory, str(params["responder_ttl"])],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
+                                preexec_fn=os.setsid)
+        _host_files.atomic_write(pidfile, str(proc.pid).encode("ascii"), 0o600)
+        if not wait_listening(params["responder_address"], params["responder_port"]):
+            module.fail_json(msg="the tls-alpn-01 responder did not start on %s:%s; see %s"
+                             % (params["responder_address"], params["responder_port"],
+                                os.path.join(directory, "responder.log")))
+        return {"running": True, "address": params["responder_address"], "port": params["responder_port"]}
+    if not remaining:
+        if pid and pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        for leftover in ("responder.pid", "responder.py"):
+            try:
+                os.unlink(os.path.join(directory, leftover))
+            except OSError:
+                pass
+        return {"running": False}
+    return {"running": bool(pid and pid_alive(pid))}
+
+
+if __name__ == "__main__":
+    main()
