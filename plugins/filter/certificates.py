@@ -74,7 +74,27 @@ def passthrough_routes(backends: Any) -> list[dict[str, Any]]:
     return list(routes.values())
 
 
+def merge_stage_results(prepared: Any, completed: Any) -> dict[str, Any]:
+    """One certificate result from stage prepare plus stage complete: each certificate keeps its
+    prepare result unless it was left pending there, then it takes its complete result."""
+    prepared = prepared or {}
+    finals = {c["name"]: c for c in (completed or {}).get("certificates", [])}
+    merged = [finals.get(c["name"], c) if c.get("action") == "pending" else c
+              for c in prepared.get("certificates", [])]
+    failed = [c for c in merged if c.get("action") in ("failed", "pending")]
+    result = dict(prepared)
+    result.update(certificates=merged, changed=any(c.get("changed") for c in merged), failed=bool(failed))
+    if failed:
+        result["msg"] = "%d of %d certificate(s) failed (%d stored or kept): %s" % (
+            len(failed), len(merged), len(merged) - len(failed),
+            "; ".join("%s: %s" % (c["name"], c.get("error") or "its challenges were never completed")
+                      for c in failed))
+    else:
+        result.pop("msg", None)
+    return result
+
+
 class FilterModule(object):
     def filters(self) -> dict[str, Any]:
         return {"sites_to_certificates": sites_to_certificates, "merge_certificates": merge_certificates,
-                "passthrough_routes": passthrough_routes}
+                "passthrough_routes": passthrough_routes, "merge_stage_results": merge_stage_results}

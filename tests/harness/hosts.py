@@ -19,7 +19,7 @@ def haproxy_service(host_dir: Path, prefix: str) -> dict[str, str]:
     pidfile, config = host_dir / "haproxy.pid", host_dir / "haproxy.cfg"
     return {
         f"{prefix}_config_path": str(config),
-        f"{prefix}_validate_command": f"haproxy -c -q -f {config}",
+        f"{prefix}_validate_command": f"haproxy -c -f {config}",
         f"{prefix}_status_command": _alive(pidfile),
         f"{prefix}_start_command": f"haproxy -W -D -f {config} -p {pidfile}",
         f"{prefix}_reload_command": f"sh -c 'kill -USR2 \"$(cat {pidfile})\"'",

@@ -8,7 +8,9 @@ anything beyond the standard library would fail there, which is the point.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ class SshTarget:
     key: Path
     interpreter: Path
     pidfile: Path
+    control_dir: str
 
     def host_vars(self) -> dict[str, str | int]:
         return {
@@ -30,6 +33,10 @@ class SshTarget:
             "ansible_port": self.port,
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key),
+            # A control socket per target: a persisted master from an earlier test would otherwise
+            # carry this test's commands to another (old) sshd session.
+            # (in a short directory: Unix socket paths are limited to 108 bytes)
+            "ansible_ssh_args": f"-C -o ControlMaster=auto -o ControlPersist=30s -o ControlPath={self.control_dir}/%C",
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                                        "-o LogLevel=ERROR",
             "ansible_python_interpreter": str(self.interpreter),
@@ -40,6 +47,9 @@ class SshTarget:
 
 
 def start_sshd(work: Path, address: str, port: int) -> SshTarget:
+    with socket.socket() as probe:
+        if probe.connect_ex((address, port)) == 0:
+            raise RuntimeError(f"{address}:{port} is already taken (a leftover sshd?); cannot start the SSH target")
     work.mkdir(parents=True, exist_ok=True)
     host_key, client_key = work / "ssh_host_ed25519_key", work / "client_key"
     for key in (host_key, client_key):
@@ -61,4 +71,4 @@ def start_sshd(work: Path, address: str, port: int) -> SshTarget:
     subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(work / "sshd.log")], check=True)
     wait_port(address, port)
     assert pid_from(pidfile), "sshd wrote no pid file"
-    return SshTarget(address, port, client_key, interpreter, pidfile)
+    return SshTarget(address, port, client_key, interpreter, pidfile, tempfile.mkdtemp(prefix="cm", dir="/tmp"))

@@ -114,3 +114,49 @@ def _sha256_of(pem_path: Path) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     return x509.load_pem_x509_certificate(pem_path.read_bytes()).fingerprint(hashes.SHA256()).hex()
+
+
+@pytest.mark.parametrize("proxy,base", [("haproxy", 60), ("nginx", 70)])
+def test_tls_alpn_01_is_answered_through_the_passthrough_proxy(controller, pebble_server, account, proxy, base):
+    """Pebble connects to the proxy with ALPN acme-tls/1 only; the proxy routes that to the
+    responder on itself, which presents the challenge certificate made on the controller."""
+    proxy_address, backend_address = f"127.0.0.{base}", f"127.0.0.{base + 1}"
+    work = controller.work
+    name = f"alpn.{proxy}.pt.test"
+    pebble_server.set_address(name, proxy_address)
+    responder_dir = work / "alpn-responder"
+    proxy_service = (haproxy_service(work / "proxy", "certops_passthrough") if proxy == "haproxy"
+                     else nginx_service(work / "proxy", "certops_passthrough", stream=True))
+    controller.write_inventory({"all": {"vars": {
+        "certops_passthrough_acme_directory": pebble_server.directory_url,
+        "certops_passthrough_acme_ca_path": pebble_server.ca_cert,
+        "certops_passthrough_account_key_src": account["key_path"],
+        "certops_passthrough_store_path": str(work / "store"),
+        "certops_certificates_alpn_responder_dir": str(responder_dir)}, "children": {
+        "passthrough_proxies": {"hosts": {"lb": controller.local_host(
+            certops_passthrough_proxy=proxy, certops_passthrough_bind_address=proxy_address,
+            certops_passthrough_http_port=pebble_server.ports.http01,
+            certops_passthrough_https_port=pebble_server.ports.tlsalpn01,  # where Pebble validates
+            certops_passthrough_alpn_responder_address=proxy_address,
+            certops_passthrough_manage_stream_include=False, **proxy_service)}},
+        "passthrough_backends": {"hosts": {"b1": controller.local_host(
+            certops_passthrough_backend_address=f"{backend_address}:{BACKEND_TLS_PORT}",
+            certops_passthrough_cert_dir=str(work / "b1" / "certs"),
+            certops_passthrough_sites=[{"name": name, "domains": [name], "challenge": "tls-alpn-01"}],
+            **nginx_service(work / "b1", "certops_passthrough"))}}}}})
+    try:
+        orders_before = pebble_server.new_orders()
+        controller.run(PLAYBOOK, check=True)
+        assert pebble_server.new_orders() - orders_before == 1
+        served = wait_for(lambda: handshake(proxy_address, pebble_server.ports.tlsalpn01, name,
+                                            pebble_server.root_pem()))
+        assert served.sha256 == _sha256_of(work / "b1" / "certs" / name / "cert.pem")
+        assert served.body.startswith(f"{name} on b1")
+        assert not list(responder_dir.glob("*.crt")) and not list(responder_dir.glob("*.key"))
+        with socket.socket() as probe:  # the responder is gone once the order is done
+            assert probe.connect_ex((proxy_address, 10443)) != 0
+        assert controller.run(PLAYBOOK, check=True).total("changed") == 0
+    finally:
+        for pidfile in [work / "proxy" / "haproxy.pid", work / "proxy" / "nginx" / "nginx.pid",
+                        work / "b1" / "nginx" / "nginx.pid"]:
+            stop_pidfile(pidfile)
