@@ -109,3 +109,17 @@ def test_a_name_via_the_hook_provider(controller, pebble_server, account):
     response = dns.query.udp(dns.message.make_query("_acme-challenge.hook.test", dns.rdatatype.TXT),
                              "127.0.0.1", port=pebble_server.ports.dns, timeout=3)
     assert not response.answer, "the hook's TXT record was left behind"
+
+
+def test_records_that_never_propagate_fail_clearly_within_the_timeout(controller, pebble_on_bind, bind_server,
+                                                                     pebble_server):
+    key = str(controller.work / "dns-account.key")
+    controller.acme_defaults = lambda: {"account_key_src": key}
+    certificates = [{"name": "slow.dns.test", "domains": ["slow.dns.test"], "challenge": "dns-01"}]
+    # Wait for a server that never gets the record (Pebble's challenge DNS, not BIND).
+    task = rfc2136_task(controller, pebble_on_bind, bind_server, certificates,
+                        dns_check_servers=[f"127.0.0.1:{pebble_server.ports.dns}"], dns_propagation_timeout=1)
+    run = controller.run(controller.playbook("dns01-slow", [account_task(pebble_on_bind, key), task]))
+    assert run.returncode != 0
+    assert f"_acme-challenge.slow.dns.test TXT was not served by 127.0.0.1:{pebble_server.ports.dns} within 1 s" in run.stdout
+    assert txt_records(bind_server, "_acme-challenge.slow.dns.test") == set()

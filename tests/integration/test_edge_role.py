@@ -243,3 +243,27 @@ def test_three_proxies_sharing_ten_names_order_each_name_once(layout, pebble_ser
     second = edge.run()
     assert second.total("changed") == 0 and pebble_server.new_orders() - orders_before == 10
     print(f"\n3 proxies x 10 names: first run {first.seconds:.1f} s, idempotent re-run {second.seconds:.1f} s")
+
+
+def test_tls_alpn_01_on_the_edge_goes_through_a_layer4_front(layout, pebble_server):
+    address, name = "127.0.0.14", "alpn.edge.test"
+    edge = layout("haproxy", [address], [name])
+    tls_port = pebble_server.ports.tlsalpn01  # Pebble validates tls-alpn-01 on this port
+    sites = [dict(edge.sites[0], challenge="tls-alpn-01")]
+    edge.write(sites=sites, certops_edge_https_port=tls_port, certops_edge_alpn_responder_address=address,
+               certops_certificates_alpn_responder_dir=str(edge.host_dir(0) / "alpn"))
+    orders_before = pebble_server.new_orders()
+    edge.run()
+    assert pebble_server.new_orders() - orders_before == 1
+    result = wait_for(lambda: handshake(address, tls_port, name, pebble_server.root_pem()))
+    seen = json.loads(result.body)
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1", "the client address was lost on the layer-4 hop"
+    assert not list((edge.host_dir(0) / "alpn").glob("*.crt"))
+    assert edge.run().total("changed") == 0
+
+
+def test_tls_alpn_01_on_an_nginx_edge_is_refused_clearly(layout, pebble_server):
+    edge = layout("nginx", ["127.0.0.15"], ["alpn.nginx.edge.test"])
+    edge.write(sites=[dict(edge.sites[0], challenge="tls-alpn-01")])
+    run = edge.run(check=False)
+    assert run.returncode != 0 and "builds on HAProxy only" in run.stdout
