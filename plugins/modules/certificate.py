@@ -68,10 +68,18 @@ options:
         choices: [ec256, ec384, rsa2048, rsa3072, rsa4096]
         default: ec256
       challenge:
-        description: How names are validated. Only stateless V(http-01) in this version.
+        description:
+          - How names are validated. V(http-01) is answered statelessly by the proxy (or through
+            O(certificates[].webroot)); V(dns-01) needs O(dns_provider); V(tls-alpn-01) is
+            answered on the hosts (see O(stage)).
+          - Default V(dns-01) when a name is a wildcard, else V(http-01).
         type: str
-        choices: [http-01]
-        default: http-01
+        choices: [http-01, dns-01, tls-alpn-01]
+      webroot:
+        description:
+          - For V(http-01) on web servers this collection does not manage, the webroot on the
+            hosts where token files are written (see O(stage) and M(certops.acme.challenge)).
+        type: path
       renew_remaining_days:
         description: Renew when fewer than this many days of validity remain.
         type: float
@@ -92,6 +100,68 @@ options:
       profile:
         description: ACME certificate profile to request, where the CA offers profiles.
         type: str
+  stage:
+    description:
+      - V(all) does everything in this task; certificates whose challenges are answered on hosts
+        (O(certificates[].webroot), V(tls-alpn-01)) then fail with a hint.
+      - V(prepare) completes every other certificate and opens the orders of those answered on
+        hosts, returning their RV(challenges) for M(certops.acme.challenge).
+      - V(complete) answers those challenges and stores the certificates.
+    type: str
+    choices: [all, prepare, complete]
+    default: all
+  dns_provider:
+    description:
+      - How dns-01 records are changed. V(rfc2136) (with O(dns_rfc2136)), V(hook) (with
+        O(dns_hook)), or C(package.module:Class) importable on the controller whose instances
+        (built with O(dns_provider_options)) have C(add_txt(name, value)) and C(delete_txt(name, value)).
+    type: str
+  dns_rfc2136:
+    description: RFC 2136 dynamic updates signed with TSIG.
+    type: dict
+    suboptions:
+      server:
+        description: Primary server address.
+        type: str
+        required: true
+      port:
+        description: Its port.
+        type: int
+        default: 53
+      key_name:
+        description: TSIG key name.
+        type: str
+        required: true
+      key_secret:
+        description: TSIG secret (base64). Never logged.
+        type: str
+        required: true
+      key_algorithm:
+        description: TSIG algorithm.
+        type: str
+        choices: [hmac-sha256, hmac-sha384, hmac-sha512]
+        default: hmac-sha256
+      zone:
+        description: Zone to update; found from the SOA when left out.
+        type: str
+  dns_hook:
+    description:
+      - Executable on the controller, called as C(HOOK add NAME VALUE) and C(HOOK del NAME VALUE)
+        with C({"action", "name", "value"}) as JSON on stdin; non-zero exit fails the certificate.
+    type: path
+  dns_provider_options:
+    description: Keyword arguments for a Python provider class. Never logged.
+    type: dict
+  dns_check_servers:
+    description:
+      - DNS servers (C(host:port)) that must serve every record before the CA is asked to look.
+        Default - the zone's authoritative servers (RFC 2136), none for other providers.
+    type: list
+    elements: str
+  dns_propagation_timeout:
+    description: Seconds to wait for the records on every checked server.
+    type: int
+    default: 120
   workers:
     description: How many orders run in parallel.
     type: int
@@ -139,7 +209,7 @@ certificates:
       description: Certificate name.
       type: str
     action:
-      description: V(keep), V(issue), V(renew) or V(failed).
+      description: V(keep), V(issue), V(renew), V(failed), or V(pending) (stage prepare, answered on hosts).
       type: str
     changed:
       description: Whether a new certificate was stored (or would be, in check mode).
@@ -163,6 +233,13 @@ certificates:
     error:
       description: Why this certificate failed, if it did.
       type: str
+challenges:
+  description:
+    - With O(stage=prepare), the challenges to put in place on hosts (for
+      M(certops.acme.challenge)). No key material.
+  returned: always
+  type: list
+  elements: dict
 acme_requests:
   description: Requests sent to the ACME server in this task, by kind.
   returned: always

@@ -13,7 +13,7 @@ from tests.harness.ansible import REPO, collections_path
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-MODULES = ["account", "certificate", "install", "haproxy_runtime_cert"]
+MODULES = ["account", "certificate", "install", "challenge", "haproxy_runtime_cert"]
 ROLES = ["edge", "passthrough", "certificates"]
 
 
@@ -47,7 +47,8 @@ def test_ansible_doc_renders_every_role(tmp_path, role):
     assert f"certops_{role}_" in out.stdout or "certops_certificates_list" in out.stdout
 
 
-@pytest.mark.parametrize("name", ["sites_to_certificates", "merge_certificates", "passthrough_routes"])
+@pytest.mark.parametrize("name", ["sites_to_certificates", "merge_certificates", "passthrough_routes",
+                                  "merge_stage_results"])
 def test_ansible_doc_renders_the_filters(tmp_path, name):
     env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "PATH": f"{BIN}:/usr/bin:/bin"}
     out = subprocess.run([str(BIN / "ansible-doc"), "-t", "filter", f"certops.acme.{name}"], env=env,
