@@ -54,3 +54,23 @@ def test_ansible_doc_renders_the_filters(tmp_path, name):
     out = subprocess.run([str(BIN / "ansible-doc"), "-t", "filter", f"certops.acme.{name}"], env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_galaxy_tarball_installs_and_runs_by_fqcn_from_outside_the_repo(controller, pebble_server,
+                                                                              http01_responder, tmp_path):
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", str(REPO), "--output-path",
+                    str(tmp_path / "dist")], check=True, capture_output=True, text=True)
+    [tarball] = (tmp_path / "dist").glob("certops-acme-*.tar.gz")
+    installed = tmp_path / "installed"
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(installed)],
+                   check=True, capture_output=True, text=True)
+    assert (installed / "ansible_collections" / "certops" / "acme" / "MANIFEST.json").exists()
+    name = "galaxy.collection.test"
+    playbook = controller.playbook("from-galaxy", [
+        {"certops.acme.certificate": {"store_path": str(controller.work / "store"),
+                                      "certificates": [{"name": name, "domains": [name]}]}},
+        {"certops.acme.install": {"store_path": str(controller.work / "store"), "dest": str(controller.work / "host"),
+                                  "certificates": [name]}}])
+    run = controller.run(playbook, check=True, env={"ANSIBLE_COLLECTIONS_PATH": str(installed)})
+    assert run.total("changed") == 2
+    assert (controller.work / "host" / name / "fullchain.pem").exists()

@@ -1,0 +1,144 @@
+"""Benchmark certops.acme against a local Pebble (PEBBLE_VA_NOSLEEP=1, badNonce at its default 5 %).
+
+For each N: one ansible-playbook run ordering N fresh single-name certificates in one
+certops.acme.certificate task (http-01 answered statelessly by a real HAProxy), then an
+idempotent re-run. Reports wall time, ACME requests per certificate (counted by the engine),
+orders Pebble created, and the controller's peak RSS (/usr/bin/time -v when present, else
+the children's ru_maxrss). Medians over --repeat runs.
+
+    .venv/bin/python bench/run.py --sizes 10 100 200 --repeat 3
+
+Comparisons with certbot, lego and community.crypto are not part of this script yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.harness import pebble  # noqa: E402
+from tests.harness.ansible import collections_path, playbook_command  # noqa: E402
+from tests.harness.processes import stop_pidfile, wait_port  # noqa: E402
+
+sys.path.insert(0, str(collections_path(REPO / ".tmp")))  # this checkout as certops.acme
+from ansible_collections.certops.acme.plugins.module_utils._acme.account import (  # noqa: E402
+    AccountRequest, create_account, find_account, load_account_key)
+from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline  # noqa: E402
+
+TIME = "/usr/bin/time"
+
+
+def start_responder(work: Path, port: int, thumbprint: str) -> Path:
+    config, pidfile = work / "haproxy.cfg", work / "haproxy.pid"
+    config.write_text(f"""defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend acme_http
+    bind 127.0.0.1:{port}
+    http-request return status 200 content-type text/plain lf-string "%[path,field(-1,/)].{thumbprint}" if {{ path_reg ^/\\.well-known/acme-challenge/[-_A-Za-z0-9]+$ }}
+""")
+    subprocess.run(["haproxy", "-W", "-D", "-f", str(config), "-p", str(pidfile)], check=True)
+    wait_port("127.0.0.1", port)
+    return pidfile
+
+
+def run_once(work: Path, info: pebble.PebbleInfo, key: Path, names: list[str], workers: int) -> dict:
+    store = work / "store"
+    result_file = work / f"result-{uuid.uuid4().hex}.json"
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"certops.acme.certificate": {
+            "acme_directory": info.directory_url, "ca_path": info.ca_cert, "account_key_src": str(key),
+            "store_path": str(store), "workers": workers,
+            "certificates": [{"name": n, "domains": [n]} for n in names]}, "register": "r"},
+        {"ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(result_file)}}]}]
+    playbook = work / "bench.yml"
+    playbook.write_text(json.dumps(play))
+    inventory = work / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    command, env = playbook_command(playbook, inventory, work)
+    measured = ([TIME, "-v"] if os.path.exists(TIME) else []) + command
+    orders_before = info.new_orders()
+    started = time.monotonic()
+    proc = subprocess.run(measured, capture_output=True, text=True, env=env, cwd=work)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout[-3000:] + proc.stderr[-3000:])
+    peak_kb = None
+    for line in proc.stderr.splitlines():
+        if "Maximum resident set size" in line:
+            peak_kb = int(line.split(":")[1])
+    if peak_kb is None:
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = json.loads(result_file.read_text())
+    requests = sum(result["acme_requests"].values())
+    return {"seconds": seconds, "orders": info.new_orders() - orders_before, "requests": requests,
+            "peak_mb": peak_kb / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--base-port", type=int, default=14300)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="certops-bench-"))
+    info = pebble.start(work / "pebble", base_port=args.base_port)
+    key_path = work / "account.key"
+    key, _ = load_account_key(str(key_path), None, None, create=True)
+    transport = AcmeTransport(info.directory_url, verify=info.ca_cert)
+    if not find_account(transport, key, Deadline(30, "bench")).exists:
+        create_account(transport, key, AccountRequest(terms_agreed=True), Deadline(30, "bench"))
+    transport.close()
+    responder = start_responder(work, info.ports.http01, key.thumbprint)
+    rows = []
+    try:
+        for size in args.sizes:
+            fresh, again = [], []
+            for _ in range(args.repeat):
+                run_dir = work / f"run-{uuid.uuid4().hex[:8]}"
+                run_dir.mkdir()
+                names = [f"b{i}-{uuid.uuid4().hex[:8]}.bench.test" for i in range(size)]
+                fresh.append(run_once(run_dir, info, key_path, names, args.workers))
+                again.append(run_once(run_dir, info, key_path, names, args.workers))
+                shutil.rmtree(run_dir / "store", ignore_errors=True)
+            rows.append({
+                "n": size,
+                "fresh_s": statistics.median(r["seconds"] for r in fresh),
+                "rerun_s": statistics.median(r["seconds"] for r in again),
+                "requests_per_cert": statistics.median(r["requests"] / size for r in fresh),
+                "orders": statistics.median(r["orders"] for r in fresh),
+                "rerun_orders": max(r["orders"] for r in again),
+                "peak_mb": max(r["peak_mb"] for r in fresh + again),
+            })
+    finally:
+        stop_pidfile(responder)
+        pebble.stop(info)
+    print(f"certops.acme on {os.cpu_count()} cores, Pebble 2.4 local, workers={args.workers}, "
+          f"median of {args.repeat} (wall time includes ansible-playbook start-up)")
+    print(f"{'N':>5} {'fresh s':>8} {'re-run s':>9} {'req/cert':>9} {'orders':>7} {'re-run orders':>14} {'peak MB':>8}")
+    for row in rows:
+        print(f"{row['n']:>5} {row['fresh_s']:>8.2f} {row['rerun_s']:>9.2f} {row['requests_per_cert']:>9.2f} "
+              f"{row['orders']:>7.0f} {row['rerun_orders']:>14} {row['peak_mb']:>8.0f}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
