@@ -15,8 +15,11 @@ description:
   - Installs a whole list of certificates on the target in one call. For each certificate a
     directory O(dest)/NAME receives C(cert.pem), C(chain.pem), C(fullchain.pem),
     C(privkey.pem) and C(haproxy.pem) (full chain followed by the key, the form HAProxy loads).
-  - Every file is written atomically (temporary file created 0600, then renamed), so a proxy
-    never reads half a file and a key is never readable by others, whatever the umask.
+  - A changed bundle is written whole into a new version directory
+    (O(dest)/.versions/NAME/...) and O(dest)/NAME, a symlink, is switched to it with one atomic
+    rename, so a proxy (or a run killed half way) never sees a key beside the certificate of
+    another; files are created 0600 and then given their mode, whatever the umask. The
+    previous bundle is kept for rollback.
   - Reports C(changed) per certificate, only when content, mode or owner differ.
   - With O(state=inspect) nothing is written; the action plugin reads what the host holds and,
     when the controller store lacks a valid certificate the host has, adopts it into the store
@@ -175,6 +178,7 @@ held:
 import hashlib
 import os
 import shutil
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -196,6 +200,36 @@ def _fingerprint(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _version_stamp():
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%06d" % (time.time() % 1 * 1000000)
+
+
+def _swap_in(module, dest, name, wanted, uid, gid, dir_mode):
+    """Write the whole bundle into a new version directory, then point NAME at it with one
+    rename: a reader (or a run killed half way) sees the old bundle or the new one, never a
+    key from one certificate beside the certificate of another."""
+    link = os.path.join(dest, name)
+    versions = os.path.join(dest, ".versions", name)
+    _host_files.ensure_directory(os.path.join(dest, ".versions"), dir_mode, uid, gid)
+    _host_files.ensure_directory(versions, dir_mode, uid, gid)
+    version_dir = os.path.join(versions, _version_stamp())
+    os.mkdir(version_dir, 0o700)
+    for filename, (data, mode) in wanted.items():
+        _host_files.atomic_write(os.path.join(version_dir, filename), data, mode, uid, gid)
+    _host_files.ensure_directory(version_dir, dir_mode, uid, gid)
+    if os.path.isdir(link) and not os.path.islink(link):
+        # A plain directory from before (or made by hand): move it aside once; from now on
+        # NAME is a symlink and every later swap is a single atomic rename.
+        os.rename(link, os.path.join(versions, "00000000T000000-migrated"))
+    tmp_link = os.path.join(dest, ".%s.%d.tmp" % (name, os.getpid()))
+    os.symlink(os.path.join(".versions", name, os.path.basename(version_dir)), tmp_link)
+    os.rename(tmp_link, link)
+    current = os.path.basename(version_dir)
+    for old in sorted(os.listdir(versions))[:-2]:  # keep the current and the previous bundle
+        if old != current:
+            shutil.rmtree(os.path.join(versions, old), ignore_errors=True)
+
+
 def install(module, params):
     dest = params["dest"]
     try:
@@ -210,36 +244,40 @@ def install(module, params):
     results, before, after = [], [], []
     for bundle in params.get("bundles") or []:
         name = bundle["name"]
-        if "/" in name or name in (".", ".."):
+        if "/" in name or name.startswith("."):
             module.fail_json(msg="bundles: %r is not a usable certificate name" % name)
         cert_dir = os.path.join(dest, name)
-        changed_files = []
-        wanted = {}
         files = dict(bundle.get("files") or {})
         files.update(secrets.get(name) or {})
+        wanted = {}
         for filename in BUNDLE_FILES:
             if filename not in files:
                 module.fail_json(msg="bundles: %s lacks %s (internal: the action plugin fills these)"
                                  % (name, filename))
-            data = files[filename].encode("ascii")
-            mode = key_mode if filename in KEY_FILES else cert_mode
-            wanted[filename] = (data, mode)
-        dir_changed = not os.path.isdir(cert_dir)
+            wanted[filename] = (files[filename].encode("ascii"), key_mode if filename in KEY_FILES else cert_mode)
+        content_changed = [f for f, (data, _) in wanted.items()
+                           if _host_files.sha256_of_file(os.path.join(cert_dir, f)) != hashlib.sha256(data).hexdigest()]
+        meta_changed = [f for f, (data, mode) in wanted.items() if f not in content_changed and
+                        _host_files.file_state_differs(os.path.join(cert_dir, f), hashlib.sha256(data).hexdigest(),
+                                                       mode, uid, gid)]
+        for filename in content_changed + meta_changed:
+            old = _host_files.sha256_of_file(os.path.join(cert_dir, filename))
+            data, mode = wanted[filename]
+            before.append("%s/%s: %s" % (name, filename, "sha256:" + old if old else "(absent)"))
+            after.append("%s/%s: %s mode %04o" % (name, filename, _fingerprint(data), mode))
         if not module.check_mode:
             if not os.path.isdir(dest):
                 os.makedirs(dest, 0o755)
-            dir_changed = _host_files.ensure_directory(cert_dir, dir_mode, uid, gid) or dir_changed
-        for filename, (data, mode) in wanted.items():
-            path = os.path.join(cert_dir, filename)
-            old = _host_files.sha256_of_file(path)
-            if not _host_files.file_state_differs(path, hashlib.sha256(data).hexdigest(), mode, uid, gid):
-                continue
-            changed_files.append(filename)
-            before.append("%s/%s: %s" % (name, filename, "sha256:" + old if old else "(absent)"))
-            after.append("%s/%s: %s mode %04o" % (name, filename, _fingerprint(data), mode))
-            if not module.check_mode:
-                _host_files.atomic_write(path, data, mode, uid, gid)
-        results.append({"name": name, "path": cert_dir, "changed": bool(changed_files) or dir_changed,
+            if content_changed:
+                _swap_in(module, dest, name, wanted, uid, gid, dir_mode)
+            else:
+                for filename in meta_changed:
+                    data, mode = wanted[filename]
+                    _host_files.atomic_write(os.path.join(cert_dir, filename), data, mode, uid, gid)
+                if os.path.isdir(cert_dir):
+                    _host_files.ensure_directory(os.path.realpath(cert_dir), dir_mode, uid, gid)
+        changed_files = content_changed + meta_changed
+        results.append({"name": name, "path": cert_dir, "changed": bool(changed_files),
                         "changed_files": changed_files, "serial": bundle.get("serial")})
     removed = remove_unlisted(module, dest, [r["name"] for r in results]) if params["remove_unlisted"] else []
     changed = [r["name"] for r in results if r["changed"]]
@@ -263,13 +301,17 @@ def remove_unlisted(module, dest, keep):
         return removed
     for name in entries:
         path = os.path.join(dest, name)
-        if name in keep or not os.path.isdir(path) or os.path.islink(path):
+        if name in keep or name.startswith(".") or not os.path.isdir(path):
             continue
         if not (os.path.isfile(os.path.join(path, "cert.pem")) and os.path.isfile(os.path.join(path, "privkey.pem"))):
             continue  # not a certificate directory of ours
         removed.append(name)
         if not module.check_mode:
-            shutil.rmtree(path)
+            if os.path.islink(path):
+                os.unlink(path)
+            else:
+                shutil.rmtree(path)
+            shutil.rmtree(os.path.join(dest, ".versions", name), ignore_errors=True)
     return removed
 
 
@@ -278,7 +320,8 @@ def inspect(module, params):
     names = params.get("certificates")
     if names is None:
         try:
-            names = sorted(n for n in os.listdir(dest) if os.path.isdir(os.path.join(dest, n)))
+            names = sorted(n for n in os.listdir(dest)
+                           if not n.startswith(".") and os.path.isdir(os.path.join(dest, n)))
         except OSError:
             names = []
     held = []

@@ -1,0 +1,93 @@
+"""SIGKILL a process while it writes bundles, many times at random moments: the live paths
+must always hold a complete key and the certificate that belongs with it (real processes,
+real signals, real files)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import time
+
+from cryptography import x509
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key, public_key_matches
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.modules import install as install_module
+
+from cert_material import make_chain
+
+KILLS = 25
+
+
+def bundles():
+    out = []
+    for _ in range(2):
+        key_pem, leaf, chain = make_chain()
+        from cryptography.hazmat.primitives import serialization
+        cert = leaf.public_bytes(serialization.Encoding.PEM)
+        chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+        out.append({"cert.pem": (cert, 0o644), "chain.pem": (chain_pem, 0o644),
+                    "fullchain.pem": (cert + chain_pem, 0o644), "privkey.pem": (key_pem, 0o600),
+                    "haproxy.pem": (cert + chain_pem + key_pem, 0o600)})
+    return out
+
+
+def _install_forever(dest, material):
+    i = 0
+    while True:
+        install_module._swap_in(None, dest, "www", material[i % 2], None, None, 0o700)
+        i += 1
+
+
+def _store_forever(root, material):
+    store = CertificateStore(root)
+    i = 0
+    while True:
+        key_pem, leaf, chain = material[i % 2]
+        store.save("www", key_pem, leaf, chain, {})
+        i += 1
+
+
+def kill_repeatedly(target, args, check):
+    ctx = multiprocessing.get_context("fork")
+    rng = random.Random(1234)
+    for _ in range(KILLS):
+        proc = ctx.Process(target=target, args=args)
+        proc.start()
+        time.sleep(rng.uniform(0.01, 0.08))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+        check()
+
+
+def test_install_never_leaves_a_mismatched_bundle_in_the_live_path(tmp_path):
+    material = bundles()
+    live = tmp_path / "www"
+
+    def check():
+        if not os.path.lexists(live):
+            return  # killed before the first swap: nothing installed, which is fine
+        key = load_private_key((live / "privkey.pem").read_bytes())
+        assert public_key_matches(key, x509.load_pem_x509_certificate((live / "cert.pem").read_bytes()))
+        combined = (live / "haproxy.pem").read_bytes()
+        assert public_key_matches(load_private_key(combined[combined.index(b"-----BEGIN PRIVATE KEY"):]),
+                                  x509.load_pem_x509_certificates(combined)[0])
+        assert (live / "fullchain.pem").read_bytes().startswith((live / "cert.pem").read_bytes())
+    kill_repeatedly(_install_forever, (str(tmp_path), material), check)
+    assert os.path.islink(live)
+
+
+def test_the_store_never_leaves_a_mismatched_current_version(tmp_path):
+    material = [make_chain(), make_chain()]
+    store = CertificateStore(str(tmp_path))
+
+    def check():
+        stored = store.load("www")
+        if stored is None:
+            return
+        key = load_private_key(stored.key_pem)
+        assert public_key_matches(key, x509.load_pem_x509_certificate(stored.cert_pem.encode()))
+    kill_repeatedly(_store_forever, (str(tmp_path), material), check)
+    assert store.load("www") is not None

@@ -1,0 +1,153 @@
+"""Transport behaviour under faults Pebble cannot produce (503/429 with Retry-After, oversize
+bodies, a server that goes away). A scripted ACME-shaped HTTP server on 127.0.0.1 plays the CA:
+a real server and real sockets, but its answers are scripted, because no ACME server that runs
+here can be told to shed load or misbehave on cue."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import josepy as jose
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import (
+    AcmeDeadlineError, AcmeProblem, AcmeTransportError)
+from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline
+
+
+class ScriptedCA:
+    """Answers POST /order with the scripted responses in turn, then 201 forever."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.posts = 0
+        self.nonce = 0
+        ca = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _nonce(self):
+                ca.nonce += 1
+                self.send_header("Replay-Nonce", jose.b64encode(f"n{ca.nonce}".encode()).decode())
+
+            def do_GET(self):  # noqa: N802
+                body = json.dumps({"newNonce": f"{ca.url}/nonce", "newOrder": f"{ca.url}/order"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_HEAD(self):  # noqa: N802
+                self.send_response(200)
+                self._nonce()
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ca.posts += 1
+                status, headers, body = ca.script.pop(0) if ca.script else (201, {}, {"status": "pending"})
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self._nonce()
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/problem+json" if status >= 400 else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                del args
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def problem(kind, detail="scripted"):
+    return {"type": f"urn:ietf:params:acme:error:{kind}", "detail": detail}
+
+
+@pytest.fixture
+def ca_factory():
+    made = []
+
+    def make(script):
+        made.append(ScriptedCA(script))
+        return made[-1]
+    yield make
+    for ca in made:
+        ca.close()
+
+
+def transport_for(ca, **kwargs):
+    transport = AcmeTransport(f"{ca.url}/dir", verify=False, timeout=5, **kwargs)
+    transport.set_account(jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1())), jose.ES256, f"{ca.url}/acct/1")
+    return transport
+
+
+def test_bad_nonce_is_retried_until_a_request_goes_through(ca_factory):
+    ca = ca_factory([(400, {}, problem("badNonce"))] * 6)
+    response = transport_for(ca).post(f"{ca.url}/order", {}, Deadline(10, "t"), kind="newOrder")
+    assert response.status_code == 201 and ca.posts == 7
+
+
+def test_503_with_retry_after_is_honoured_within_the_deadline(ca_factory):
+    ca = ca_factory([(503, {"Retry-After": "1"}, problem("serverInternal", "busy"))] * 2)
+    started = time.monotonic()
+    response = transport_for(ca).post(f"{ca.url}/order", {}, Deadline(10, "t"), kind="newOrder")
+    assert response.status_code == 201
+    assert time.monotonic() - started >= 2.0  # waited as the server asked, twice
+
+
+def test_a_short_429_is_retried_but_a_long_rate_limit_is_reported_at_once(ca_factory):
+    ca = ca_factory([(429, {"Retry-After": "1"}, problem("rateLimited", "slow down"))])
+    assert transport_for(ca).post(f"{ca.url}/order", {}, Deadline(10, "t"), kind="newOrder").status_code == 201
+    ca = ca_factory([(429, {"Retry-After": "3600"}, problem("rateLimited", "too many certificates"))])
+    started = time.monotonic()
+    with pytest.raises(AcmeProblem) as caught:
+        transport_for(ca).post(f"{ca.url}/order", {}, Deadline(10, "t"), kind="newOrder")
+    assert time.monotonic() - started < 2
+    assert "rateLimited" in str(caught.value) and "too many certificates" in str(caught.value)
+    assert "retry after 3600 s" in str(caught.value)
+
+
+def test_a_wait_beyond_the_deadline_is_a_clear_error_not_a_hang(ca_factory):
+    ca = ca_factory([(503, {"Retry-After": "30"}, problem("serverInternal", "maintenance"))])
+    started = time.monotonic()
+    with pytest.raises(AcmeProblem, match="maintenance"):
+        transport_for(ca).post(f"{ca.url}/order", {}, Deadline(2, "t"), kind="newOrder")
+    assert time.monotonic() - started < 2
+
+
+def test_an_oversize_body_is_refused(ca_factory):
+    ca = ca_factory([(201, {}, b"x" * (5 * 1024 * 1024))])
+    with pytest.raises(AcmeTransportError, match="not an ACME answer"):
+        transport_for(ca).post(f"{ca.url}/order", {}, Deadline(10, "t"), kind="newOrder")
+
+
+def test_a_problem_that_is_not_json_keeps_the_servers_words(ca_factory):
+    ca = ca_factory([(500, {"Content-Type": "text/html"}, b"<h1>Gateway exploded</h1>")])
+    with pytest.raises(AcmeProblem, match="Gateway exploded"):
+        transport_for(ca).post(f"{ca.url}/order", {}, Deadline(10, "t"), kind="newOrder")
+
+
+def test_a_server_that_went_away_fails_clearly_at_the_deadline(ca_factory):
+    ca = ca_factory([])
+    transport = transport_for(ca)
+    transport.directory()
+    ca.close()
+    started = time.monotonic()
+    with pytest.raises((AcmeTransportError, AcmeDeadlineError), match="cannot reach the ACME server|did not finish"):
+        transport.post(f"{ca.url}/order", {}, Deadline(2, "the batch"), kind="newOrder")
+    assert time.monotonic() - started < 5
