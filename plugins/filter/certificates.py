@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 from ansible.errors import AnsibleFilterError
 
 SPEC_KEYS = ("key_type", "challenge", "renew_remaining_days", "renew_remaining_fraction",
@@ -24,6 +26,19 @@ def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:
         spec.update({k: site[k] for k in SPEC_KEYS if site.get(k) is not None})
         certificates.append(spec)
     return merge_certificates(certificates)
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):([0-9]{1,5})$")
+
+
+def invalid_addresses(addresses: Any) -> list[str]:
+    """The entries that are not ``host:port`` (IPv6 in brackets) with a port from 1 to 65535."""
+    bad = []
+    for address in addresses or []:
+        match = _HOST_PORT.match(str(address))
+        if not match or not 0 < int(match.group(3)) < 65536:
+            bad.append(str(address))
+    return bad
 
 
 def merge_certificates(specs: Any) -> list[dict[str, Any]]:
@@ -97,4 +112,4 @@ def merge_stage_results(prepared: Any, completed: Any) -> dict[str, Any]:
 class FilterModule(object):
     def filters(self) -> dict[str, Any]:
         return {"sites_to_certificates": sites_to_certificates, "merge_certificates": merge_certificates,
-                "passthrough_routes": passthrough_routes, "merge_stage_results": merge_stage_results}
+                "passthrough_routes": passthrough_routes, "merge_stage_results": merge_stage_results, "invalid_addresses": invalid_addresses}

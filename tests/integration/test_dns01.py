@@ -69,7 +69,7 @@ def test_wildcard_and_base_name_via_rfc2136_leave_no_record_behind(controller, p
     playbook = controller.playbook("dns01", [account_task(pebble_on_bind, key),
                                              rfc2136_task(controller, pebble_on_bind, bind_server, certificates),
                                              dump(controller)])
-    run = controller.run(playbook, check=True)
+    run = controller.run(playbook, "-vvvv", check=True)
     issued = json.loads((controller.work / "issued.json").read_text())
     assert [c["action"] for c in issued["certificates"]] == ["issue", "issue"]
     assert sorted(issued["certificates"][0]["domains"]) == ["*.wild.dns.test", "wild.dns.test"]

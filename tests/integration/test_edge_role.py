@@ -267,3 +267,25 @@ def test_tls_alpn_01_on_an_nginx_edge_is_refused_clearly(layout, pebble_server):
     edge.write(sites=[dict(edge.sites[0], challenge="tls-alpn-01")])
     run = edge.run(check=False)
     assert run.returncode != 0 and "builds on HAProxy only" in run.stdout
+
+
+def test_a_backend_that_is_not_an_address_is_refused_before_anything_changes(layout, pebble_server):
+    edge = layout("haproxy", ["127.0.0.16"], ["bad-backend.edge.test"])
+    edge.write(sites=[dict(edge.sites[0], backends=["not an address"])])
+    run = edge.run(check=False)
+    assert run.returncode != 0
+    assert "certops_edge_sites[].backends: not an address is not host:port" in run.stdout
+    assert not edge.host_dir(0).joinpath("haproxy.cfg").exists()
+    assert "changed=0" in run.stdout
+
+
+def test_a_proxy_that_fails_to_reload_keeps_serving_the_previous_certificate(layout, pebble_server):
+    address, name = "127.0.0.17", "reload-fails.edge.test"
+    edge = layout("haproxy", [address], [name])
+    edge.run()
+    before = wait_for(lambda: edge.serial(address, name))
+    edge.write(certops_edge_force_renew=True, certops_edge_hot_swap=False,
+               certops_edge_reload_command="sh -c 'echo reload refused >&2; exit 3'")
+    run = edge.run(check=False)
+    assert run.returncode != 0 and "reload refused" in run.stdout
+    assert edge.serial(address, name) == before, "the running proxy changed although its reload failed"

@@ -22,3 +22,11 @@ def test_conflicting_definitions_are_an_error_naming_the_certificate():
     with pytest.raises(AnsibleFilterError, match="'app' is defined twice"):
         merge_certificates([{"name": "app", "domains": ["a.example.com"]},
                             {"name": "app", "domains": ["b.example.com"]}])
+
+
+def test_backend_addresses_must_be_host_and_port():
+    from ansible_collections.certops.acme.plugins.filter.certificates import invalid_addresses
+    good = ["10.0.0.5:8080", "app.internal:80", "[2001:db8::5]:8443", "localhost:1"]
+    assert invalid_addresses(good) == []
+    bad = ["10.0.0.5", "app:0", "app:70000", "not an address:80", "2001:db8::5:80", "-x.example:80"]
+    assert invalid_addresses(bad) == bad

@@ -151,3 +151,27 @@ def test_a_server_that_went_away_fails_clearly_at_the_deadline(ca_factory):
     with pytest.raises((AcmeTransportError, AcmeDeadlineError), match="cannot reach the ACME server|did not finish"):
         transport.post(f"{ca.url}/order", {}, Deadline(2, "the batch"), kind="newOrder")
     assert time.monotonic() - started < 5
+
+
+def test_a_token_that_is_not_base64url_is_refused_before_anything_uses_it(ca_factory):
+    from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
+    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError, OrderRequest, open_order
+    ca = ca_factory([])
+    ca.script.extend([
+        (201, {"Location": f"{ca.url}/order/1"}, {"status": "pending", "authorizations": [f"{ca.url}/authz/1"],
+                                                  "finalize": f"{ca.url}/finalize/1"}),
+        (200, {}, {"status": "pending", "identifier": {"type": "dns", "value": "x.example.com"},
+                   "challenges": [{"type": "http-01", "url": f"{ca.url}/chall/1", "token": "../../etc/passwd"}]})])
+    request = OrderRequest("x", normalize_names(["x.example.com"]), b"")
+    with pytest.raises(OrderError, match="not base64url"):
+        open_order(transport_for(ca), request, "thumb", Deadline(10, "t"))
+
+
+def test_an_order_without_required_fields_is_a_clear_error_not_a_keyerror(ca_factory):
+    from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
+    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderRequest, open_order
+    ca = ca_factory([])
+    ca.script.append((201, {"Location": f"{ca.url}/order/1"}, {"status": "pending"}))
+    with pytest.raises(AcmeTransportError, match="no usable 'authorizations' field"):
+        open_order(transport_for(ca), OrderRequest("x", normalize_names(["x.example.com"]), b""), "t",
+                   Deadline(10, "t"))

@@ -1,0 +1,51 @@
+"""What the CA returns is refused unless it is the certificate we asked for."""
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key
+from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
+from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError, OrderRequest, _verified_chain
+
+from cert_material import make_chain
+
+
+def pem(*certs):
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def check(key_pem, certs_pem, names):
+    request = OrderRequest("c", normalize_names(names), key_pem)
+    return _verified_chain(certs_pem, load_private_key(key_pem), request, "certificate 'c'")
+
+
+def test_the_certificate_we_asked_for_is_accepted():
+    key, leaf, chain = make_chain(names=("www.example.com",))
+    got_leaf, got_chain = check(key, pem(leaf, *chain), ["www.example.com"])
+    assert got_leaf == leaf and got_chain == chain
+
+
+def test_names_that_do_not_match_the_order_are_refused():
+    key, leaf, chain = make_chain(names=("www.example.com", "evil.example.net"))
+    with pytest.raises(OrderError, match="do not match the order"):
+        check(key, pem(leaf, *chain), ["www.example.com"])
+
+
+def test_a_certificate_for_another_key_is_refused():
+    _, leaf, chain = make_chain()
+    other_key, _, _ = make_chain()
+    with pytest.raises(OrderError, match="different key"):
+        check(other_key, pem(leaf, *chain), ["www.example.com"])
+
+
+def test_a_chain_that_does_not_verify_is_refused():
+    key, leaf, _ = make_chain()
+    _, _, foreign_chain = make_chain()
+    with pytest.raises(OrderError, match="chain does not verify"):
+        check(key, pem(leaf, *foreign_chain), ["www.example.com"])
+
+
+def test_a_download_that_is_not_pem_is_refused():
+    key, _, _ = make_chain()
+    with pytest.raises(OrderError, match="not a PEM chain"):
+        check(key, b"<html>oops</html>", ["www.example.com"])
