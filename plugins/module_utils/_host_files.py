@@ -98,9 +98,17 @@ def ensure_directory(path, mode, uid=None, gid=None):
     if not os.path.isdir(path):
         parent = os.path.dirname(os.path.abspath(path))
         if parent and not os.path.isdir(parent):
-            os.makedirs(parent, 0o755)
-        os.mkdir(path, 0o700)
-        changed = True
+            try:
+                os.makedirs(parent, 0o755)
+            except OSError:
+                if not os.path.isdir(parent):  # another process may have made it meanwhile
+                    raise
+        try:
+            os.mkdir(path, 0o700)
+            changed = True
+        except OSError:
+            if not os.path.isdir(path):  # lost a race with another run creating it: fine
+                raise
     stat = os.stat(path)
     if (stat.st_mode & 0o7777) != mode:
         os.chmod(path, mode)

@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,10 @@ import urllib.request
 import ssl
 from dataclasses import dataclass, asdict
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.harness.processes import pid_alive, wait_port  # noqa: E402
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -120,19 +123,7 @@ class PebbleInfo:
         return self.count_log("POST /finalize-order/")
 
     def alive(self) -> bool:
-        return _pid_alive(self.pebble_pid) and _pid_alive(self.challtestsrv_pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
+        return pid_alive(self.pebble_pid) and pid_alive(self.challtestsrv_pid)
 
 
 def _generate_listener_cert(state: Path) -> tuple[Path, Path, Path]:
@@ -183,17 +174,6 @@ def _generate_listener_cert(state: Path) -> tuple[Path, Path, Path]:
     return ca_path, cert_path, key_path
 
 
-def _wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
 def start(state_dir: str | os.PathLike[str], base_port: int = 14000,
           env: dict[str, str] | None = None, pebble_config: dict | None = None,
           dns_server: str | None = None) -> PebbleInfo:
@@ -241,9 +221,9 @@ def start(state_dir: str | os.PathLike[str], base_port: int = 14000,
     info = PebbleInfo(state_dir=str(state), ports=ports, ca_cert=str(ca), log_file=str(log_path),
                       pebble_pid=pebble.pid, challtestsrv_pid=dns.pid)
     try:
-        _wait_port(ports.dns_management)
-        _wait_port(ports.acme)
-        _wait_port(ports.management)
+        wait_port("127.0.0.1", ports.dns_management)
+        wait_port("127.0.0.1", ports.acme)
+        wait_port("127.0.0.1", ports.management)
     except RuntimeError:
         stop(info)
         raise RuntimeError(f"Pebble did not start; see {log_path} and {dns_log}") from None
@@ -259,7 +239,7 @@ def stop(info: PebbleInfo) -> None:
             pass
     for pid in (info.pebble_pid, info.challtestsrv_pid):
         for _ in range(100):
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 break
             time.sleep(0.02)
         try:

@@ -66,3 +66,15 @@ def stop_pidfile(pidfile: Path, sig: int = signal.SIGTERM) -> None:
             if not pid_alive(pid):
                 break
             time.sleep(0.02)
+
+
+def wait_for(check, timeout: float = 8.0):
+    """Retry an assertion until it holds (reloads and swaps are asynchronous), then return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -102,12 +102,21 @@ def test_check_mode_orders_nothing_and_writes_nothing(controller, pebble_server,
 
 def test_two_runs_started_together_order_each_certificate_once(controller, pebble_server, http01_responder):
     batch = {n: [n] for n in names(4)}
-    playbook = controller.playbook("race", [certificate_task(controller.store, batch)])
+    # The second run lists the certificates in reverse: runs that took locks in list order
+    # would each hold some and wait for the other's.
+    orders = {1: batch, 2: dict(reversed(list(batch.items())))}
+    playbooks = [controller.playbook(f"race{i}", [certificate_task(controller.store, orders[i]),
+                                                   install_task(controller.store, controller.work / f"host{i}",
+                                                                list(batch))]) for i in (1, 2)]
     orders_before = pebble_server.new_orders()
-    procs = [controller.spawn(playbook) for _ in range(2)]
+    procs = [controller.spawn(playbook) for playbook in playbooks]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     assert pebble_server.new_orders() - orders_before == 4
+    for i in (1, 2):  # both runs end with every certificate installed, and the same one
+        for name in batch:
+            assert (controller.work / f"host{i}" / name / "fullchain.pem").read_bytes() == \
+                (controller.work / "host1" / name / "fullchain.pem").read_bytes()
 
 
 def test_an_empty_store_adopts_what_the_host_holds_instead_of_ordering(controller, pebble_server, http01_responder):

@@ -74,3 +74,8 @@ def test_the_galaxy_tarball_installs_and_runs_by_fqcn_from_outside_the_repo(cont
     run = controller.run(playbook, check=True, env={"ANSIBLE_COLLECTIONS_PATH": str(installed)})
     assert run.total("changed") == 2
     assert (controller.work / "host" / name / "fullchain.pem").exists()
+
+
+def test_changelog_fragments_pass_antsibull_changelog_lint():
+    out = subprocess.run([str(BIN / "antsibull-changelog"), "lint"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr

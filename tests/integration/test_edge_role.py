@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.harness.hosts import haproxy_service, nginx_service
-from tests.harness.processes import pid_from, start_backend, stop_pidfile
+from tests.harness.processes import pid_from, start_backend, stop_pidfile, wait_for
 from tests.harness.tls import handshake
 
 pytestmark = pytest.mark.integration
@@ -24,18 +23,6 @@ BACKEND_PORT = 18181
 def worker_pids(master: int) -> set[int]:
     with open(f"/proc/{master}/task/{master}/children", encoding="ascii") as handle:
         return {int(p) for p in handle.read().split()}
-
-
-def wait_for(check, timeout=8.0):
-    """Reloads are asynchronous (a new worker takes over): retry an assertion briefly."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def http_request(address: str, port: int, host: str, path: str = "/") -> str:

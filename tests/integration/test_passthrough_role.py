@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.harness.hosts import haproxy_service, nginx_service
-from tests.harness.processes import start_backend, stop_pidfile
+from tests.harness.processes import start_backend, stop_pidfile, wait_for
 from tests.harness.sshd import start_sshd
 from tests.harness.tls import handshake
 
@@ -21,17 +20,6 @@ pytestmark = pytest.mark.integration
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "passthrough.yml"
 PROXY_TLS_PORT = 14643
 BACKEND_TLS_PORT = 14644
-
-
-def wait_for(check, timeout=8.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 @pytest.mark.parametrize("proxy,base", [("haproxy", 40), ("nginx", 50)])

@@ -13,7 +13,6 @@ import pytest
 
 from tests.harness import pebble
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import generate_private_key, private_key_pem
 
 pytestmark = pytest.mark.integration
 

@@ -243,23 +243,34 @@ class CertificateBatch:
     def _order(self, due: Sequence[CertificateSpec], stage: str,
                deadline: Deadline) -> list[CertificateResult]:
         finished: list[CertificateResult] = []
-        opened: list[tuple[CertificateSpec, OpenOrder, StoreLock, str]] = []
-        with self._pool(len(due)) as pool:
-            for spec, outcome in zip(due, pool.map(lambda s: self._open_one(s, stage, deadline), due)):
-                if isinstance(outcome, CertificateResult):
-                    finished.append(outcome)
-                else:
-                    opened.append((spec, *outcome))
+        # Every due certificate's lock is taken before any order is opened, in name order:
+        # runs that want overlapping certificates then queue up instead of each holding some
+        # locks while waiting for the others' (a deadlock until the lock timeout).
+        locks: dict[str, StoreLock] = {}
+        for spec in sorted(due, key=lambda s: s.name):
+            try:
+                locks[spec.name] = self.store.acquire(spec.name, self.settings.lock_timeout)
+            except CertopsError as error:
+                finished.append(CertificateResult(spec.name, "failed", error=str(error),
+                                                  domains=identifier_values(spec.identifiers)))
         try:
+            lockable = [s for s in due if s.name in locks]
+            opened: list[tuple[CertificateSpec, OpenOrder, str]] = []
+            with self._pool(len(lockable)) as pool:
+                for spec, outcome in zip(lockable, pool.map(lambda s: self._open_one(s, stage, deadline), lockable)):
+                    if isinstance(outcome, CertificateResult):
+                        finished.append(outcome)
+                    else:
+                        opened.append((spec, *outcome))
             to_complete = []
             by_type: dict[str, list[PendingChallenge]] = {}
-            for spec, order, lock, reason in opened:
+            for spec, order, reason in opened:
                 if spec.on_hosts and stage == "prepare":
                     self.host_challenges.extend(self._for_hosts(spec, order))
                     finished.append(CertificateResult(spec.name, "pending", reason + " (challenges prepared for the hosts)",
                                                       identifier_values(spec.identifiers)))
                     continue
-                to_complete.append((spec, order, lock, reason))
+                to_complete.append((spec, order, reason))
                 if not spec.on_hosts:
                     by_type.setdefault(spec.challenge, []).extend(order.pending)
             failed_deploy: dict[str, str] = {}
@@ -269,7 +280,7 @@ class CertificateBatch:
                 ready = [item for item in to_complete if item[0].name not in failed_deploy]
                 finished.extend(CertificateResult(spec.name, "failed", error=failed_deploy[spec.name],
                                                   domains=identifier_values(spec.identifiers))
-                                for spec, _, _, _ in to_complete if spec.name in failed_deploy)
+                                for spec, _, _ in to_complete if spec.name in failed_deploy)
                 with self._pool(len(ready)) as pool:
                     finished.extend(pool.map(lambda item: self._complete_one(*item, deadline=deadline), ready))
             finally:
@@ -279,21 +290,18 @@ class CertificateBatch:
                     except CertopsError:
                         pass  # reported by the responder's own checks; never hides the results
         finally:
-            for _, _, lock, _ in opened:
+            for lock in locks.values():
                 lock.release()
         return finished
 
     def _open_one(self, spec: CertificateSpec, stage: str, deadline: Deadline) -> Any:
-        """Lock, re-check, and open (or, at stage complete, reload) the order."""
+        """Re-check under the (already held) lock, then open (or, at stage complete, reload) the order."""
         domains = identifier_values(spec.identifiers)
-        lock = None
         try:
-            lock = self.store.acquire(spec.name, self.settings.lock_timeout)
             # Re-read under the lock: another run may have issued it while we waited.
             stored = self.store.load(spec.name)
             decision = decide(spec, stored, self.now())
             if not decision.needs_order:
-                lock.release()
                 return CertificateResult(spec.name, "keep", decision.reason + " (issued by a concurrent run)",
                                          domains, stored=stored)
             transport = self._connected(deadline)
@@ -316,13 +324,11 @@ class CertificateBatch:
                         alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
                                 for c in order.pending if c.type == "tls-alpn-01"}
                         self.store.save_pending(spec.name, order, alpn)
-            return order, lock, decision.reason
+            return order, decision.reason
         except CertopsError as error:
-            if lock is not None:
-                lock.release()
             return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
 
-    def _complete_one(self, spec: CertificateSpec, order: OpenOrder, lock: StoreLock, reason: str,
+    def _complete_one(self, spec: CertificateSpec, order: OpenOrder, reason: str,
                       deadline: Deadline) -> CertificateResult:
         domains = identifier_values(spec.identifiers)
         try:

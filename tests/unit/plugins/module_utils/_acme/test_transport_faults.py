@@ -175,3 +175,12 @@ def test_an_order_without_required_fields_is_a_clear_error_not_a_keyerror(ca_fac
     with pytest.raises(AcmeTransportError, match="no usable 'authorizations' field"):
         open_order(transport_for(ca), OrderRequest("x", normalize_names(["x.example.com"]), b""), "t",
                    Deadline(10, "t"))
+
+
+def test_a_success_that_is_not_json_is_a_clear_error(ca_factory):
+    from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
+    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderRequest, open_order
+    ca = ca_factory([(201, {"Content-Type": "text/html", "Location": "x"}, b"<html>welcome</html>")])
+    with pytest.raises(AcmeTransportError, match="did not answer with JSON"):
+        open_order(transport_for(ca), OrderRequest("x", normalize_names(["x.example.com"]), b""), "t",
+                   Deadline(10, "t"))
