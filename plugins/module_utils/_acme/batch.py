@@ -255,7 +255,7 @@ class CertificateBatch:
                                                   domains=identifier_values(spec.identifiers)))
         try:
             lockable = [s for s in due if s.name in locks]
-            opened: list[tuple[CertificateSpec, OpenOrder, str]] = []
+            opened: list[tuple[CertificateSpec, OpenOrder, Decision]] = []
             with self._pool(len(lockable)) as pool:
                 for spec, outcome in zip(lockable, pool.map(lambda s: self._open_one(s, stage, deadline), lockable)):
                     if isinstance(outcome, CertificateResult):
@@ -264,13 +264,14 @@ class CertificateBatch:
                         opened.append((spec, *outcome))
             to_complete = []
             by_type: dict[str, list[PendingChallenge]] = {}
-            for spec, order, reason in opened:
+            for spec, order, decision in opened:
                 if spec.on_hosts and stage == "prepare":
                     self.host_challenges.extend(self._for_hosts(spec, order))
-                    finished.append(CertificateResult(spec.name, "pending", reason + " (challenges prepared for the hosts)",
+                    finished.append(CertificateResult(spec.name, "pending",
+                                                      decision.reason + " (challenges prepared for the hosts)",
                                                       identifier_values(spec.identifiers)))
                     continue
-                to_complete.append((spec, order, reason))
+                to_complete.append((spec, order, decision))
                 if not spec.on_hosts:
                     by_type.setdefault(spec.challenge, []).extend(order.pending)
             failed_deploy: dict[str, str] = {}
@@ -324,11 +325,11 @@ class CertificateBatch:
                         alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
                                 for c in order.pending if c.type == "tls-alpn-01"}
                         self.store.save_pending(spec.name, order, alpn)
-            return order, decision.reason
+            return order, decision
         except CertopsError as error:
             return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
 
-    def _complete_one(self, spec: CertificateSpec, order: OpenOrder, reason: str,
+    def _complete_one(self, spec: CertificateSpec, order: OpenOrder, decision: Decision,
                       deadline: Deadline) -> CertificateResult:
         domains = identifier_values(spec.identifiers)
         try:
@@ -337,11 +338,11 @@ class CertificateBatch:
             new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
                 "order_url": issued.order_url, "account_url": self.account_url,
                 "directory": transport.directory_url, "challenge": spec.challenge,
-                "alternate_chains": issued.alternate_chain_urls, "source": "ordered", "reason": reason})
+                "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
+                "reason": decision.reason})
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)
-            action = "issue" if reason == "no certificate in the store" else "renew"
-            return CertificateResult(spec.name, action, reason, domains, stored=new)
+            return CertificateResult(spec.name, decision.action, decision.reason, domains, stored=new)
         except CertopsError as error:
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)  # a failed order is not retried; the next run opens a new one
