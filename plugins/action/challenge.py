@@ -38,6 +38,5 @@ class ActionModule(CertopsAction):
             module_args["alpn_material"] = material
         if not args["challenges"]:
             return {"changed": False, "files": [], "responder": {"running": False}}
-        result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
-        result.pop("invocation", None)
+        result = self.run_target_module(MODULE, module_args, task_vars)
         return result

@@ -69,8 +69,7 @@ class ActionModule(CertopsAction):
                              "order them first with certops.acme.certificate, or check store_path")
         module_args.update(state="present", bundles=bundles, key_material=key_material,
                            remove_unlisted=args["remove_unlisted"])
-        result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
-        result.pop("invocation", None)
+        result = self.run_target_module(MODULE, module_args, task_vars)
         return result
 
     def _inspect(self, args: dict[str, Any], store: Any, module_args: dict[str, Any],
@@ -78,8 +77,7 @@ class ActionModule(CertopsAction):
         module_args["state"] = "inspect"
         if args.get("certificates") is not None:
             module_args["certificates"] = _names(args["certificates"])
-        result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
-        result.pop("invocation", None)
+        result = self.run_target_module(MODULE, module_args, task_vars)
         if result.get("failed"):
             result.pop("held", None)
             return result

@@ -40,10 +40,14 @@ class CertopsAction(ActionBase):
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def run_target_module(self, name: str, module_args: dict[str, Any],
+                          task_vars: dict[str, Any]) -> dict[str, Any]:
+        """Run the target-side module; drop its ``invocation`` (the arguments, which carry
+        bundles and, masked, keys) so only the module's own results are returned."""
+        result = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        result.pop("invocation", None)
+        return result
+
     @property
     def check_mode(self) -> bool:
         return bool(self._task.check_mode)
-
-    @property
-    def diff_mode(self) -> bool:
-        return bool(self._task.diff)

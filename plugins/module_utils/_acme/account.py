@@ -86,11 +86,6 @@ class AccountState:
     status: str = ""
 
 
-def _account_body(transport: AcmeTransport, deadline: Deadline) -> dict[str, Any]:
-    response = transport.post(transport.account_url or "", None, deadline, kind="account")
-    return json_object(response, "account")
-
-
 def find_account(transport: AcmeTransport, account: AccountKey, deadline: Deadline) -> AccountState:
     """Look the account up without creating it (newAccount with onlyReturnExisting).
 
@@ -152,12 +147,6 @@ def update_contact(transport: AcmeTransport, contact: list[str], deadline: Deadl
     response = transport.post(transport.account_url or "", {"contact": contact}, deadline,
                               kind="account")
     body = json_object(response, "account")
-    return AccountState(url=transport.account_url, exists=True,
-                        contact=list(body.get("contact") or []), status=str(body.get("status", "")))
-
-
-def read_account(transport: AcmeTransport, deadline: Deadline) -> AccountState:
-    body = _account_body(transport, deadline)
     return AccountState(url=transport.account_url, exists=True,
                         contact=list(body.get("contact") or []), status=str(body.get("status", "")))
 

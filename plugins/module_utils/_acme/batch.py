@@ -33,7 +33,6 @@ from .transport import AcmeTransport, Deadline
 CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
 SPEC_KEYS = {"name", "domains", "key_type", "challenge", "renew_remaining_days",
              "renew_remaining_fraction", "force", "reuse_key", "profile", "webroot"}
-STAGES = ("all", "prepare", "complete")
 
 
 @dataclass
