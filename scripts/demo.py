@@ -73,7 +73,7 @@ def stop() -> None:
 def handshake_with_retry(name: str, root: str, serial_wanted: str | None = None):
     """USR2 reloads are asynchronous: give the new worker a moment to take over."""
     last: Exception | None = None
-    for _ in range(50):
+    for _ignored in range(50):
         try:
             result = handshake("127.0.0.1", HTTPS_PORT, name, root)
             if serial_wanted is None or result.serial == serial_wanted:

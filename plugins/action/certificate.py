@@ -9,9 +9,10 @@ from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
     BatchSettings, CertificateBatch, parse_specs)
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
-    Dns01Responder, DnsProvider, HookProvider, Rfc2136Provider, parse_server, load_provider)
+    Dns01Responder, DnsProvider, Rfc2136Provider, parse_server, load_provider)
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
+from ansible_collections.certops.acme.plugins.plugin_utils._dns_hook import HookProvider
 
 RFC2136_SPEC = {
     "server": {"type": "str", "required": True},
@@ -70,7 +71,7 @@ class ActionModule(CertopsAction):
         workers = max(1, min(int(args["workers"]), 32))
         account_key = None
         if args.get("account_key_src") or args.get("account_key_content"):
-            account_key, _ = options.build_account_key(args)
+            account_key, _ignored = options.build_account_key(args)
         responders: dict[str, Any] = {}
         dns = dns_responder(args)
         if dns is not None:

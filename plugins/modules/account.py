@@ -19,10 +19,12 @@ description:
     too), updates its contacts, or deactivates it.
   - Returns the account URL and the key's JWK thumbprint, which the stateless http-01
     responder of the proxies needs.
-author: certops.acme contributors
+author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
   - certops.acme.acme
   - certops.acme.acme.ACCOUNT_KEY
+  - certops.acme.attributes
+  - certops.acme.attributes.ACTION_GROUP
 attributes:
   check_mode:
     support: full

@@ -28,11 +28,13 @@ description:
   - When nothing is due, no request is sent to the CA at all.
   - Run it once per batch (C(run_once) in a play over many hosts); install the results with
     M(certops.acme.install).
-author: certops.acme contributors
+author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
   - certops.acme.acme
   - certops.acme.acme.ACCOUNT_KEY
   - certops.acme.acme.STORE
+  - certops.acme.attributes
+  - certops.acme.attributes.ACTION_GROUP
 attributes:
   check_mode:
     support: full

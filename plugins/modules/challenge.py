@@ -24,9 +24,10 @@ description:
     The responder stops by itself after O(responder_ttl) seconds at the latest.
   - Tokens that are not base64url are refused before any path is built.
   - Standard library only on the target.
-author: certops.acme contributors
+author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
   - certops.acme.acme.STORE
+  - certops.acme.attributes
 attributes:
   check_mode:
     support: full
@@ -116,7 +117,6 @@ responder:
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -130,6 +130,10 @@ SNI_NAME = re.compile(r"^(\*\.)?[a-z0-9.-]{1,253}$|^[0-9a-f.:]{2,45}$")
 # The responder runs as its own process from this text: standard library only.
 RESPONDER = r'''
 import os, re, socket, ssl, sys, threading, time
+try:
+    os.setsid()  # outlive the module that started us and its SSH session
+except OSError:
+    pass
 listen, port, directory, ttl = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 name_ok = re.compile(r"^[a-z0-9.:-]{1,253}$")
 
@@ -169,7 +173,7 @@ def serve(conn):
 
 while time.monotonic() < deadline and os.path.exists(os.path.join(directory, "responder.pid")):
     try:
-        conn, _ = server.accept()
+        conn, _ignored = server.accept()
     except socket.timeout:
         continue
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
@@ -216,7 +220,7 @@ def check(module, item):
     if not TOKEN.match(token):
         module.fail_json(msg="challenges: token %r for %s is not base64url; refusing to build a path from it"
                          % (token[:40], item.get("identifier")))
-    if str(item.get("key_authorization", "")).split(".")[0] != token:
+    if str(item.get("key_authorization", "")).split(".", maxsplit=1)[0] != token:
         module.fail_json(msg="challenges: key authorization of %s does not start with its token" % item.get("identifier"))
     return token
 
@@ -316,12 +320,17 @@ def manage_responder(module, params, directory, pidfile, present):
             return {"running": True, "address": params["responder_address"], "port": params["responder_port"]}
         script = os.path.join(directory, "responder.py")
         _host_files.atomic_write(script, RESPONDER.encode("ascii"), 0o600)
-        log = open(os.path.join(directory, "responder.log"), "ab")
-        proc = subprocess.Popen([sys.executable, script, params["responder_address"], str(params["responder_port"]),
-                                 directory, str(params["responder_ttl"])],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
-                                preexec_fn=os.setsid)
-        _host_files.atomic_write(pidfile, str(proc.pid).encode("ascii"), 0o600)
+        # The shell starts the responder in the background with its output in the log and
+        # prints its PID, so run_command returns at once; the responder calls setsid() first
+        # thing, which detaches it from this module and from the SSH session.
+        rc, out, err = module.run_command(
+            ["/bin/sh", "-c", '"$@" </dev/null >>"$CERTOPS_RESPONDER_LOG" 2>&1 & echo $!', "sh",
+             sys.executable, script, params["responder_address"], str(params["responder_port"]),
+             directory, str(params["responder_ttl"])],
+            environ_update={"CERTOPS_RESPONDER_LOG": os.path.join(directory, "responder.log")})
+        if rc != 0 or not out.strip().isdigit():
+            module.fail_json(msg="could not start the tls-alpn-01 responder: %s" % (err or out).strip())
+        _host_files.atomic_write(pidfile, out.strip().encode("ascii"), 0o600)
         if not wait_listening(params["responder_address"], params["responder_port"]):
             module.fail_json(msg="the tls-alpn-01 responder did not start on %s:%s; see %s"
                              % (params["responder_address"], params["responder_port"],

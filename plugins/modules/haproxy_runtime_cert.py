@@ -20,7 +20,9 @@ description:
   - A certificate HAProxy has not loaded yet (a new site) cannot be swapped in; it is reported
     in RV(needs_reload) and the caller reloads instead.
   - Standard library only on the target.
-author: certops.acme contributors
+author: certops.acme maintainers (@certops)
+extends_documentation_fragment:
+  - certops.acme.attributes
 attributes:
   check_mode:
     support: full

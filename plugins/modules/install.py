@@ -26,9 +26,10 @@ description:
     (so a fresh AWX container does not order again what the hosts already serve).
   - The action plugin runs on the controller and reads the store; the module that runs on the
     target needs only the Python standard library.
-author: certops.acme contributors
+author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
   - certops.acme.acme.STORE
+  - certops.acme.attributes
 attributes:
   check_mode:
     support: full
@@ -255,7 +256,7 @@ def install(module, params):
                 module.fail_json(msg="bundles: %s lacks %s (internal: the action plugin fills these)"
                                  % (name, filename))
             wanted[filename] = (files[filename].encode("ascii"), key_mode if filename in KEY_FILES else cert_mode)
-        content_changed = [f for f, (data, _) in wanted.items()
+        content_changed = [f for f, (data, _ignored) in wanted.items()
                            if _host_files.sha256_of_file(os.path.join(cert_dir, f)) != hashlib.sha256(data).hexdigest()]
         meta_changed = [f for f, (data, mode) in wanted.items() if f not in content_changed and
                         _host_files.file_state_differs(os.path.join(cert_dir, f), hashlib.sha256(data).hexdigest(),
@@ -349,7 +350,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "inspect"]),
             owner=dict(type="str"),
             group=dict(type="str"),
-            key_mode=dict(type="str", default="0600"),
+            key_mode=dict(type="str", default="0600", no_log=False),
             cert_mode=dict(type="str", default="0644"),
             dir_mode=dict(type="str", default="0700"),
             adopt=dict(type="bool", default=True),

@@ -8,6 +8,7 @@ from typing import Any, Optional
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.certops.acme.plugins.module_utils._acme.dependencies import require_controller_libraries
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError
 
 #: Argument-spec keys that Ansible's validator understands besides the spec itself.
@@ -27,7 +28,8 @@ class CertopsAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         try:
-            _, args = self.validate_argument_spec(
+            require_controller_libraries()
+            _ignored, args = self.validate_argument_spec(
                 argument_spec=self.ARGUMENT_SPEC,
                 **{k: v for k, v in self.VALIDATION.items() if k in _VALIDATOR_KEYS})
             result.update(self.run_action(args, task_vars or {}))

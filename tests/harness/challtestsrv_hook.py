@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A dns-01 hook (certops.acme's executable-hook contract) backed by pebble-challtestsrv's
 management API: ``challtestsrv_hook.py add|del NAME VALUE`` with JSON on stdin.
 The API URL comes from $CHALLTESTSRV_URL. Standard library only, like a user's hook would be."""

@@ -238,7 +238,7 @@ def stop(info: PebbleInfo) -> None:
         except OSError:
             pass
     for pid in (info.pebble_pid, info.challtestsrv_pid):
-        for _ in range(100):
+        for _ignored in range(100):
             if not pid_alive(pid):
                 break
             time.sleep(0.02)

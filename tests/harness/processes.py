@@ -62,7 +62,7 @@ def stop_pidfile(pidfile: Path, sig: int = signal.SIGTERM) -> None:
             os.kill(pid, sig)
         except OSError:
             return
-        for _ in range(100):
+        for _ignored in range(100):
             if not pid_alive(pid):
                 break
             time.sleep(0.02)

@@ -46,11 +46,11 @@ def handshake(address: str, port: int, name: str, root_pem: str, path: str = "/"
     cert = x509.load_der_x509_certificate(der)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     response = b"".join(chunks).decode("utf-8", "replace")
-    head, _, body = response.partition("\r\n\r\n")
-    status_line, _, header_block = head.partition("\r\n")
+    head, _ignored, body = response.partition("\r\n\r\n")
+    status_line, _ignored, header_block = head.partition("\r\n")
     headers = {}
     for line in header_block.split("\r\n"):
-        key, _, value = line.partition(":")
+        key, _ignored, value = line.partition(":")
         headers[key.strip().lower()] = value.strip()
     return Handshake(name=name, serial=format(cert.serial_number, "x"),
                      sha256=cert.fingerprint(hashes.SHA256()).hex(),

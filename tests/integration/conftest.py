@@ -36,7 +36,7 @@ def pebble_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pebble.P
 def account(pebble_server: pebble.PebbleInfo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An account key file and its (created) account; the thumbprint drives the responders."""
     path = tmp_path_factory.mktemp("account") / "account.key"
-    key, _ = load_account_key(str(path), None, None, create=True)
+    key, _ignored = load_account_key(str(path), None, None, create=True)
     transport = AcmeTransport(pebble_server.directory_url, verify=pebble_server.ca_cert)
     deadline = Deadline(30, "test account")
     if not find_account(transport, key, deadline).exists:
@@ -55,7 +55,8 @@ defaults
     timeout server 30s
 frontend acme_http
     bind {address}:{port}
-    http-request return status 200 content-type text/plain lf-string "%[path,field(-1,/)].{thumbprint}" if {{ path_reg ^/\\.well-known/acme-challenge/[-_A-Za-z0-9]+$ }}
+    acl acme_challenge path_reg ^/\\.well-known/acme-challenge/[-_A-Za-z0-9]+$
+    http-request return status 200 content-type text/plain lf-string "%[path,field(-1,/)].{thumbprint}" if acme_challenge
     http-request deny deny_status 404
 """
 

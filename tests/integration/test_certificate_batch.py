@@ -105,9 +105,9 @@ def test_two_runs_started_together_order_each_certificate_once(controller, pebbl
     # The second run lists the certificates in reverse: runs that took locks in list order
     # would each hold some and wait for the other's.
     orders = {1: batch, 2: dict(reversed(list(batch.items())))}
-    playbooks = [controller.playbook(f"race{i}", [certificate_task(controller.store, orders[i]),
-                                                   install_task(controller.store, controller.work / f"host{i}",
-                                                                list(batch))]) for i in (1, 2)]
+    playbooks = [controller.playbook(f"race{i}", [
+        certificate_task(controller.store, orders[i]),
+        install_task(controller.store, controller.work / f"host{i}", list(batch))]) for i in (1, 2)]
     orders_before = pebble_server.new_orders()
     procs = [controller.spawn(playbook) for playbook in playbooks]
     outputs = [p.communicate(timeout=300)[0] for p in procs]

@@ -4,6 +4,7 @@ the executable-hook provider against Pebble's challenge DNS server."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import dns.message
@@ -47,7 +48,8 @@ def rfc2136_task(controller, pebble_info, bind_server, certificates, **extra):
         "store_path": str(controller.work / "store"), "certificates": certificates,
         "dns_provider": "rfc2136",
         "dns_rfc2136": {"server": bind_server.address, "port": bind_server.port,
-                        "key_name": bind_server.key_name, "key_secret": bind_server.key_secret}, **extra},
+                        "key_name": bind_server.key_name, "key_secret": bind_server.key_secret},
+        **extra},
         "register": "issued"}
 
 
@@ -97,7 +99,10 @@ def test_a_failed_validation_still_removes_every_record(controller, pebble_on_bi
 
 
 def test_a_name_via_the_hook_provider(controller, pebble_server, account):
-    hook = REPO / "tests" / "harness" / "challtestsrv_hook.py"
+    # A user's hook is any executable; this one is a shell wrapper around the harness's Python hook.
+    hook = controller.work / "challtestsrv-hook"
+    hook.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "tests" / "harness" / "challtestsrv_hook.py"} "$@"\n')
+    hook.chmod(0o755)
     playbook = controller.playbook("hook", [{"certops.acme.certificate": {
         "store_path": str(controller.work / "store"), "dns_provider": "hook", "dns_hook": str(hook),
         "dns_check_servers": [f"127.0.0.1:{pebble_server.ports.dns}"],
@@ -111,8 +116,8 @@ def test_a_name_via_the_hook_provider(controller, pebble_server, account):
     assert not response.answer, "the hook's TXT record was left behind"
 
 
-def test_records_that_never_propagate_fail_clearly_within_the_timeout(controller, pebble_on_bind, bind_server,
-                                                                     pebble_server):
+def test_records_that_never_propagate_fail_clearly_within_the_timeout(
+        controller, pebble_on_bind, bind_server, pebble_server):
     key = str(controller.work / "dns-account.key")
     controller.acme_defaults = lambda: {"account_key_src": key}
     certificates = [{"name": "slow.dns.test", "domains": ["slow.dns.test"], "challenge": "dns-01"}]

@@ -80,7 +80,7 @@ def test_passthrough_routes_by_sni_to_backends_that_hold_their_own_certificates(
         assert beta.sha256 == _sha256_of(installed[2]["beta"])
         assert installed[1]["both"].read_bytes() == installed[2]["both"].read_bytes()
         seen = {json.loads(handshake(proxy_address, PROXY_TLS_PORT, names["both"], root).body)["backend"]
-                for _ in range(6)}
+                for _ignored in range(6)}
         assert seen == {"app-on-b1", "app-on-b2"}
         assert not list((work / "proxy").rglob("privkey.pem")), "the passthrough proxy holds a key"
 

@@ -6,11 +6,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import josepy as jose
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-from acme import messages
+try:
+    import josepy as jose
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from acme import messages
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .. import _host_files
 from .crypto import PrivateKey, generate_private_key, load_private_key, private_key_pem

@@ -280,7 +280,7 @@ class CertificateBatch:
                 ready = [item for item in to_complete if item[0].name not in failed_deploy]
                 finished.extend(CertificateResult(spec.name, "failed", error=failed_deploy[spec.name],
                                                   domains=identifier_values(spec.identifiers))
-                                for spec, _, _ in to_complete if spec.name in failed_deploy)
+                                for spec, _ignored, _ignored in to_complete if spec.name in failed_deploy)
                 with self._pool(len(ready)) as pool:
                     finished.extend(pool.map(lambda item: self._complete_one(*item, deadline=deadline), ready))
             finally:

@@ -8,16 +8,19 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import ExtensionOID, NameOID
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .errors import InputError
 from .names import Identifier
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+PrivateKey = Union["ec.EllipticCurvePrivateKey", "rsa.RSAPrivateKey"]
 
 #: Key types a certificate may ask for; the first is the default (ECDSA P-256).
 KEY_TYPES = ("ec256", "ec384", "rsa2048", "rsa3072", "rsa4096")

@@ -4,8 +4,9 @@ authoritative server serves them, and delete exactly the records we added afterw
 Providers (how records are changed) plug in through :class:`DnsProvider`:
 
 - :class:`Rfc2136Provider` - dynamic updates signed with TSIG (BIND, Knot, PowerDNS...);
-- :class:`HookProvider` - an executable called as ``HOOK add|del NAME VALUE`` with the same as
-  JSON on stdin, for any other DNS API;
+- ``HookProvider`` in plugin_utils/_dns_hook.py (it starts a process, so it stays out of
+  module_utils) - an executable called as ``HOOK add|del NAME VALUE`` with the same as JSON
+  on stdin, for any other DNS API;
 - any Python class with ``add_txt``/``delete_txt``, loaded by ``load_provider``.
 
 A wildcard and its base name share one record name with two values; both are added before
@@ -15,28 +16,29 @@ the CA looks and both are removed afterwards.
 from __future__ import annotations
 
 import importlib
-import json
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
-import dns.exception
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
-import dns.tsig
-import dns.tsigkeyring
-import dns.update
+try:
+    import dns.exception
+    import dns.message
+    import dns.name
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+    import dns.tsig
+    import dns.tsigkeyring
+    import dns.update
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .errors import CertopsError, InputError
 from .orders import PendingChallenge
 from .transport import Deadline
 
-TSIG_ALGORITHMS = {"hmac-sha256": dns.tsig.HMAC_SHA256, "hmac-sha512": dns.tsig.HMAC_SHA512,
-                   "hmac-sha384": dns.tsig.HMAC_SHA384}
+#: TSIG algorithm names as RFC 8945 and BIND spell them (dnspython accepts the text form).
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384")
 TXT_TTL = 60
 
 
@@ -49,7 +51,7 @@ class DnsProvider(Protocol):
 
 
 def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
-    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    host, _ignored, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
     return (host, int(port)) if port else (text, default_port)
 
 
@@ -103,7 +105,7 @@ class Rfc2136Provider:
     def _update(self, record_name: str, value: str, add: bool) -> None:
         zone = self.zone_for(record_name)
         update = dns.update.UpdateMessage(zone, keyring=self._keyring, keyname=self.key_name,
-                                          keyalgorithm=TSIG_ALGORITHMS[self.key_algorithm])
+                                          keyalgorithm=dns.name.from_text(self.key_algorithm))
         if add:
             update.add(record_name + ".", TXT_TTL, "TXT", f'"{value}"')
         else:
@@ -143,34 +145,9 @@ class Rfc2136Provider:
         return sorted(set(servers)) or [(self.server, self.port)]
 
 
-@dataclass
-class HookProvider:
-    """Runs ``executable add|del RECORD_NAME VALUE`` (JSON with the same on stdin)."""
-
-    executable: str
-    timeout: float = 120.0
-
-    def _call(self, action: str, record_name: str, value: str) -> None:
-        payload = json.dumps({"action": action, "name": record_name, "value": value})
-        try:
-            proc = subprocess.run([self.executable, action, record_name, value], input=payload,
-                                  capture_output=True, text=True, timeout=self.timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise CertopsError(f"dns-01 hook {self.executable} {action} {record_name}: {error}") from None
-        if proc.returncode != 0:
-            raise CertopsError(f"dns-01 hook {self.executable} {action} {record_name} exited "
-                               f"{proc.returncode}: {(proc.stderr or proc.stdout).strip()[:300]}")
-
-    def add_txt(self, record_name: str, value: str) -> None:
-        self._call("add", record_name, value)
-
-    def delete_txt(self, record_name: str, value: str) -> None:
-        self._call("del", record_name, value)
-
-
 def load_provider(path: str, options: dict[str, Any]) -> DnsProvider:
     """``package.module:ClassName`` importable on the controller, built with ``options``."""
-    module_name, _, class_name = path.partition(":")
+    module_name, _ignored, class_name = path.partition(":")
     if not module_name or not class_name:
         raise InputError("dns_provider", f"{path!r} is not 'package.module:ClassName'",
                          "or use rfc2136 / hook")

@@ -15,7 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import idna
+try:
+    import idna
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .errors import InputError
 

@@ -23,12 +23,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
 
-import josepy as jose
-import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+try:
+    import josepy as jose
+    import requests
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .crypto import (build_csr, certificate_facts, chain_problems, load_private_key, private_key_pem,
                      public_key_matches)
@@ -136,7 +139,8 @@ class IssuedCertificate:
     alternate_chain_urls: list[str] = field(default_factory=list)
 
 
-ACME_IDENTIFIER_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
+#: id-pe-acmeIdentifier (RFC 8737 §6.1).
+ACME_IDENTIFIER_OID = "1.3.6.1.5.5.7.1.31"
 
 
 def tls_alpn_challenge_certificate(challenge: PendingChallenge) -> tuple[bytes, bytes]:
@@ -156,7 +160,7 @@ def tls_alpn_challenge_certificate(challenge: PendingChallenge) -> tuple[bytes, 
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([san]), critical=False)
             # DER OCTET STRING (0x04, length 32) wrapping the digest.
-            .add_extension(x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, b"\x04\x20" + digest), critical=True)
+            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(ACME_IDENTIFIER_OID), b"\x04\x20" + digest), critical=True)
             .sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 

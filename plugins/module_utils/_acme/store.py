@@ -30,7 +30,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-from cryptography import x509
+try:
+    from cryptography import x509
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .. import _host_files
 from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain

@@ -25,11 +25,13 @@ import time
 from collections import Counter
 from typing import Any, Optional, Union
 
-import josepy as jose
-import requests
-from requests.adapters import HTTPAdapter
-
-from acme import jws
+try:
+    import josepy as jose
+    import requests
+    from requests.adapters import HTTPAdapter
+    from acme import jws
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .errors import AcmeDeadlineError, AcmeProblem, AcmeTransportError
 

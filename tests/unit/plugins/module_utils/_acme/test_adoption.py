@@ -9,7 +9,8 @@ from cert_material import make_chain
 
 
 def held(name, key_pem, leaf, chain):
-    pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
+    def pem(c):
+        return c.public_bytes(serialization.Encoding.PEM).decode()
     return {"name": name, "path": f"/etc/certs/{name}",
             "files": {"cert.pem": pem(leaf), "chain.pem": "".join(pem(c) for c in chain),
                       "privkey.pem": key_pem.decode()}}
@@ -30,8 +31,8 @@ def test_an_empty_store_adopts_a_valid_held_certificate(tmp_path):
 
 def test_a_key_that_does_not_match_is_not_adopted(tmp_path):
     store = CertificateStore(str(tmp_path))
-    _, leaf, chain = make_chain()
-    other_key, _, _ = make_chain()
+    _ignored, leaf, chain = make_chain()
+    other_key, _ignored, _ignored = make_chain()
     summary = adopt_held(store, [held("www", other_key, leaf, chain)], "edge1", DAY)
     assert summary[0]["adopted"] is False and "does not match" in summary[0]["problem"]
     assert store.load("www") is None

@@ -20,13 +20,13 @@ def test_a_bad_name_fails_only_its_certificate():
 
 
 def test_wildcard_with_http01_fails_its_certificate_naming_dns01():
-    _, failures = parse_specs([{"name": "w", "domains": ["*.example.com"], "challenge": "http-01"}])
+    _ignored, failures = parse_specs([{"name": "w", "domains": ["*.example.com"], "challenge": "http-01"}])
     assert "dns-01" in failures[0].error
 
 
 def test_wildcard_defaults_to_dns01_and_other_names_to_http01():
-    specs, _ = parse_specs([{"name": "w", "domains": ["*.example.com", "example.com"]},
-                            {"name": "a", "domains": ["a.example.com"]}])
+    specs, _ignored = parse_specs([{"name": "w", "domains": ["*.example.com", "example.com"]},
+                                   {"name": "a", "domains": ["a.example.com"]}])
     assert [s.challenge for s in specs] == ["dns-01", "http-01"]
 
 
@@ -57,7 +57,7 @@ def test_nothing_due_means_no_connection_at_all(tmp_path):
     store = CertificateStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(names=("www.example.com",), days_left=80)
     store.save("www", key_pem, leaf, chain, {})
-    specs, _ = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
+    specs, _ignored = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
 
     def no_transport():
         raise AssertionError("a kept certificate must not contact the CA")
@@ -69,7 +69,7 @@ def test_nothing_due_means_no_connection_at_all(tmp_path):
 
 
 def test_check_mode_reports_what_would_be_issued_without_contacting_the_ca(tmp_path):
-    specs, _ = parse_specs([{"name": "new", "domains": ["new.example.com"]}])
+    specs, _ignored = parse_specs([{"name": "new", "domains": ["new.example.com"]}])
 
     def no_transport():
         raise AssertionError("check mode must not contact the CA")
@@ -84,7 +84,9 @@ def test_renewal_window_uses_the_clock_given(tmp_path):
     store = CertificateStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(days_left=80, days_total=90)
     store.save("www", key_pem, leaf, chain, {})
-    specs, _ = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
-    later = lambda: datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=60)  # noqa: E731
+    specs, _ignored = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
+
+    def later():
+        return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=60)
     batch = CertificateBatch(store, BatchSettings(check_mode=True), lambda: None, None, now=later)
     assert batch.run(specs)[0].action == "renew"

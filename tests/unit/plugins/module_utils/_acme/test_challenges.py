@@ -26,7 +26,7 @@ def test_a_wildcard_shares_the_record_name_of_its_base_name():
 def test_tls_alpn_certificate_carries_the_critical_acme_identifier_extension():
     cert_pem, key_pem = tls_alpn_challenge_certificate(challenge("www.example.com", "tls-alpn-01"))
     cert = x509.load_pem_x509_certificate(cert_pem)
-    extension = cert.extensions.get_extension_for_oid(ACME_IDENTIFIER_OID)
+    extension = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(ACME_IDENTIFIER_OID))
     assert extension.critical
     assert extension.value.value == b"\x04\x20" + hashlib.sha256(b"tok_EN-1.thumb").digest()
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -55,7 +55,7 @@ def test_small_rsa_key_is_refused():
 
 
 def test_chain_links_are_checked():
-    _, leaf, chain = make_chain()
+    _ignored, leaf, chain = make_chain()
     assert chain_problems(leaf, chain) is None
-    _, _, other_chain = make_chain()
+    _ignored, _ignored, other_chain = make_chain()
     assert "not signed" in chain_problems(leaf, other_chain)

@@ -32,20 +32,20 @@ def test_names_that_do_not_match_the_order_are_refused():
 
 
 def test_a_certificate_for_another_key_is_refused():
-    _, leaf, chain = make_chain()
-    other_key, _, _ = make_chain()
+    _ignored, leaf, chain = make_chain()
+    other_key, _ignored, _ignored = make_chain()
     with pytest.raises(OrderError, match="different key"):
         check(other_key, pem(leaf, *chain), ["www.example.com"])
 
 
 def test_a_chain_that_does_not_verify_is_refused():
-    key, leaf, _ = make_chain()
-    _, _, foreign_chain = make_chain()
+    key, leaf, _ignored = make_chain()
+    _ignored, _ignored, foreign_chain = make_chain()
     with pytest.raises(OrderError, match="chain does not verify"):
         check(key, pem(leaf, *foreign_chain), ["www.example.com"])
 
 
 def test_a_download_that_is_not_pem_is_refused():
-    key, _, _ = make_chain()
+    key, _ignored, _ignored = make_chain()
     with pytest.raises(OrderError, match="not a PEM chain"):
         check(key, b"<html>oops</html>", ["www.example.com"])

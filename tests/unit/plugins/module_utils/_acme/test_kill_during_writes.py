@@ -23,7 +23,7 @@ KILLS = 25
 
 def bundles():
     out = []
-    for _ in range(2):
+    for _ignored in range(2):
         key_pem, leaf, chain = make_chain()
         from cryptography.hazmat.primitives import serialization
         cert = leaf.public_bytes(serialization.Encoding.PEM)
@@ -53,7 +53,7 @@ def _store_forever(root, material):
 def kill_repeatedly(target, args, check):
     ctx = multiprocessing.get_context("fork")
     rng = random.Random(1234)
-    for _ in range(KILLS):
+    for _ignored in range(KILLS):
         proc = ctx.Process(target=target, args=args)
         proc.start()
         time.sleep(rng.uniform(0.01, 0.08))

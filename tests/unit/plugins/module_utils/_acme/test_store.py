@@ -44,7 +44,7 @@ def test_everything_is_private_whatever_the_umask(tmp_path):
 def test_a_new_version_replaces_current_and_old_versions_are_pruned(tmp_path):
     store = CertificateStore(str(tmp_path))
     serials = []
-    for _ in range(4):
+    for _ignored in range(4):
         key_pem, leaf, chain = make_chain()
         serials.append(store.save("www", key_pem, leaf, chain, {}).facts.serial)
     assert store.load("www").facts.serial == serials[-1]
