@@ -25,7 +25,6 @@ class ActionModule(CertopsAction):
         eab_alg={"type": "str", "default": "HS256", "choices": ["HS256", "HS384", "HS512"]},
     )
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]],
-                  "required_one_of": [["account_key_src", "account_key_content"]],
                   "required_together": [["eab_kid", "eab_hmac_key"]]}
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, Optional
+
+from ansible.utils.display import Display
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
@@ -14,13 +18,16 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.errors import I
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 from ansible_collections.certops.acme.plugins.plugin_utils._dns_hook import HookProvider
 
+display = Display()
+
 RFC2136_SPEC = {
-    "server": {"type": "str", "required": True},
-    "port": {"type": "int", "default": 53},
-    "key_name": {"type": "str", "required": True},
-    "key_secret": {"type": "str", "required": True, "no_log": True},
-    "key_algorithm": {"type": "str", "default": "hmac-sha256",
-                      "choices": ["hmac-sha256", "hmac-sha384", "hmac-sha512"]},
+    # server, key_name and key_secret are required, from here or from $CERTOPS_DNS_RFC2136_*:
+    # options.rfc2136_settings checks them once both are merged.
+    "server": {"type": "str"},
+    "port": {"type": "int"},
+    "key_name": {"type": "str"},
+    "key_secret": {"type": "str", "no_log": True},
+    "key_algorithm": {"type": "str", "choices": ["hmac-sha256", "hmac-sha384", "hmac-sha512"]},
     "zone": {"type": "str"},
 }
 
@@ -31,10 +38,7 @@ def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
         return None
     provider: DnsProvider
     if kind == "rfc2136":
-        settings = args.get("dns_rfc2136")
-        if not settings:
-            raise InputError("dns_rfc2136", "is required with dns_provider: rfc2136",
-                             "give server, key_name and key_secret")
+        settings = options.rfc2136_settings(args.get("dns_rfc2136"))
         provider = Rfc2136Provider(server=settings["server"], port=settings["port"],
                                    key_name=settings["key_name"], key_secret=settings["key_secret"],
                                    key_algorithm=settings["key_algorithm"], zone=settings.get("zone"))
@@ -46,6 +50,30 @@ def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
         provider = load_provider(kind, args.get("dns_provider_options") or {})
     servers = [parse_server(s) for s in args.get("dns_check_servers") or []]
     return Dns01Responder(provider, servers, float(args["dns_propagation_timeout"]))
+
+
+#: Batches of at least this many certificates print progress while the task runs.
+PROGRESS_FROM = 10
+
+
+class ProgressLine:
+    """Prints ``ordering 40/200`` lines on the controller while a long batch runs: at most one
+    every two seconds per phase, plus the last, so a 1000-certificate run is not silent for
+    minutes and not flooded either."""
+
+    def __init__(self, task_name: str, interval: float = 2.0) -> None:
+        self.task_name = task_name
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if done < total and now - self._last.get(phase, 0.0) < self.interval:
+                return
+            self._last[phase] = now
+            display.display(f"certops.acme.certificate [{self.task_name}]: {phase} {done}/{total}")
 
 
 class ActionModule(CertopsAction):
@@ -81,7 +109,8 @@ class ActionModule(CertopsAction):
                                              "DNS provider is set", "set dns_provider: rfc2136 or hook")
         batch = CertificateBatch(
             store, BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),
-                                 lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode),
+                                 lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode,
+                                 progress=ProgressLine(self._task.get_name()) if len(specs) >= PROGRESS_FROM else None),
             lambda: options.build_transport(args, pool_size=workers), account_key, responders)
         try:
             results = batch.run(specs, stage=args["stage"])

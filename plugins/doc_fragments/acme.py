@@ -16,8 +16,9 @@ options:
       - URL of the ACME directory, for example
         C(https://acme-v02.api.letsencrypt.org/directory) or
         C(https://acme-staging-v02.api.letsencrypt.org/directory).
+      - Required. When the task leaves it out, the environment variable E(CERTOPS_ACME_DIRECTORY)
+        is used (for example set by an AWX credential).
     type: str
-    required: true
   validate_certs:
     description:
       - Verify the ACME server's HTTPS certificate. Only turn this off for throw-away test CAs.
@@ -50,10 +51,13 @@ options:
   account_key_content:
     description:
       - The PEM account private key itself, for example injected by an AWX credential.
+      - When neither this nor O(account_key_src) is given, E(CERTOPS_ACME_ACCOUNT_KEY) is used.
       - Never logged.
     type: str
   account_key_passphrase:
-    description: Passphrase of an encrypted account key. Never logged.
+    description:
+      - Passphrase of an encrypted account key. Never logged.
+      - Defaults to E(CERTOPS_ACME_ACCOUNT_KEY_PASSPHRASE) when the key comes from the environment.
     type: str
 """
 

@@ -58,10 +58,14 @@ options:
     type: bool
     default: false
   eab_kid:
-    description: External Account Binding key identifier, for CAs that require EAB.
+    description:
+      - External Account Binding key identifier, for CAs that require EAB.
+      - Defaults to E(CERTOPS_ACME_EAB_KID).
     type: str
   eab_hmac_key:
-    description: External Account Binding MAC key (base64url), as the CA issued it. Never logged.
+    description:
+      - External Account Binding MAC key (base64url), as the CA issued it. Never logged.
+      - Defaults to E(CERTOPS_ACME_EAB_HMAC_KEY).
     type: str
   eab_alg:
     description: MAC algorithm of the EAB key.

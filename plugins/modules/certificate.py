@@ -119,30 +119,29 @@ options:
         (built with O(dns_provider_options)) have C(add_txt(name, value)) and C(delete_txt(name, value)).
     type: str
   dns_rfc2136:
-    description: RFC 2136 dynamic updates signed with TSIG.
+    description:
+      - RFC 2136 dynamic updates signed with TSIG.
+      - Each key the task leaves out is read from E(CERTOPS_DNS_RFC2136_SERVER),
+        E(CERTOPS_DNS_RFC2136_PORT), E(CERTOPS_DNS_RFC2136_KEY_NAME), E(CERTOPS_DNS_RFC2136_KEY_SECRET)
+        or E(CERTOPS_DNS_RFC2136_KEY_ALGORITHM) (the TSIG credential type for AWX sets them).
     type: dict
     suboptions:
       server:
-        description: Primary server address.
+        description: Primary server address. Required, here or in the environment.
         type: str
-        required: true
       port:
-        description: Its port.
+        description: Its port; 53 when given nowhere.
         type: int
-        default: 53
       key_name:
-        description: TSIG key name.
+        description: TSIG key name. Required, here or in the environment.
         type: str
-        required: true
       key_secret:
-        description: TSIG secret (base64). Never logged.
+        description: TSIG secret (base64). Required, here or in the environment. Never logged.
         type: str
-        required: true
       key_algorithm:
-        description: TSIG algorithm.
+        description: TSIG algorithm; V(hmac-sha256) when given nowhere.
         type: str
         choices: [hmac-sha256, hmac-sha384, hmac-sha512]
-        default: hmac-sha256
       zone:
         description: Zone to update; found from the SOA when left out.
         type: str
@@ -226,6 +225,9 @@ certificates:
     not_after:
       description: Expiry of the stored certificate (ISO 8601), if any.
       type: str
+    days_left:
+      description: Days until O(certificates[].name)'s stored certificate expires, to one decimal, if any.
+      type: float
     serial:
       description: Serial number (hex) of the stored certificate, if any.
       type: str

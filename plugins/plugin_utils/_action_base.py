@@ -9,6 +9,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.dependencies import require_controller_libraries
+from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError
 
 #: Argument-spec keys that Ansible's validator understands besides the spec itself.
@@ -32,7 +33,7 @@ class CertopsAction(ActionBase):
             _ignored, args = self.validate_argument_spec(
                 argument_spec=self.ARGUMENT_SPEC,
                 **{k: v for k, v in self.VALIDATION.items() if k in _VALIDATOR_KEYS})
-            result.update(self.run_action(args, task_vars or {}))
+            result.update(self.run_action(options.apply_environment(args), task_vars or {}))
         except CertopsError as error:
             result.update(failed=True, msg=str(error))
         except AnsibleActionFail as error:

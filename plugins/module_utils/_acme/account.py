@@ -50,7 +50,8 @@ def load_account_key(src: Optional[str], content: Optional[str], passphrase: Opt
         return AccountKey.from_key(load_private_key(content, "account_key_content", passphrase)), False
     if not src:
         raise InputError("account_key_src", "no account key given",
-                         "set account_key_src (a path on the controller) or account_key_content")
+                         "set account_key_src (a path on the controller) or account_key_content, "
+                         "or $CERTOPS_ACME_ACCOUNT_KEY (the AWX credential type sets it)")
     path = os.path.expanduser(src)
     if not os.path.exists(path):
         if not create:

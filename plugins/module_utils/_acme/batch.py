@@ -69,10 +69,11 @@ class CertificateResult:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "action": self.action, "changed": self.changed,
                                 "reason": self.reason, "domains": self.domains, "error": self.error,
-                                "not_after": None, "serial": None, "sha256": None}
+                                "not_after": None, "days_left": None, "serial": None, "sha256": None}
         if self.stored is not None:
             summary = self.stored.summary()
             data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
+            data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
         return data
 
 
@@ -157,6 +158,9 @@ class BatchSettings:
     deadline_seconds: float = 600.0
     lock_timeout: float = 300.0
     check_mode: bool = False
+    #: Called as ``progress(phase, done, total)`` after each order is opened ("ordering") and
+    #: each certificate is completed ("issuing"), from the worker threads.
+    progress: Optional[Callable[[str, int, int], None]] = None
 
 
 class CertificateBatch:
@@ -205,6 +209,23 @@ class CertificateBatch:
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def _counted(self, phase: str, total: int, work: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``work`` that reports ``(phase, done, total)`` to the progress callback after each item."""
+        report = self.settings.progress
+        if report is None:
+            return work
+        done = [0]
+        lock = threading.Lock()
+
+        def counted(item: Any) -> Any:
+            try:
+                return work(item)
+            finally:
+                with lock:
+                    done[0] += 1
+                    report(phase, done[0], total)
+        return counted
 
     def _pool(self, count: int) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, min(self.settings.workers, count)),
@@ -256,7 +277,7 @@ class CertificateBatch:
             lockable = [s for s in due if s.name in locks]
             opened: list[tuple[CertificateSpec, OpenOrder, Decision]] = []
             with self._pool(len(lockable)) as pool:
-                for spec, outcome in zip(lockable, pool.map(lambda s: self._open_one(s, stage, deadline), lockable)):
+                for spec, outcome in zip(lockable, pool.map(self._counted("ordering", len(lockable), lambda s: self._open_one(s, stage, deadline)), lockable)):
                     if isinstance(outcome, CertificateResult):
                         finished.append(outcome)
                     else:
@@ -282,7 +303,8 @@ class CertificateBatch:
                                                   domains=identifier_values(spec.identifiers))
                                 for spec, _ignored, _ignored in to_complete if spec.name in failed_deploy)
                 with self._pool(len(ready)) as pool:
-                    finished.extend(pool.map(lambda item: self._complete_one(*item, deadline=deadline), ready))
+                    finished.extend(pool.map(self._counted(
+                        "issuing", len(ready), lambda item: self._complete_one(*item, deadline=deadline)), ready))
             finally:
                 for kind, challenges in by_type.items():
                     try:

@@ -15,8 +15,29 @@ from .errors import InputError
 from .store import CertificateStore, default_store_path
 from .transport import AcmeTransport
 
+#: Environment variables that stand in for options a task leaves unset. This is how AWX
+#: credential types (docs/awx/credential-types/) hand secrets to a job without putting them in
+#: inventory or extra vars. A value the task gives always wins.
+ENVIRONMENT_FALLBACKS = {
+    "acme_directory": "CERTOPS_ACME_DIRECTORY",
+    "account_key_content": "CERTOPS_ACME_ACCOUNT_KEY",
+    "account_key_passphrase": "CERTOPS_ACME_ACCOUNT_KEY_PASSPHRASE",
+    "eab_kid": "CERTOPS_ACME_EAB_KID",
+    "eab_hmac_key": "CERTOPS_ACME_EAB_HMAC_KEY",
+}
+
+#: The same for the keys of ``dns_rfc2136`` (the TSIG credential type).
+RFC2136_ENVIRONMENT = {
+    "server": "CERTOPS_DNS_RFC2136_SERVER",
+    "port": "CERTOPS_DNS_RFC2136_PORT",
+    "key_name": "CERTOPS_DNS_RFC2136_KEY_NAME",
+    "key_secret": "CERTOPS_DNS_RFC2136_KEY_SECRET",
+    "key_algorithm": "CERTOPS_DNS_RFC2136_KEY_ALGORITHM",
+}
+
 CONNECTION_SPEC: dict[str, dict[str, Any]] = {
-    "acme_directory": {"type": "str", "required": True},
+    # Required, but it may come from $CERTOPS_ACME_DIRECTORY: build_transport checks it.
+    "acme_directory": {"type": "str"},
     "validate_certs": {"type": "bool", "default": True},
     "ca_path": {"type": "path"},
     "request_timeout": {"type": "int", "default": 30},
@@ -41,6 +62,41 @@ def merged_spec(*parts: dict[str, dict[str, Any]], **extra: dict[str, Any]) -> d
     return spec
 
 
+def apply_environment(args: dict[str, Any], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """``args`` with the options this plugin has but the task left empty taken from the
+    environment (ENVIRONMENT_FALLBACKS). An account key path given by the task keeps the
+    environment's key content out, so the two never conflict."""
+    environ = dict(os.environ) if environ is None else environ
+    filled = dict(args)
+    for option, variable in ENVIRONMENT_FALLBACKS.items():
+        if option not in filled or filled[option] or not environ.get(variable):
+            continue
+        if option in ("account_key_content", "account_key_passphrase") and filled.get("account_key_src"):
+            continue
+        filled[option] = environ[variable]
+    return filled
+
+
+def rfc2136_settings(given: Optional[dict[str, Any]], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """The TSIG update settings: the task's ``dns_rfc2136`` keys, else the environment's."""
+    environ = dict(os.environ) if environ is None else environ
+    settings = {"port": 53, "key_algorithm": "hmac-sha256", "zone": None}
+    for key, variable in RFC2136_ENVIRONMENT.items():
+        if environ.get(variable):
+            settings[key] = environ[variable]
+    settings.update({k: v for k, v in (given or {}).items() if v not in (None, "")})
+    for key in ("server", "key_name", "key_secret"):
+        if not settings.get(key):
+            raise InputError(f"dns_rfc2136.{key}", "is required with dns_provider: rfc2136",
+                             f"set it in the task or in ${RFC2136_ENVIRONMENT[key]}")
+    try:
+        settings["port"] = int(settings["port"])
+    except (TypeError, ValueError):
+        raise InputError("dns_rfc2136.port", f"{settings['port']!r} is not a port number",
+                         f"give an integer (task or ${RFC2136_ENVIRONMENT['port']})") from None
+    return settings
+
+
 def verify_setting(args: dict[str, Any]) -> Union[bool, str]:
     """What ``requests`` gets as ``verify``: a CA bundle path, True, or False."""
     if not args.get("validate_certs", True):
@@ -56,6 +112,10 @@ def verify_setting(args: dict[str, Any]) -> Union[bool, str]:
 
 def build_transport(args: dict[str, Any], pool_size: int = 4) -> AcmeTransport:
     directory = args.get("acme_directory") or ""
+    if not directory:
+        raise InputError("acme_directory", "is required",
+                         f"set it in the task (module_defaults) or in ${ENVIRONMENT_FALLBACKS['acme_directory']}, "
+                         "e.g. https://acme-v02.api.letsencrypt.org/directory")
     if not directory.startswith(("https://", "http://")):
         raise InputError("acme_directory", f"{directory!r} is not a URL",
                          "e.g. https://acme-v02.api.letsencrypt.org/directory")

@@ -1,0 +1,56 @@
+"""Options a task leaves out come from CERTOPS_* environment variables (AWX credentials)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.certops.acme.plugins.module_utils._acme import options
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+
+ENV = {"CERTOPS_ACME_DIRECTORY": "https://ca.example/dir", "CERTOPS_ACME_ACCOUNT_KEY": "PEM",
+       "CERTOPS_ACME_EAB_KID": "kid-1", "CERTOPS_ACME_EAB_HMAC_KEY": "mac"}
+
+
+def test_unset_options_are_filled_from_the_environment():
+    args = {"acme_directory": None, "account_key_src": None, "account_key_content": None,
+            "eab_kid": None, "eab_hmac_key": None}
+    assert options.apply_environment(args, ENV) == {
+        "acme_directory": "https://ca.example/dir", "account_key_src": None, "account_key_content": "PEM",
+        "eab_kid": "kid-1", "eab_hmac_key": "mac"}
+
+
+def test_the_task_wins_and_a_key_path_keeps_the_environment_key_out():
+    args = {"acme_directory": "https://other/dir", "account_key_src": "/keys/account.pem",
+            "account_key_content": None}
+    assert options.apply_environment(args, ENV) == args
+
+
+def test_options_a_plugin_does_not_have_are_not_added():
+    assert options.apply_environment({"store_path": None}, ENV) == {"store_path": None}
+
+
+def test_a_missing_directory_names_the_option_and_the_variable():
+    with pytest.raises(InputError) as error:
+        options.build_transport({"acme_directory": None})
+    assert "acme_directory" in str(error.value) and "CERTOPS_ACME_DIRECTORY" in str(error.value)
+
+
+def test_rfc2136_settings_merge_task_over_environment_with_defaults():
+    environ = {"CERTOPS_DNS_RFC2136_SERVER": "192.0.2.1", "CERTOPS_DNS_RFC2136_KEY_NAME": "env-key",
+               "CERTOPS_DNS_RFC2136_KEY_SECRET": "c2VjcmV0", "CERTOPS_DNS_RFC2136_PORT": "5353"}
+    settings = options.rfc2136_settings({"key_name": "task-key", "server": None}, environ)
+    assert settings == {"server": "192.0.2.1", "port": 5353, "key_name": "task-key", "key_secret": "c2VjcmV0",
+                        "key_algorithm": "hmac-sha256", "zone": None}
+
+
+def test_rfc2136_settings_name_what_is_missing():
+    with pytest.raises(InputError) as error:
+        options.rfc2136_settings({"server": "192.0.2.1", "key_name": "k"}, {})
+    assert "dns_rfc2136.key_secret" in str(error.value) and "CERTOPS_DNS_RFC2136_KEY_SECRET" in str(error.value)
+
+
+def test_rfc2136_port_must_be_a_number():
+    with pytest.raises(InputError) as error:
+        options.rfc2136_settings({}, {"CERTOPS_DNS_RFC2136_SERVER": "a", "CERTOPS_DNS_RFC2136_KEY_NAME": "b",
+                                      "CERTOPS_DNS_RFC2136_KEY_SECRET": "c", "CERTOPS_DNS_RFC2136_PORT": "dns"})
+    assert "dns_rfc2136.port" in str(error.value)
