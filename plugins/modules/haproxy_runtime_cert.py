@@ -49,7 +49,7 @@ EXAMPLES = r"""
   certops.acme.haproxy_runtime_cert:
     socket: /run/haproxy/admin.sock
     certificates:
-      - /etc/haproxy/certops/www.example.com/haproxy.pem
+      - /etc/haproxy/certs/app.example.com/haproxy.pem
   register: swap
 
 - name: Reload only when HAProxy did not know a certificate
