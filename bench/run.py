@@ -9,7 +9,14 @@ the children's ru_maxrss). Medians over --repeat runs.
 
     .venv/bin/python bench/run.py --sizes 10 100 200 --repeat 3
 
-Comparisons with certbot, lego and community.crypto are not part of this script yet.
+With --hosts H --per-host N it runs the certops.acme.certificates role instead: H simulated
+hosts (local connection, each its own install directory), each needing N certificates of its
+own; one task orders all H*N (fresh run), every host installs its N, and the idempotent re-run
+adopts, decides and installs nothing. --hosts 1 --per-host 1000 is "1000 on one host".
+
+    .venv/bin/python bench/run.py --hosts 20 --per-host 100 --repeat 1
+
+The comparison with certbot, lego and community.crypto is bench/compare.py (bench/run.sh).
 """
 
 from __future__ import annotations
@@ -93,12 +100,53 @@ def run_once(work: Path, info: pebble.PebbleInfo, key: Path, names: list[str], w
             "peak_mb": peak_kb / 1024}
 
 
+def run_role(work: Path, info: pebble.PebbleInfo, key: Path, hosts: int, per_host: int) -> dict:
+    hostvars = {}
+    for h in range(hosts):
+        names = [f"h{h}c{i}-{uuid.uuid4().hex[:6]}.bench.test" for i in range(per_host)]
+        hostvars[f"host{h}"] = {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "certops_certificates_list": [{"name": n, "domains": [n]} for n in names],
+            "certops_certificates_dest": str(work / f"host{h}"),
+        }
+    inventory = work / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"hosts": hostvars, "vars": {
+        "certops_certificates_acme_directory": info.directory_url,
+        "certops_certificates_acme_ca_path": info.ca_cert,
+        "certops_certificates_account_key_src": str(key),
+        "certops_certificates_terms_agreed": True,
+        "certops_certificates_store_path": str(work / "store"),
+        "certops_certificates_workers": 4}}}))
+    playbook = work / "role.yml"
+    playbook.write_text(json.dumps([{"name": "bench", "hosts": "all", "gather_facts": False,
+                                     "roles": [{"role": "certops.acme.certificates"}]}]))
+    command, env = playbook_command(playbook, inventory, work)
+    env["ANSIBLE_FORKS"] = "10"
+    out = {}
+    for label in ("fresh", "rerun"):
+        orders_before = info.new_orders()
+        started = time.monotonic()
+        proc = subprocess.run([TIME, "-v", *command], capture_output=True, text=True, env=env, cwd=work, check=False)
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            raise SystemExit(proc.stdout[-3000:] + proc.stderr[-3000:])
+        peak_kb = max([int(line.split(":")[1]) for line in proc.stderr.splitlines()
+                       if "Maximum resident set size" in line] or [0])
+        recap = [line for line in proc.stdout.splitlines() if "changed=" in line]
+        changed = sum(int(line.split("changed=")[1].split()[0]) for line in recap)
+        out[label] = {"seconds": seconds, "orders": info.new_orders() - orders_before, "peak_mb": peak_kb / 1024,
+                      "changed_tasks": changed}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--base-port", type=int, default=14300)
+    parser.add_argument("--hosts", type=int, default=0, help="run the certificates role on this many hosts")
+    parser.add_argument("--per-host", type=int, default=100)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="certops-bench-"))
     # Pebble 2.4 was seen to stop answering newOrder under hundreds of concurrent orders with
@@ -113,6 +161,26 @@ def main() -> int:
     transport.close()
     responder = start_responder(work, info.ports.http01, key.thumbprint)
     rows = []
+    if args.hosts:
+        try:
+            runs = []
+            for round_no in range(args.repeat):
+                run_dir = work / f"role-{round_no}"
+                run_dir.mkdir()
+                runs.append(run_role(run_dir, info, key_path, args.hosts, args.per_host))
+        finally:
+            stop_pidfile(responder)
+            pebble.stop(info)
+        total = args.hosts * args.per_host
+        print(f"certops.acme.certificates role: {args.hosts} host(s) x {args.per_host} certificates = {total}, "
+              f"{os.cpu_count()} cores, median of {args.repeat}")
+        for label in ("fresh", "rerun"):
+            print(f"  {label:6} {statistics.median(r[label]['seconds'] for r in runs):7.2f} s, "
+                  f"orders {statistics.median(r[label]['orders'] for r in runs):.0f}, "
+                  f"changed tasks {max(r[label]['changed_tasks'] for r in runs)}, "
+                  f"peak {max(r[label]['peak_mb'] for r in runs):.0f} MB")
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         for size in args.sizes:
             fresh, again = [], []

@@ -23,8 +23,11 @@ class ActionModule(CertopsAction):
         eab_kid={"type": "str"},
         eab_hmac_key={"type": "str", "no_log": True},
         eab_alg={"type": "str", "default": "HS256", "choices": ["HS256", "HS384", "HS512"]},
+        new_account_key_src={"type": "path"},
+        new_account_key_content={"type": "str", "no_log": True},
     )
-    VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]],
+    VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"],
+                                         ["new_account_key_src", "new_account_key_content"]],
                   "required_together": [["eab_kid", "eab_hmac_key"]]}
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +42,8 @@ class ActionModule(CertopsAction):
         transport = options.build_transport(args, pool_size=1)
         deadline = Deadline(float(args["request_timeout"]) * 4, "the account operation")
         try:
+            if present and (args.get("new_account_key_src") or args.get("new_account_key_content")):
+                return self._roll_over(args, key, transport, deadline)
             state = acme_account.find_account(transport, key, deadline)
             changed = key_created
             if present:
@@ -65,3 +70,24 @@ class ActionModule(CertopsAction):
                     "acme_requests": dict(transport.requests)}
         finally:
             transport.close()
+
+    def _roll_over(self, args: dict[str, Any], old: acme_account.AccountKey, transport: Any,
+                   deadline: Deadline) -> dict[str, Any]:
+        """Idempotent key rollover: done when the account already answers to the new key."""
+        new_src = args.get("new_account_key_src")
+        if self.check_mode and new_src and not os.path.exists(os.path.expanduser(new_src)):
+            return {"changed": True, "msg": f"would create {new_src} and roll the account over to it"}
+        new, _created = acme_account.load_account_key(new_src, args.get("new_account_key_content"), None,
+                                                       create=not self.check_mode)
+        if acme_account.find_account(transport, new, deadline).exists:
+            return {"changed": False, "account_url": transport.account_url, "exists": True,
+                    "thumbprint": new.thumbprint, "acme_requests": dict(transport.requests)}
+        state = acme_account.find_account(transport, old, deadline)
+        if not state.exists:
+            return {"failed": True, "exists": False, "thumbprint": old.thumbprint,
+                    "msg": "account_key_src: no account answers to the current key or to the new one; "
+                           "nothing to roll over"}
+        if not self.check_mode:
+            acme_account.change_key(transport, old, new, deadline)
+        return {"changed": True, "account_url": state.url, "exists": True, "thumbprint": new.thumbprint,
+                "previous_thumbprint": old.thumbprint, "acme_requests": dict(transport.requests)}

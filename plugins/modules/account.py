@@ -72,6 +72,15 @@ options:
     type: str
     choices: [HS256, HS384, HS512]
     default: HS256
+  new_account_key_src:
+    description:
+      - Roll the account over to this key (RFC 8555 keyChange); the account URL stays the same.
+        A missing file is created (EC P-256). Afterwards, use it as O(account_key_src).
+      - Idempotent - when the account already answers to the new key, nothing is sent.
+    type: path
+  new_account_key_content:
+    description: The new key as PEM instead of a path, for O(new_account_key_src). Never logged.
+    type: str
 seealso:
   - module: certops.acme.certificate
 """
@@ -91,6 +100,13 @@ EXAMPLES = r"""
     acme_directory: https://acme-v02.api.letsencrypt.org/directory
     account_key_src: /etc/certops/old-account.key
     state: absent
+
+- name: Roll an account over to a new key (same account URL, orders and rate limits)
+  certops.acme.account:
+    acme_directory: https://acme-v02.api.letsencrypt.org/directory
+    account_key_src: /etc/certops/team-account.key
+    new_account_key_src: /etc/certops/team-account-2027.key
+  register: rolled
 """
 
 RETURN = r"""
@@ -108,7 +124,11 @@ exists:
   type: bool
 contact:
   description: The account's contacts as the CA reports them.
-  returned: always
+  returned: unless the key was rolled over
   type: list
   elements: str
+previous_thumbprint:
+  description: Thumbprint of the key the account had before a rollover.
+  returned: when the key was rolled over
+  type: str
 """

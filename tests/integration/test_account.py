@@ -50,3 +50,26 @@ def test_account_lifecycle(controller, pebble_server):
     assert controller.run(remove, check=True).total("changed") == 1
     gone = controller.run(create)  # a deactivated account cannot be used or re-created with this key
     assert gone.returncode != 0 and "deactivated" in gone.stdout.lower()
+
+
+def test_key_rollover_keeps_the_account_url_and_retires_the_old_key(controller, pebble_server):
+    old, new = controller.work / "keys" / "roll-old.key", controller.work / "keys" / "roll-new.key"
+    out = controller.work / "roll.json"
+    controller.run(controller.playbook("roll-create", account_task(old, out, account_key_create=True,
+                                                                   terms_agreed=True)), check=True)
+    url = json.loads(out.read_text())["account_url"]
+
+    roll = controller.playbook("roll", account_task(old, out, new_account_key_src=str(new)))
+    assert controller.run(roll, "--check", check=True).total("changed") == 1 and not new.exists()
+    assert controller.run(roll, check=True).total("changed") == 1
+    rolled = json.loads(out.read_text())
+    assert rolled["account_url"] == url and rolled["thumbprint"] != rolled["previous_thumbprint"]
+    assert controller.run(roll, check=True).total("changed") == 0, "a second rollover was attempted"
+
+    # The CA now knows the account by the new key only.
+    find_new = controller.playbook("find-new", account_task(new, out, allow_creation=False))
+    controller.run(find_new, check=True)
+    assert json.loads(out.read_text())["account_url"] == url
+    find_old = controller.playbook("find-old", account_task(old, out, allow_creation=False))
+    refused = controller.run(find_old)
+    assert refused.returncode != 0 and "allow_creation is false" in refused.stdout

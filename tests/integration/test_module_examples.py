@@ -36,6 +36,8 @@ class ExampleRunner:
             "https://acme-v02.api.letsencrypt.org/directory": pebble_server.directory_url,
             "/etc/certops/account.key": controller.account["key_path"],
             "/etc/certops/old-account.key": str(tmp_path / "old-account.key"),
+            "/etc/certops/team-account.key": str(tmp_path / "team-account.key"),
+            "/etc/certops/team-account-2027.key": str(tmp_path / "team-account-2027.key"),
             "/var/www/html": str(tmp_path / "webroot"),
             "/etc/haproxy/certs": str(tmp_path / "haproxy-certs"),
             "/run/haproxy/admin.sock": str(tmp_path / "admin.sock"),
@@ -69,12 +71,16 @@ def runner(controller, pebble_server, http01_responder, tmp_path):
     return ExampleRunner(controller, pebble_server, tmp_path)
 
 
-def test_account_examples_create_and_deactivate(runner, controller):
-    # The second example deactivates an account that must exist first.
-    create_old = {"certops.acme.account": {"account_key_src": runner.rewrites["/etc/certops/old-account.key"],
-                                           "account_key_create": True, "terms_agreed": True}}
-    account = runner.run("account-examples", [create_old] + runner.tasks("account"), "acme_account")
+def test_account_examples_create_deactivate_and_roll_over(runner, controller):
+    # The examples deactivate and roll over accounts that must exist first.
+    existing = [{"certops.acme.account": {"account_key_src": runner.rewrites[path], "account_key_create": True,
+                                          "terms_agreed": True}, "register": "before"}
+                for path in ("/etc/certops/old-account.key", "/etc/certops/team-account.key")]
+    tasks = existing + runner.tasks("account")
+    account = runner.run("account-examples", tasks, "acme_account")
     assert account["account_url"].startswith("https://127.0.0.1")
+    rolled = runner.run("account-examples-again", runner.tasks("account")[-1:], "rolled")
+    assert rolled["changed"] is False, "the rollover example is not idempotent"
 
 
 def test_certificate_examples_issue_both_certificates(runner):

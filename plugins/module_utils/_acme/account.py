@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -10,7 +11,7 @@ try:
     import josepy as jose
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from acme import messages
+    from acme import jws, messages
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
@@ -152,6 +153,22 @@ def update_contact(transport: AcmeTransport, contact: list[str], deadline: Deadl
     body = json_object(response, "account")
     return AccountState(url=transport.account_url, exists=True,
                         contact=list(body.get("contact") or []), status=str(body.get("status", "")))
+
+
+def change_key(transport: AcmeTransport, old: AccountKey, new: AccountKey, deadline: Deadline) -> None:
+    """Roll the account over to ``new`` (keyChange, RFC 8555 §7.3.5); its URL stays the same.
+
+    The transport must hold the account found with the old key. The inner JWS, signed by the
+    new key with its public key embedded and no nonce, proves possession of the new key; the
+    outer request, signed by the old key, authorises the change."""
+    url = transport.account_url
+    if not url:
+        raise InputError("account_key_src", "no account exists for the current key", "nothing to roll over")
+    key_change_url = transport.endpoint("keyChange")
+    inner = jws.JWS.sign(json.dumps({"account": url, "oldKey": old.jwk.public_key().to_partial_json()}).encode(),
+                         key=new.jwk, alg=new.alg, nonce=None, url=key_change_url)
+    transport.post(key_change_url, inner.json_dumps().encode(), deadline, kind="keyChange")
+    transport.set_account(new.jwk, new.alg, url)
 
 
 def deactivate_account(transport: AcmeTransport, deadline: Deadline) -> None:
