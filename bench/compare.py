@@ -251,12 +251,13 @@ def main() -> int:
         r["fresh_ratio"] = r["fresh_s"] / base["fresh_s"] if base else None
         r["rerun_ratio"] = r["rerun_s"] / base["rerun_s"] if base else None
 
-    versions = {"certbot": subprocess.run(["certbot", "--version"], capture_output=True, text=True).stdout.strip(),
+    versions = {"certbot": subprocess.run(["certbot", "--version"], capture_output=True, text=True,
+                                          check=False).stdout.strip(),
                 "lego": subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "lego"], capture_output=True,
-                                       text=True).stdout.strip(),
+                                       text=True, check=False).stdout.strip(),
                 "community.crypto": subprocess.run(
                     [str(CRYPTO_VENV / "bin" / "ansible-galaxy"), "collection", "list", "community.crypto"],
-                    capture_output=True, text=True).stdout.strip().splitlines()[-1:]}
+                    capture_output=True, text=True, check=False).stdout.strip().splitlines()[-1:]}
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (args.output / f"compare-{stamp}.json").write_text(json.dumps({"rows": table, "versions": versions}, indent=2))

@@ -77,8 +77,8 @@ class ActionModule(CertopsAction):
         new_src = args.get("new_account_key_src")
         if self.check_mode and new_src and not os.path.exists(os.path.expanduser(new_src)):
             return {"changed": True, "msg": f"would create {new_src} and roll the account over to it"}
-        new, _created = acme_account.load_account_key(new_src, args.get("new_account_key_content"), None,
-                                                       create=not self.check_mode)
+        new = acme_account.load_account_key(new_src, args.get("new_account_key_content"), None,
+                                            create=not self.check_mode)[0]
         if acme_account.find_account(transport, new, deadline).exists:
             return {"changed": False, "account_url": transport.account_url, "exists": True,
                     "thumbprint": new.thumbprint, "acme_requests": dict(transport.requests)}

@@ -100,7 +100,17 @@ options:
         type: bool
         default: false
       profile:
-        description: ACME certificate profile to request, where the CA offers profiles.
+        description:
+          - ACME certificate profile to request (for example Let's Encrypt's V(shortlived)).
+          - Checked against the profiles the CA's directory lists before anything is ordered;
+            an unknown one fails this certificate with the list of offered profiles.
+        type: str
+      preferred_chain:
+        description:
+          - Common name of the CA the chain should lead to, among the chains the CA offers
+            (the default one and its alternates), for example an older root for old clients.
+          - Matches the issuer of the chain's topmost certificate or any certificate in it. When
+            no chain matches, the default chain is used.
         type: str
   stage:
     description:

@@ -126,3 +126,12 @@ frontend tls
         assert swap["updated"] == [str(pem)] and swap["needs_reload"] == []
     finally:
         stop_pidfile(pidfile)
+
+
+def test_revoke_examples_revoke_and_replace(runner):
+    runner.run("issue-for-revoke", [{"certops.acme.certificate": {
+        "certificates": [{"name": "www.example.com", "domains": ["www.example.com"]}]}, "register": "issued"}],
+        "issued")
+    replaced = runner.run("revoke-examples", runner.tasks("revoke"), "replaced")
+    [entry] = replaced["certificates"]
+    assert entry["action"] == "renew" and "revoked" in entry["reason"]

@@ -32,7 +32,8 @@ from .transport import AcmeTransport, Deadline
 
 CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
 SPEC_KEYS = {"name", "domains", "key_type", "challenge", "renew_remaining_days",
-             "renew_remaining_fraction", "force", "reuse_key", "profile", "webroot"}
+             "renew_remaining_fraction", "force", "reuse_key", "profile", "webroot",
+             "preferred_chain"}
 
 
 @dataclass
@@ -46,6 +47,7 @@ class CertificateSpec:
     reuse_key: bool = False
     profile: Optional[str] = None
     webroot: Optional[str] = None
+    preferred_chain: Optional[str] = None
 
     @property
     def on_hosts(self) -> bool:
@@ -132,7 +134,8 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
                                      challenge=challenge, policy=policy,
                                      force=bool(entry.get("force", False)),
                                      reuse_key=bool(entry.get("reuse_key", False)),
-                                     profile=entry.get("profile") or None, webroot=webroot))
+                                     profile=entry.get("profile") or None, webroot=webroot,
+                                     preferred_chain=entry.get("preferred_chain") or None))
     return specs, failures
 
 
@@ -149,7 +152,7 @@ def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[flo
 def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
            now: datetime.datetime) -> Decision:
     return renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
-                            spec.policy, now, spec.force)
+                            spec.policy, now, spec.force, revoked=bool(stored and stored.meta.get("revoked_at")))
 
 
 @dataclass
@@ -355,12 +358,13 @@ class CertificateBatch:
         domains = identifier_values(spec.identifiers)
         try:
             transport = self._connected(deadline)
+            order.request.preferred_chain = spec.preferred_chain
             issued = complete_order(transport, order, deadline)
             new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
                 "order_url": issued.order_url, "account_url": self.account_url,
                 "directory": transport.directory_url, "challenge": spec.challenge,
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
-                "reason": decision.reason})
+                "chain_root": issued.chain_root, "reason": decision.reason})
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)
             return CertificateResult(spec.name, decision.action, decision.reason, domains, stored=new)

@@ -119,6 +119,8 @@ class OrderRequest:
     key_pem: bytes
     challenge: str = "http-01"
     profile: Optional[str] = None
+    #: Issuer name to prefer among the CA's chains (the default chain when none matches).
+    preferred_chain: Optional[str] = None
 
 
 @dataclass
@@ -137,6 +139,8 @@ class IssuedCertificate:
     chain: list[x509.Certificate]
     order_url: str
     alternate_chain_urls: list[str] = field(default_factory=list)
+    #: Name of the CA at the top of the chosen chain (issuer of its last certificate).
+    chain_root: str = ""
 
 
 #: id-pe-acmeIdentifier (RFC 8737 §6.1).
@@ -213,6 +217,11 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
     label = f"certificate {request.name!r}"
     payload: dict[str, Any] = {"identifiers": [i.to_acme() for i in request.identifiers]}
     if request.profile:
+        offered = (transport.directory(deadline).get("meta") or {}).get("profiles")
+        if not isinstance(offered, dict) or request.profile not in offered:
+            listed = ", ".join(sorted(offered)) if isinstance(offered, dict) and offered else ""
+            raise OrderError(f"{label}: profile {request.profile!r} is not offered by this CA "
+                             + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
         payload["profile"] = request.profile
     response = transport.post(transport.endpoint("newOrder"), payload, deadline, kind="newOrder")
     order = json_object(response, f"{label}: new order")
@@ -305,8 +314,38 @@ def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadli
     cert_url = _require(order, "certificate", str, f"{label}: order")
     resp = transport.post(cert_url, None, deadline, kind="certificate", accept=PEM_CHAIN)
     leaf, chain = _verified_chain(resp.content, key, request, label)
-    return IssuedCertificate(leaf=leaf, chain=chain, order_url=order_url,
-                             alternate_chain_urls=_links(resp, "alternate"))
+    alternates = _links(resp, "alternate")
+    if request.preferred_chain and not chain_matches(chain, request.preferred_chain):
+        # Alternates are only fetched when the default chain is not the preferred one.
+        for url in alternates:
+            alt = transport.post(url, None, deadline, kind="alternate chain", accept=PEM_CHAIN)
+            alt_leaf, alt_chain = _verified_chain(alt.content, key, request, label)
+            if chain_matches(alt_chain, request.preferred_chain):
+                leaf, chain = alt_leaf, alt_chain
+                break
+    return IssuedCertificate(leaf=leaf, chain=chain, order_url=order_url, alternate_chain_urls=alternates,
+                             chain_root=chain_root(leaf, chain))
+
+
+def _common_name(name: x509.Name) -> str:
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if values else name.rfc4514_string()
+
+
+def chain_root(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> str:
+    """The issuer of the chain's last certificate: the root the chain leads to."""
+    return _common_name((chain[-1] if chain else leaf).issuer)
+
+
+def chain_matches(chain: Sequence[x509.Certificate], preferred: str) -> bool:
+    """Whether a chain leads to (or passes through) the CA named ``preferred`` - the common name
+    of the issuer of its topmost certificate, or of any certificate in it, like certbot's
+    --preferred-chain and lego's --preferred-chain."""
+    if not chain:
+        return False
+    wanted = preferred.strip().lower()
+    names = {_common_name(chain[-1].issuer).lower()} | {_common_name(c.subject).lower() for c in chain}
+    return wanted in names
 
 
 def _verified_chain(pem: bytes, key: Any, request: OrderRequest,

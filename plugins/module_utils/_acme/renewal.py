@@ -61,7 +61,7 @@ def _days(delta: datetime.timedelta) -> str:
 
 def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
                      current: Optional[CertificateFacts], policy: RenewalPolicy,
-                     now: datetime.datetime, force: bool = False) -> Decision:
+                     now: datetime.datetime, force: bool = False, revoked: bool = False) -> Decision:
     """Decide keep / issue / renew for one certificate.
 
     Name comparison ignores order (a reordered list is the same certificate), but the key type
@@ -71,6 +71,8 @@ def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
         return Decision("issue", "no certificate in the store")
     if force:
         return Decision("renew", "forced")
+    if revoked:
+        return Decision("renew", "the stored certificate was revoked")
     have, want = set(current.identifiers), set(wanted)
     if have != want:
         added = sorted(i.value for i in want - have)

@@ -141,6 +141,18 @@ class CertificateStore:
                                  meta=meta, facts=certificate_facts(certs[0]),
                                  version=os.path.basename(target))
 
+    def update_meta(self, name: str, version: str, **fields: Any) -> None:
+        """Add ``fields`` to the metadata of one stored version (atomically; keys untouched).
+        Used to record facts learnt later, such as a revocation."""
+        meta_path = os.path.join(self._cert_dir(name), "versions", version, "meta.json")
+        try:
+            with open(meta_path, encoding="utf-8") as handle:
+                meta = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise StoreError(f"store: metadata of {name!r} ({meta_path}) is unreadable: {error}") from None
+        meta.update(fields)
+        _host_files.atomic_write(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode(), 0o600)
+
     def names(self) -> list[str]:
         base = os.path.join(self.root, "certificates")
         return sorted(n for n in os.listdir(base)

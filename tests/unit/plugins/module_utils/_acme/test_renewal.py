@@ -78,3 +78,16 @@ def test_force_renews_a_fresh_certificate():
 def test_invalid_policies_are_refused(kwargs):
     with pytest.raises(InputError):
         RenewalPolicy(**kwargs)
+
+
+def test_a_revoked_certificate_is_renewed_even_with_most_of_its_life_left():
+    from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import RenewalPolicy, renewal_decision
+    from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
+    import datetime
+    from types import SimpleNamespace
+    now = datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc)
+    facts = SimpleNamespace(identifiers=[Identifier("dns", "a.example")], key_type="ec256",
+                            not_after=now + datetime.timedelta(days=80), lifetime=datetime.timedelta(days=90))
+    kept = renewal_decision([Identifier("dns", "a.example")], "ec256", facts, RenewalPolicy(), now)
+    revoked = renewal_decision([Identifier("dns", "a.example")], "ec256", facts, RenewalPolicy(), now, revoked=True)
+    assert kept.action == "keep" and revoked.action == "renew" and "revoked" in revoked.reason
