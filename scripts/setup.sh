@@ -36,3 +36,14 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
     | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$wanted" > "$stamp"
 fi
+
+# The tests' second ACME server (tests/harness/a2c.py) lives in its own venv.
+A2C_VENV=${CERTOPS_A2C_VENV:-.venv-a2c}
+a2c_wanted=$(sha256sum tests/requirements-a2c.txt | cut -d' ' -f1)
+if [ ! -x "$A2C_VENV/bin/python" ] || [ "$(cat "$A2C_VENV/.certops-requirements" 2>/dev/null)" != "$a2c_wanted" ]; then
+  echo "setup: preparing $A2C_VENV (acme2certifier)"
+  python3 -m venv "$A2C_VENV"
+  "$A2C_VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements-a2c.txt 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  echo "$a2c_wanted" > "$A2C_VENV/.certops-requirements"
+fi

@@ -123,12 +123,15 @@ class ActionModule(CertopsAction):
             "changed": any(r.changed for r in ordered),
             "certificates": [r.to_dict() for r in ordered],
             "challenges": batch.host_challenges,
-            "acme_requests": dict(batch.transport.requests) if batch.transport else {},
+            "acme_requests": batch.request_counts(),
             "account_url": batch.account_url,
             "store_path": store.root,
         }
+        warnings = list(batch.warnings)
         if dns is not None and dns.cleanup_errors:
-            out["warnings"] = [f"dns-01 cleanup: {e}" for e in dns.cleanup_errors]
+            warnings += [f"dns-01 cleanup: {e}" for e in dns.cleanup_errors]
+        if warnings:
+            out["warnings"] = warnings
         if failed:
             ok = len(ordered) - len(failed)
             out["failed"] = True

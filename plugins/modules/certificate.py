@@ -235,6 +235,22 @@ certificates:
     not_after:
       description: Expiry of the stored certificate (ISO 8601), if any.
       type: str
+    renewal_window:
+      description:
+        - The CA's suggested renewal window for the stored certificate (ACME Renewal Information,
+          RFC 9773), with the point chosen inside it; null when the CA offers no ARI or has not
+          been asked yet (a certificate is first asked about a day after issuance).
+      type: dict
+      contains:
+        start:
+          description: Window start (ISO 8601).
+          type: str
+        end:
+          description: Window end (ISO 8601).
+          type: str
+        selected:
+          description: When this certificate will be renewed, chosen at random inside the window.
+          type: str
     days_left:
       description: Days until O(certificates[].name)'s stored certificate expires, to one decimal, if any.
       type: float

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from .account import AccountKey, find_account
-from .crypto import DEFAULT_KEY_TYPE, KEY_TYPES, generate_private_key, key_type_of, load_private_key, private_key_pem, utcnow
+from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_key, key_type_of, load_private_key,
+                     private_key_pem, split_pem_chain, utcnow)
 from .errors import CertopsError, InputError
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
 from .orders import (ChallengeResponder, OpenOrder, OrderRequest, PendingChallenge, StatelessHttp01,
                      complete_order, open_order, tls_alpn_challenge_certificate)
-from .renewal import Decision, RenewalPolicy, renewal_decision
+from .ari import cached_window, meta_at_issuance, renewal_window
+from .renewal import AriWindow, Decision, RenewalPolicy, renewal_decision
 from .store import CertificateStore, StoreLock, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
@@ -63,6 +65,7 @@ class CertificateResult:
     domains: list[str] = field(default_factory=list)
     error: Optional[str] = None
     stored: Optional[StoredCertificate] = None
+    ari: Optional[AriWindow] = None
 
     @property
     def changed(self) -> bool:
@@ -76,6 +79,9 @@ class CertificateResult:
             summary = self.stored.summary()
             data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
             data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
+        data["renewal_window"] = None if self.ari is None else {
+            "start": self.ari.start.isoformat(), "end": self.ari.end.isoformat(),
+            "selected": self.ari.selected.isoformat()}
         return data
 
 
@@ -150,9 +156,10 @@ def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[flo
 
 
 def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
-           now: datetime.datetime) -> Decision:
+           now: datetime.datetime, ari: Optional[AriWindow] = None) -> Decision:
     return renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
-                            spec.policy, now, spec.force, revoked=bool(stored and stored.meta.get("revoked_at")))
+                            spec.policy, now, spec.force, revoked=bool(stored and stored.meta.get("revoked_at")),
+                            ari=ari)
 
 
 @dataclass
@@ -191,7 +198,11 @@ class CertificateBatch:
         self.transport: Optional[AcmeTransport] = None
         self.account_url: Optional[str] = None
         self.host_challenges: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
         self._account_lock = threading.Lock()
+        self._plain: Optional[AcmeTransport] = None
+        #: name -> (stored version, ARI window of that version)
+        self._ari: dict[str, tuple[str, Optional[AriWindow]]] = {}
 
     # --- account, only when something is ordered ------------------------------------------
     def _connected(self, deadline: Deadline) -> AcmeTransport:
@@ -199,7 +210,8 @@ class CertificateBatch:
             if self.transport is None:
                 if self.account_key is None:
                     raise InputError("account_key_src", "an order is needed but no account key was given")
-                transport = self._transport_factory()
+                transport = self._plain or self._transport_factory()
+                self._plain = None
                 state = find_account(transport, self.account_key, deadline)
                 if not state.exists:
                     transport.close()
@@ -209,9 +221,62 @@ class CertificateBatch:
                 self.transport = transport
             return self.transport
 
+    def _unauthenticated(self) -> AcmeTransport:
+        """A connection for requests that need no account (directory, renewalInfo)."""
+        with self._account_lock:
+            if self.transport is not None:
+                return self.transport
+            if self._plain is None:
+                self._plain = self._transport_factory()
+            return self._plain
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests sent to the CA in this batch, by kind."""
+        counts: dict[str, int] = {}
+        for transport in (self.transport, self._plain):
+            if transport is not None:
+                for kind, count in transport.requests.items():
+                    counts[kind] = counts.get(kind, 0) + count
+        return counts
+
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        for transport in (self.transport, self._plain):
+            if transport is not None:
+                transport.close()
+
+    def _windows(self, stored_by_name: dict[str, StoredCertificate], now: datetime.datetime) -> None:
+        """ARI windows of the stored certificates: from the store's cache where the CA's
+        Retry-After allows, else asked for in parallel. A CA whose renewalInfo fails is noted
+        and its certificates fall back to the lifetime rule."""
+        to_ask = []
+        for name, stored in stored_by_name.items():
+            window, fresh = cached_window(stored.meta, now)
+            if fresh:
+                self._ari[name] = (stored.version, window)
+            else:
+                to_ask.append(stored)
+        if not to_ask:
+            return
+        deadline = Deadline(min(self.settings.deadline_seconds, 120.0), "asking the CA for renewal windows")
+
+        def ask(stored: StoredCertificate) -> tuple[str, str, Optional[AriWindow], str]:
+            try:
+                window = renewal_window(self.store, stored, self._unauthenticated, now, deadline,
+                                        remember=not self.settings.check_mode)
+                return stored.name, stored.version, window, ""
+            except CertopsError as error:
+                return stored.name, stored.version, None, f"certificate {stored.name!r}: renewal information: {error}"
+        with self._pool(len(to_ask)) as pool:
+            for name, version, window, problem in pool.map(ask, to_ask):
+                self._ari[name] = (version, window)
+                if problem:
+                    self.warnings.append(problem + " (deciding by the certificate's lifetime instead)")
+
+    def _window_for(self, stored: Optional[StoredCertificate]) -> Optional[AriWindow]:
+        if stored is None:
+            return None
+        version, window = self._ari.get(stored.name, ("", None))
+        return window if version == stored.version else None
 
     def _counted(self, phase: str, total: int, work: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``work`` that reports ``(phase, done, total)`` to the progress callback after each item."""
@@ -239,11 +304,14 @@ class CertificateBatch:
         now = self.now()
         results: dict[str, CertificateResult] = {}
         due: list[CertificateSpec] = []
+        loaded = {spec.name: self.store.load(spec.name) for spec in specs}
+        self._windows({name: stored for name, stored in loaded.items() if stored is not None}, now)
         for spec in specs:
-            stored = self.store.load(spec.name)
-            decision = decide(spec, stored, now)
+            stored = loaded[spec.name]
+            decision = decide(spec, stored, now, self._window_for(stored))
             domains = identifier_values(spec.identifiers)
-            results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason, domains, stored=stored)
+            results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason, domains, stored=stored,
+                                                   ari=self._window_for(stored))
             if not decision.needs_order:
                 if stage == "complete" and spec.on_hosts:
                     self.store.drop_pending(spec.name)  # done by a concurrent run meanwhile
@@ -325,7 +393,7 @@ class CertificateBatch:
         try:
             # Re-read under the lock: another run may have issued it while we waited.
             stored = self.store.load(spec.name)
-            decision = decide(spec, stored, self.now())
+            decision = decide(spec, stored, self.now(), self._window_for(stored))
             if not decision.needs_order:
                 return CertificateResult(spec.name, "keep", decision.reason + " (issued by a concurrent run)",
                                          domains, stored=stored)
@@ -340,6 +408,9 @@ class CertificateBatch:
                 if order is None:
                     request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored),
                                            spec.challenge, spec.profile)
+                    if stored is not None and decision.action == "renew" and transport.directory(deadline).get(
+                            "renewalInfo"):
+                        request.replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
                     order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "",
                                        deadline)
                     if spec.on_hosts:
@@ -364,7 +435,8 @@ class CertificateBatch:
                 "order_url": issued.order_url, "account_url": self.account_url,
                 "directory": transport.directory_url, "challenge": spec.challenge,
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
-                "chain_root": issued.chain_root, "reason": decision.reason})
+                "chain_root": issued.chain_root, "reason": decision.reason,
+                "ari": meta_at_issuance(self.now())})
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)
             return CertificateResult(spec.name, decision.action, decision.reason, domains, stored=new)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import ipaddress
@@ -166,6 +167,26 @@ def chain_problems(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) ->
             return (f"'{child.subject.rfc4514_string()}' is not signed by the next certificate "
                     f"'{parent.subject.rfc4514_string()}'")
     return None
+
+
+def ari_cert_id(cert: x509.Certificate) -> str:
+    """The certificate's ARI identifier (RFC 9773 §4.1): base64url of its Authority Key
+    Identifier's keyIdentifier, a dot, and base64url of its serial number's DER content octets
+    (with the leading zero a positive INTEGER needs when its top bit is set). Empty when the
+    certificate has no AKI keyIdentifier: it cannot be asked about."""
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return ""
+    if not aki:
+        return ""
+    serial = cert.serial_number
+    serial_bytes = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+    return f"{_b64url(aki)}.{_b64url(serial_bytes)}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def utcnow() -> datetime.datetime:

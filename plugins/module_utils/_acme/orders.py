@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 
 try:
     import josepy as jose
+    from acme import messages
     import requests
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -121,6 +122,8 @@ class OrderRequest:
     profile: Optional[str] = None
     #: Issuer name to prefer among the CA's chains (the default chain when none matches).
     preferred_chain: Optional[str] = None
+    #: ARI certID of the certificate this order replaces (RFC 9773 §5), when renewing.
+    replaces: Optional[str] = None
 
 
 @dataclass
@@ -211,19 +214,47 @@ def _problem_text(obj: dict[str, Any]) -> str:
     return str(error)[:300] if error else ""
 
 
+_NEW_ORDER_MESSAGE: Any = None
+
+
+def new_order_payload(request: OrderRequest) -> bytes:
+    """The newOrder body: the ``acme`` library's NewOrder message, extended by the ARI
+    ``replaces`` field it does not have (a subclass, built on first use so that importing this
+    module never needs the library)."""
+    global _NEW_ORDER_MESSAGE  # pylint: disable=global-statement
+    if _NEW_ORDER_MESSAGE is None:
+        class NewOrderWithReplaces(messages.NewOrder):  # type: ignore[misc,name-defined]
+            """newOrder with ``replaces`` (RFC 9773 §5)."""
+
+            replaces: Optional[str] = jose.field("replaces", omitempty=True)
+        _NEW_ORDER_MESSAGE = NewOrderWithReplaces
+    message = _NEW_ORDER_MESSAGE(
+        identifiers=tuple(messages.Identifier.from_json(i.to_acme()) for i in request.identifiers),
+        profile=request.profile or None, replaces=request.replaces or None)
+    return message.json_dumps().encode()
+
+
 def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
                deadline: Deadline) -> OpenOrder:
     """newOrder and its authorizations; returns the challenges still to be answered."""
     label = f"certificate {request.name!r}"
-    payload: dict[str, Any] = {"identifiers": [i.to_acme() for i in request.identifiers]}
     if request.profile:
         offered = (transport.directory(deadline).get("meta") or {}).get("profiles")
         if not isinstance(offered, dict) or request.profile not in offered:
             listed = ", ".join(sorted(offered)) if isinstance(offered, dict) and offered else ""
             raise OrderError(f"{label}: profile {request.profile!r} is not offered by this CA "
                              + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
-        payload["profile"] = request.profile
-    response = transport.post(transport.endpoint("newOrder"), payload, deadline, kind="newOrder")
+    try:
+        response = transport.post(transport.endpoint("newOrder"), new_order_payload(request), deadline,
+                                  kind="newOrder")
+    except AcmeProblem as problem:
+        if not request.replaces or problem.status >= 500:
+            raise
+        # A CA may refuse ``replaces`` (already replaced by another order, unknown certificate):
+        # the renewal matters more than the hint, so order again without it.
+        request.replaces = None
+        response = transport.post(transport.endpoint("newOrder"), new_order_payload(request), deadline,
+                                  kind="newOrder")
     order = json_object(response, f"{label}: new order")
     order_url = response.headers.get("Location") or ""
     if not order_url:

@@ -46,6 +46,19 @@ class RenewalPolicy:
 
 
 @dataclass(frozen=True)
+class AriWindow:
+    """The CA's suggested renewal window (RFC 9773) and the point chosen inside it."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    selected: datetime.datetime
+    explanation_url: str = ""
+
+    def describe(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M} - {self.end:%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass(frozen=True)
 class Decision:
     action: str        # "keep", "issue" (nothing usable stored) or "renew"
     reason: str
@@ -61,7 +74,8 @@ def _days(delta: datetime.timedelta) -> str:
 
 def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
                      current: Optional[CertificateFacts], policy: RenewalPolicy,
-                     now: datetime.datetime, force: bool = False, revoked: bool = False) -> Decision:
+                     now: datetime.datetime, force: bool = False, revoked: bool = False,
+                     ari: Optional[AriWindow] = None) -> Decision:
     """Decide keep / issue / renew for one certificate.
 
     Name comparison ignores order (a reordered list is the same certificate), but the key type
@@ -88,6 +102,15 @@ def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
     remaining = current.not_after - now
     if remaining <= datetime.timedelta(0):
         return Decision("renew", "expired")
+    if ari is not None:
+        # The CA's window replaces the lifetime rule (RFC 9773 §4.2). A window that moved into
+        # the past - the CA asking for early renewal, e.g. before a mass revocation - is open.
+        explanation = f"; see {ari.explanation_url}" if ari.explanation_url else ""
+        if now >= ari.selected:
+            late = " (the window has passed)" if now > ari.end else ""
+            return Decision("renew", f"the CA's renewal window (ARI) is open: {ari.describe()}{late}{explanation}")
+        return Decision("keep", f"{_days(remaining)} left; the CA's renewal window (ARI) is {ari.describe()}, "
+                                f"renewing after {ari.selected:%Y-%m-%d %H:%M} UTC")
     threshold = policy.threshold(current.lifetime)
     if remaining <= threshold:
         return Decision("renew", f"{_days(remaining)} left, inside the renewal window "

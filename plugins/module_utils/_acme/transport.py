@@ -104,6 +104,12 @@ class AcmeTransport:
         self.session.close()
 
     # --- plain HTTP -----------------------------------------------------------------------
+    def get(self, url: str, deadline: Deadline, *, kind: str) -> requests.Response:
+        """Unauthenticated GET (renewalInfo); the caller judges the status."""
+        response = self._send("GET", url, deadline, headers={"User-Agent": USER_AGENT})
+        self.requests[f"GET {kind}"] += 1
+        return response
+
     def _send(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> requests.Response:
         """One HTTP exchange with retries for transient network failures."""
         delay = 0.2

@@ -2,6 +2,7 @@ import datetime
 
 import pytest
 
+from ansible_collections.certops.acme.plugins.module_utils._acme.ari import meta_at_issuance
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
     BatchSettings, CertificateBatch, parse_specs)
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
@@ -56,7 +57,8 @@ def test_shape_errors_fail_the_whole_task_naming_the_field(raw, needle):
 def test_nothing_due_means_no_connection_at_all(tmp_path):
     store = CertificateStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(names=("www.example.com",), days_left=80)
-    store.save("www", key_pem, leaf, chain, {})
+    # As the batch stores a certificate it has just issued: its renewal window is asked for a day later.
+    store.save("www", key_pem, leaf, chain, {"ari": meta_at_issuance(datetime.datetime.now(datetime.timezone.utc))})
     specs, _ignored = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
 
     def no_transport():
@@ -83,7 +85,7 @@ def test_check_mode_reports_what_would_be_issued_without_contacting_the_ca(tmp_p
 def test_renewal_window_uses_the_clock_given(tmp_path):
     store = CertificateStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(days_left=80, days_total=90)
-    store.save("www", key_pem, leaf, chain, {})
+    store.save("www", key_pem, leaf, chain, {"ari": {"unsupported": True, "next_check": "2999-01-01T00:00:00+00:00"}})
     specs, _ignored = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
 
     def later():
