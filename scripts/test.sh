@@ -33,6 +33,8 @@ if [ -z "$with_py313" ]; then
 fi
 
 if unshare --net true 2>/dev/null; then
+  # The namespace has no network: ansible-test prepares its sanity virtualenvs (from PyPI) now.
+  bash scripts/sanity.sh .venv-py313 --prime-venvs >/dev/null
   logs=$(mktemp -d /tmp/certops-test-logs.XXXXXX)
   started=$(date +%s)
   { describe .venv; "${leg_311[@]}"; } >"$logs/py311.log" 2>&1 &
