@@ -5,6 +5,7 @@ target module, and turns what a host holds into store adoptions (``state: inspec
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
@@ -67,7 +68,7 @@ class ActionModule(CertopsAction):
             raise InputError("certificates", f"not in the controller store ({store.root}): "
                                              f"{', '.join(missing)}",
                              "order them first with certops.acme.certificate, or check store_path")
-        module_args.update(state="present", bundles=bundles, key_material=key_material,
+        module_args.update(state="present", bundles=bundles, key_material=json.dumps(key_material),
                            remove_unlisted=args["remove_unlisted"])
         result = self.run_target_module(MODULE, module_args, task_vars)
         return result

@@ -1,7 +1,8 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.certops.acme.plugins.filter.certificates import merge_certificates, sites_to_certificates
+from ansible_collections.certops.acme.plugins.filter.certificates import (certificate_status, merge_certificates,
+                                                                      sites_to_certificates)
 
 
 def test_sites_become_certificates_named_after_the_site_or_certificate():
@@ -30,3 +31,24 @@ def test_backend_addresses_must_be_host_and_port():
     assert invalid_addresses(good) == []
     bad = ["10.0.0.5", "app:0", "app:70000", "not an address:80", "2001:db8::5:80", "-x.example:80"]
     assert invalid_addresses(bad) == bad
+
+
+def test_status_rows_name_the_hosts_that_want_each_certificate():
+    hosts = [
+        {"inventory_hostname": "web1", "_certops_certificates_wanted": [{"name": "app"}, {"name": "api"}]},
+        {"inventory_hostname": "web2", "_certops_certificates_wanted": [{"name": "app"}]},
+        {"inventory_hostname": "db1"},  # wants nothing (the role was not run for it)
+    ]
+    results = [
+        {"name": "app", "action": "keep", "domains": ["app.example.com"], "not_after": "2027-01-01T00:00:00Z",
+         "days_left": 39, "renewal_window": {"start": "2026-12-20T00:00:00Z", "end": "2026-12-22T00:00:00Z"}},
+        {"name": "api", "action": "failed", "error": "rate limited"},
+        {"name": "orphan", "action": "keep"},
+    ]
+    rows = {row["name"]: row for row in certificate_status(results, hosts)}
+    assert rows["app"]["hosts"] == ["web1", "web2"]
+    assert rows["app"]["days_left"] == 39 and rows["app"]["renewal_window"]["end"].startswith("2026-12-22")
+    assert rows["api"] == {"name": "api", "action": "failed", "domains": [], "not_after": None, "days_left": None,
+                           "hosts": ["web1"], "renewal_window": None, "error": "rate limited"}
+    assert rows["orphan"]["hosts"] == []
+    assert list(rows) == ["app", "api", "orphan"]  # the result's order is kept
