@@ -1,8 +1,8 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.certops.acme.plugins.filter.certificates import (certificate_status, merge_certificates,
-                                                                      sites_to_certificates)
+from ansible_collections.certops.acme.plugins.filter.certificates import (
+    certificate_status, merge_certificates, sites_to_certificates)
 
 
 def test_sites_become_certificates_named_after_the_site_or_certificate():
