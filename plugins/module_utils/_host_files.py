@@ -119,10 +119,9 @@ def ensure_directory(path, mode, uid=None, gid=None):
     return changed
 
 
-def file_state_differs(path, sha256, mode, uid=None, gid=None):
-    """True when ``path`` is missing or differs in content, mode or owner from what is wanted."""
-    if sha256_of_file(path) != sha256:
-        return True
+def file_meta_differs(path, mode, uid=None, gid=None):
+    """True when ``path`` differs in mode or owner from what is wanted (its content is the
+    caller's to compare: it has usually hashed the file already)."""
     stat = os.stat(path)
     if (stat.st_mode & 0o7777) != mode:
         return True

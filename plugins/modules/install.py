@@ -261,13 +261,13 @@ def install(module, params):
                 module.fail_json(msg="bundles: %s lacks %s (internal: the action plugin fills these)"
                                  % (name, filename))
             wanted[filename] = (files[filename].encode("ascii"), key_mode if filename in KEY_FILES else cert_mode)
-        content_changed = [f for f, (data, _ignored) in wanted.items()
-                           if _host_files.sha256_of_file(os.path.join(cert_dir, f)) != hashlib.sha256(data).hexdigest()]
-        meta_changed = [f for f, (data, mode) in wanted.items() if f not in content_changed and
-                        _host_files.file_state_differs(os.path.join(cert_dir, f), hashlib.sha256(data).hexdigest(),
-                                                       mode, uid, gid)]
+        # Each held file is hashed once: comparing, and the diff's "before", use the same digest.
+        held_digest = {f: _host_files.sha256_of_file(os.path.join(cert_dir, f)) for f in wanted}
+        content_changed = [f for f, (data, _ignored) in wanted.items() if held_digest[f] != hashlib.sha256(data).hexdigest()]
+        meta_changed = [f for f, (_ignored, mode) in wanted.items() if f not in content_changed and
+                        _host_files.file_meta_differs(os.path.join(cert_dir, f), mode, uid, gid)]
         for filename in content_changed + meta_changed:
-            old = _host_files.sha256_of_file(os.path.join(cert_dir, filename))
+            old = held_digest[filename]
             data, mode = wanted[filename]
             before.append("%s/%s: %s" % (name, filename, "sha256:" + old if old else "(absent)"))
             after.append("%s/%s: %s mode %04o" % (name, filename, _fingerprint(data), mode))

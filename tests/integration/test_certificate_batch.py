@@ -50,7 +50,7 @@ def test_a_batch_of_ten_issues_in_one_task_and_a_rerun_orders_nothing(controller
     dest = controller.work / "host"
     playbook = controller.playbook("batch", [
         certificate_task(controller.store, batch), dump_task("issued", controller.work / "issued.json"),
-        install_task(controller.store, dest, list(batch))])
+        install_task(controller.store, dest, list(batch)), dump_task("installed", controller.work / "installed.json")])
     orders_before = pebble_server.new_orders()
 
     first = controller.run(playbook, check=True)
@@ -75,6 +75,16 @@ def test_a_batch_of_ten_issues_in_one_task_and_a_rerun_orders_nothing(controller
     issued = json.loads((controller.work / "issued.json").read_text())
     assert {c["action"] for c in issued["certificates"]} == {"keep"}
     assert issued["acme_requests"] == {}  # nothing due: not a single request to the CA
+
+    # A key whose mode was loosened by hand (same content) is put back, and only that file.
+    loosened = dest / next(iter(batch)) / "privkey.pem"
+    os.chmod(loosened, 0o644)
+    third = controller.run(playbook, check=True)
+    assert third.total("changed") == 1
+    assert stat.S_IMODE(os.stat(loosened).st_mode) == 0o600
+    installed = {c["name"]: c for c in json.loads((controller.work / "installed.json").read_text())["certificates"]}
+    assert installed[next(iter(batch))]["changed_files"] == ["privkey.pem"]
+    assert [n for n, c in installed.items() if c["changed"]] == [next(iter(batch))]
 
 
 def test_one_invalid_name_stores_the_other_nine_and_fails_naming_it(controller, pebble_server, http01_responder):
