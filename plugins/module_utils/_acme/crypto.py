@@ -159,9 +159,22 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+#: Public chains have one to three intermediates; anything much longer is not a chain to serve.
+MAX_CHAIN_LENGTH = 8
+
+
 def chain_problems(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> Optional[str]:
-    """Check that each certificate is signed by the next one; return what is wrong, or None."""
+    """Check that each certificate is signed by the next one, none repeats (a loop) and the chain
+    is of a sane length; return what is wrong, or None."""
+    if len(chain) > MAX_CHAIN_LENGTH:
+        return f"the chain has {len(chain)} certificates; more than {MAX_CHAIN_LENGTH} is refused"
     links = [leaf, *chain]
+    seen: set[bytes] = set()
+    for cert in links:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if der in seen:
+            return f"'{cert.subject.rfc4514_string()}' appears twice in the chain (a loop)"
+        seen.add(der)
     for child, parent in zip(links, links[1:]):
         if not issued_by(child, parent):
             return (f"'{child.subject.rfc4514_string()}' is not signed by the next certificate "

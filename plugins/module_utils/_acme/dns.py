@@ -170,6 +170,10 @@ def visible_at(server: tuple[str, int], record_name: str, values: set[str], time
     return values <= seen
 
 
+#: How long removing the batch's TXT records may take, whatever the batch had left.
+CLEANUP_SECONDS = 30.0
+
+
 class Dns01Responder:
     def __init__(self, provider: DnsProvider, check_servers: Optional[Sequence[tuple[str, int]]] = None,
                  propagation_timeout: float = 120.0) -> None:
@@ -189,6 +193,7 @@ class Dns01Responder:
         failed: dict[str, str] = {}
         wanted: dict[str, set[str]] = {}
         owners: dict[str, set[str]] = {}
+        self._bind(deadline)
         for challenge in challenges:
             name, value = challenge.dns_record_name, challenge.dns_record_value
             try:
@@ -217,8 +222,16 @@ class Dns01Responder:
                                                f"{limit:.0f} s (dns_propagation_timeout)")
         return failed
 
+    def _bind(self, deadline: Deadline) -> None:
+        """Providers that can wait (a hook's process) are bounded by the batch's deadline."""
+        bind = getattr(self.provider, "bind_deadline", None)
+        if bind is not None:
+            bind(deadline)
+
     def cleanup(self, challenges: Sequence[PendingChallenge]) -> None:
         del challenges  # we remove exactly what we added, whatever happened since
+        # Cleanup runs after the batch, often at its deadline: it gets a short bound of its own.
+        self._bind(Deadline(CLEANUP_SECONDS, "removing dns-01 records"))
         for name, value in self._added:
             try:
                 self.provider.delete_txt(name, value)

@@ -267,6 +267,11 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
         value = str(ident.get("value", "?"))
         if authz.get("wildcard") and not value.startswith("*."):
             value = "*." + value  # RFC 8555 §7.1.4: the authorization names the base domain
+        if Identifier(str(ident.get("type", "dns")), value) not in request.identifiers:
+            # Never deploy anything for a name we did not order: a hostile CA could otherwise
+            # make a dns-01 hook write (and delete) records of its choosing.
+            raise OrderError(f"{label}: the CA sent an authorization for {value[:100]!r}, which this "
+                             "order does not name; refusing it")
         status = authz.get("status")
         if status == "valid":
             continue  # reused authorization: nothing to prove

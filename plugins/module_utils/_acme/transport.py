@@ -13,13 +13,22 @@ Guarantees:
 - 503, connection failures and short 429s are retried honouring ``Retry-After`` while the
   deadline allows; a 429 ``rateLimited`` whose Retry-After is beyond ``max_retry_after`` is
   reported at once with the CA's text (retrying it for minutes helps nobody);
-- response bodies are bounded (``MAX_BODY``), so a hostile server cannot exhaust memory.
+- response bodies are bounded (``MAX_BODY``), so a hostile server cannot exhaust memory;
+- every exchange, status line, headers and body included, ends by the deadline: ``requests``
+  bounds each socket read only, so a server that sends one byte every second would hold a
+  worker for ever; :class:`_Watchdog` shuts the socket of an exchange that outlives it;
+- signed POSTs and nonce requests never follow redirects: a signed request goes to the URL it
+  was signed for, or nowhere.
 """
 
 from __future__ import annotations
 
 import email.utils
+import heapq
+import itertools
 import json
+import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -28,6 +37,7 @@ from typing import Any, Optional, Union
 try:
     import josepy as jose
     import requests
+    import urllib3
     from requests.adapters import HTTPAdapter
     from acme import jws
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
@@ -40,6 +50,8 @@ MAX_BODY = 4 * 1024 * 1024
 JOSE = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
 USER_AGENT = "certops.acme (+https://galaxy.ansible.com/ui/repo/published/certops/acme/)"
+# ASCII digits only: str.isdigit() also accepts "²" or "١", which int() and float() refuse.
+_DECIMAL = re.compile(r"[0-9]{1,15}")
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
@@ -47,11 +59,11 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DECIMAL.fullmatch(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
@@ -80,6 +92,96 @@ class Deadline:
         self.check()
 
 
+class _Exchange:
+    """One HTTP exchange in flight: the connections it used, so they can be cut at its deadline."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+        self.expired = False
+
+    def expire(self) -> None:
+        self.expired = True
+        for connection in self.connections:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                try:
+                    # The plain socket's shutdown, not SSLSocket's (which drops its SSL object
+                    # under the reading thread's feet): the blocked read then fails at once.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+_CURRENT = threading.local()  # the _Exchange of the calling thread, seen by its connections
+
+
+class _Watchdog:
+    """One thread per transport that expires exchanges at their deadlines (a timer thread per
+    request would cost a thread start for each of the thousands of requests in a batch)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Exchange]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, at: float, exchange: _Exchange) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (at, next(self._order), exchange))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="certops-acme-watchdog", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._heap and (self._heap[0][2].connections is None):
+                    heapq.heappop(self._heap)  # finished in time
+                if not self._heap:
+                    self._wake.wait(60)
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                _at, _order, exchange = heapq.heappop(self._heap)
+                exchange.expire()
+
+
+_ADAPTER_CLASS: Any = None
+
+
+def _bounded_adapter(pool_maxsize: int) -> "HTTPAdapter":
+    """An HTTPAdapter whose connections register with the calling thread's exchange (built on
+    first use, so importing this module never needs requests)."""
+    global _ADAPTER_CLASS  # pylint: disable=global-statement
+    if _ADAPTER_CLASS is None:
+        def tracked(base: Any) -> Any:
+            class Tracked(base):  # type: ignore[misc,valid-type]
+                def request(self, *args: Any, **kwargs: Any) -> Any:
+                    exchange = getattr(_CURRENT, "exchange", None)
+                    if exchange is not None and exchange.connections is not None:
+                        exchange.connections.append(self)
+                    return super().request(*args, **kwargs)
+            return Tracked
+
+        class HttpPool(urllib3.HTTPConnectionPool):  # type: ignore[misc]
+            ConnectionCls = tracked(urllib3.connection.HTTPConnection)
+
+        class HttpsPool(urllib3.HTTPSConnectionPool):  # type: ignore[misc]
+            ConnectionCls = tracked(urllib3.connection.HTTPSConnection)
+
+        class BoundedAdapter(HTTPAdapter):  # type: ignore[misc]
+            def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+                super().init_poolmanager(*args, **kwargs)
+                # A dict of our own: urllib3's default is module-wide.
+                self.poolmanager.pool_classes_by_scheme = {"http": HttpPool, "https": HttpsPool}
+        _ADAPTER_CLASS = BoundedAdapter
+    adapter: HTTPAdapter = _ADAPTER_CLASS(pool_connections=2, pool_maxsize=pool_maxsize)
+    return adapter
+
+
 class AcmeTransport:
     def __init__(self, directory_url: str, *, verify: Union[bool, str] = True,
                  timeout: float = 30.0, pool_size: int = 4, max_retry_after: float = 60.0) -> None:
@@ -88,9 +190,10 @@ class AcmeTransport:
         self.timeout = timeout
         self.max_retry_after = max_retry_after
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(2, pool_size + 1))
+        adapter = _bounded_adapter(max(2, pool_size + 1))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        self._watchdog = _Watchdog()
         self._nonces: list[str] = []
         self._lock = threading.Lock()
         self._directory: Optional[dict[str, Any]] = None
@@ -111,29 +214,60 @@ class AcmeTransport:
         return response
 
     def _send(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> requests.Response:
-        """One HTTP exchange with retries for transient network failures."""
+        """One HTTP exchange with retries for transient network failures, each attempt cut off
+        at the deadline however slowly the server answers."""
         delay = 0.2
+        # Only plain GETs may follow a redirect: a signed request belongs to the URL it signs.
+        kwargs.setdefault("allow_redirects", method == "GET")
         while True:
+            deadline.check()
+            exchange = _Exchange()
+            _CURRENT.exchange = exchange
+            self._watchdog.watch(deadline.at, exchange)
             try:
                 response = self.session.request(
                     method, url, verify=self.verify, stream=True,
                     timeout=min(self.timeout, max(1.0, deadline.remaining())), **kwargs)
                 self._read_bounded(response)
+                self._refuse_redirect(response, method)
                 return response
-            except requests.exceptions.SSLError as error:
-                raise AcmeTransportError(f"TLS error talking to the ACME server at {url}: {error}. "
-                                         "For a private CA set ca_path (or validate_certs: false "
-                                         "for throw-away tests).") from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                if deadline.remaining() < delay:
-                    raise AcmeTransportError(f"cannot reach the ACME server at {url}: {error}") from None
-                deadline.sleep(delay)
+            except requests.exceptions.RequestException as error:
+                if exchange.expired:
+                    raise AcmeDeadlineError(f"{deadline.what} did not finish within {deadline.seconds:.0f} s "
+                                            f"(the ACME server at {url} was still answering)") from None
+                self._retry_or_raise(error, url, deadline, delay)
                 delay = min(delay * 2, 5.0)
+            finally:
+                _CURRENT.exchange = None
+                with self._watchdog._wake:  # pylint: disable=protected-access
+                    exchange.connections = None  # type: ignore[assignment]
+
+    @staticmethod
+    def _refuse_redirect(response: requests.Response, method: str) -> None:
+        if method != "GET" and 300 <= response.status_code < 400:
+            raise AcmeTransportError(
+                f"{response.url} answered {method} with a redirect ({response.status_code} to "
+                f"{response.headers.get('Location', 'nowhere')!r}); a signed request is never sent "
+                "to another address, so check acme_directory")
+
+    @staticmethod
+    def _retry_or_raise(error: Exception, url: str, deadline: Deadline, delay: float) -> None:
+        """Wait before the next attempt after a network failure, or raise the user's error."""
+        if isinstance(error, requests.exceptions.SSLError):
+            raise AcmeTransportError(f"TLS error talking to the ACME server at {url}: {error}. "
+                                     "For a private CA set ca_path (or validate_certs: false "
+                                     "for throw-away tests).") from None
+        if not isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                                  requests.exceptions.ChunkedEncodingError)):
+            raise AcmeTransportError(f"the exchange with the ACME server at {url} failed: {error}") from None
+        if deadline.remaining() < delay:
+            raise AcmeTransportError(f"cannot reach the ACME server at {url}: {error}") from None
+        deadline.sleep(delay)
 
     @staticmethod
     def _read_bounded(response: requests.Response) -> None:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
+        declared = response.headers.get("Content-Length", "").strip()
+        if _DECIMAL.fullmatch(declared) and int(declared) > MAX_BODY:
             response.close()
             raise AcmeTransportError(f"{response.url} sent a {declared}-byte body; more than "
                                      f"{MAX_BODY} bytes is not an ACME answer")
