@@ -9,8 +9,10 @@ import json
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
-from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import adopt_held
+from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import AdoptionPolicy, adopt_held
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_pem_bundle, system_trust
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
@@ -43,6 +45,8 @@ class ActionModule(CertopsAction):
         dir_mode={"type": "str", "default": "0700"},
         adopt={"type": "bool", "default": True},
         adopt_min_days={"type": "int", "default": 1},
+        adopt_trust_roots={"type": "list", "elements": "path", "default": []},
+        adopt_system_trust={"type": "bool", "default": True},
         remove_unlisted={"type": "bool", "default": False},
     )
 
@@ -83,9 +87,36 @@ class ActionModule(CertopsAction):
             result.pop("held", None)
             return result
         host = str(task_vars.get("inventory_hostname", "?"))
-        held = adopt_held(store, result.pop("held", []) or [], host,
-                          datetime.timedelta(days=args["adopt_min_days"]),
+        held = adopt_held(store, result.pop("held", []) or [], host, self._policy(args, store),
                           adopt=args["adopt"] and not self.check_mode)
         adopted = [h["name"] for h in held if h.get("adopted")]
-        return {"changed": False, "held": held, "adopted": adopted,
-                "certificates": [], "changed_certificates": [], "removed": []}
+        rejected = [h for h in held if h.get("problem")]
+        out: dict[str, Any] = {"changed": False, "held": held, "adopted": adopted,
+                               "rejected": [{"host": host, "name": h["name"], "why": h["problem"]} for h in rejected],
+                               "certificates": [], "changed_certificates": [], "removed": []}
+        if rejected:
+            out["warnings"] = [f"{host}: {h['name']}: not adopted, {h['problem']}" for h in rejected]
+        return out
+
+    @staticmethod
+    def _policy(args: dict[str, Any], store: Any) -> AdoptionPolicy:
+        """Trust anchors (the store's, configured, the system's) and the names each is wanted for."""
+        anchors = list(store.anchors())
+        for index, path in enumerate(args["adopt_trust_roots"]):
+            try:
+                roots = load_pem_bundle(path)
+            except OSError as error:
+                raise InputError(f"adopt_trust_roots[{index}]", f"cannot read {path}: {error.strerror}",
+                                 "give the path of a PEM file on the controller") from None
+            if not roots:
+                raise InputError(f"adopt_trust_roots[{index}]", f"{path} holds no PEM certificate",
+                                 "give a PEM file of CA certificates")
+            anchors.extend(roots)
+        if args["adopt_system_trust"]:
+            anchors.extend(system_trust())
+        wanted = {}
+        for index, item in enumerate(args.get("certificates") or []):
+            if isinstance(item, dict) and item.get("domains"):
+                wanted[item["name"]] = normalize_names(item["domains"], f"certificates[{index}].domains")
+        return AdoptionPolicy(anchors=anchors, min_remaining=datetime.timedelta(days=args["adopt_min_days"]),
+                              wanted=wanted)

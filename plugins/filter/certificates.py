@@ -109,6 +109,58 @@ def merge_stage_results(prepared: Any, completed: Any) -> dict[str, Any]:
     return result
 
 
+def _listener_address(address: str) -> str:
+    """Where a host reaches its own listener bound to ``address``."""
+    address = str(address).strip("[]")
+    if address in ("*", "", "0.0.0.0"):
+        return "127.0.0.1"
+    if address == "::":
+        return "::1"
+    return address
+
+
+def served_checks(sites: Any, ready: Any, address: Any, port: Any) -> list[dict[str, Any]]:
+    """One served-certificate check per name of every site whose certificate is installed
+    (``ready``), against the listener at ``address``:``port`` (a wildcard bind is reached on
+    loopback)."""
+    checks = []
+    for site in sites or []:
+        certificate = site.get("certificate") or site.get("name")
+        if certificate not in (ready or []):
+            continue
+        for domain in site.get("domains") or []:
+            checks.append({"certificate": certificate, "server_name": str(domain),
+                           "address": _listener_address(str(address)), "port": int(port)})
+    return checks
+
+
+def split_listen(listen: Any) -> dict[str, Any]:
+    """``address:port`` (or a bare port, or ``[v6]:port``) of an nginx ``listen`` value."""
+    text = str(listen).strip()
+    host, _sep, port = text.rpartition(":")
+    if not port.isdigit() or not port.isascii():
+        raise AnsibleFilterError("split_listen: %r is not address:port or a port" % text)
+    return {"address": _listener_address(host), "port": int(port)}
+
+
+def stale_message(entry: Any, host: Any) -> str:
+    """One line naming a listener that does not serve the installed certificate."""
+    where = "%s (SNI %s at %s:%s)" % (entry.get("certificate"), entry.get("server_name"),
+                                      entry.get("address"), entry.get("port"))
+    if entry.get("state") == "differs":
+        return "%s: %s serves serial %s, but serial %s is installed" % (
+            host, where, entry.get("served_serial"), entry.get("installed_serial"))
+    return "%s: %s serves nothing usable (%s), installed serial %s" % (
+        host, where, entry.get("error") or entry.get("state"), entry.get("installed_serial") or "-")
+
+
+def _served_state(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "-"
+    stale = sorted({r["host"] for r in rows if r.get("state") != "match"})
+    return "yes" if not stale else "NO: " + ",".join(stale)
+
+
 def certificate_status(certificates: Any, hosts: Any) -> list[dict[str, Any]]:
     """One status row per certificate result: what happened, expiry, days left, ARI window, and
     the play hosts that want it (each host's ``_certops_certificates_wanted``).
@@ -116,12 +168,17 @@ def certificate_status(certificates: Any, hosts: Any) -> list[dict[str, Any]]:
     A filter rather than a Jinja loop: looking each certificate up in every host's list is
     quadratic, and with 1000 certificates that took half a minute of templating."""
     hosts_by_name: dict[str, list[str]] = {}
+    served_by_name: dict[str, list[dict[str, Any]]] = {}
     for host in hosts or []:
         for spec in host.get("_certops_certificates_wanted") or []:
             hosts_by_name.setdefault(spec["name"], []).append(host.get("inventory_hostname"))
+        for check in host.get("certops_certificates_served") or []:
+            served_by_name.setdefault(check.get("certificate"), []).append(
+                dict(check, host=host.get("inventory_hostname")))
     return [{"name": cert["name"], "action": cert.get("action"), "domains": list(cert.get("domains") or []),
              "not_after": cert.get("not_after"), "days_left": cert.get("days_left"),
              "hosts": hosts_by_name.get(cert["name"], []), "renewal_window": cert.get("renewal_window"),
+             "served": _served_state(served_by_name.get(cert["name"], [])),
              "error": cert.get("error")}
             for cert in certificates or []]
 
@@ -130,4 +187,5 @@ class FilterModule(object):
     def filters(self) -> dict[str, Any]:
         return {"sites_to_certificates": sites_to_certificates, "merge_certificates": merge_certificates,
                 "passthrough_routes": passthrough_routes, "merge_stage_results": merge_stage_results, "invalid_addresses": invalid_addresses,
-                "certificate_status": certificate_status}
+                "certificate_status": certificate_status, "served_checks": served_checks,
+                "split_listen": split_listen, "stale_message": stale_message}

@@ -114,6 +114,8 @@ responder:
   type: dict
 """
 
+import errno
+import hashlib
 import os
 import re
 import signal
@@ -140,7 +142,7 @@ name_ok = re.compile(r"^[a-z0-9.:-]{1,253}$")
 def choose(sock, server_name, _ctx):
     name = (server_name or "").lower()
     base = os.path.join(directory, name)
-    if not name_ok.match(name) or not os.path.exists(base + ".crt"):
+    if not name_ok.fullmatch(name) or not os.path.exists(base + ".crt"):
         return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -217,7 +219,7 @@ def wait_listening(address, port, timeout=5.0):
 
 def check(module, item):
     token = str(item.get("token", ""))
-    if not TOKEN.match(token):
+    if not TOKEN.fullmatch(token):
         module.fail_json(msg="challenges: token %r for %s is not base64url; refusing to build a path from it"
                          % (token[:40], item.get("identifier")))
     if str(item.get("key_authorization", "")).split(".", maxsplit=1)[0] != token:
@@ -233,8 +235,93 @@ def webroot_files(module, items, webroot_override):
         if not root:
             module.fail_json(msg="challenges: %s is an http-01 challenge without a webroot; set webroot"
                              % item.get("identifier"))
-        files.append((os.path.join(root, ".well-known", "acme-challenge", token), item["key_authorization"]))
+        files.append((root, token, item["key_authorization"]))
     return files
+
+
+WEBROOT_SUBDIRS = (".well-known", "acme-challenge")
+
+
+class SymlinkRefused(OSError):
+    """A directory below the webroot is a symbolic link: following it could write or delete
+    files anywhere the module may (a symlinked .well-known pointing at /etc, say)."""
+
+
+def _challenge_dir(root, create):
+    """A descriptor of ROOT/.well-known/acme-challenge, walked one directory at a time with
+    O_NOFOLLOW so no link below the webroot is followed; None when it does not exist."""
+    if create and not os.path.isdir(root):
+        os.makedirs(root, 0o755)  # the webroot itself is the user's setting, links and all
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None
+    try:
+        for part in WEBROOT_SUBDIRS:
+            if create:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                os.close(fd)
+                return None
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise SymlinkRefused(error.errno, "%s is a symbolic link or not a directory; refusing to "
+                                         "follow it out of the webroot" % os.path.join(root, part))
+                raise
+            os.close(fd)
+            fd = child
+            root = os.path.join(root, part)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def webroot_file_digest(root, token):
+    """SHA-256 of the challenge file, or None when there is none (a link counts as none)."""
+    fd = _challenge_dir(root, create=False)
+    if fd is None:
+        return None
+    try:
+        handle = os.open(token, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    with os.fdopen(handle, "rb") as data:
+        return hashlib.sha256(data.read(4096)).hexdigest()
+
+
+def place_webroot_file(root, token, content):
+    """Write the challenge file with a temporary file and a rename inside the directory the
+    walk opened: whatever links appear meanwhile, nothing outside the webroot is touched."""
+    fd = _challenge_dir(root, create=True)
+    temporary = ".%s.%d.tmp" % (token, os.getpid())
+    try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+        with os.fdopen(handle, "wb") as data:
+            data.write(content.encode("ascii"))
+            os.fchmod(data.fileno(), 0o644)
+        os.rename(temporary, token, src_dir_fd=fd, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def remove_webroot_file(root, token):
+    fd = _challenge_dir(root, create=False)
+    if fd is None:
+        return
+    try:
+        os.unlink(token, dir_fd=fd)  # removes a link itself, never what it points to
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def main():
@@ -258,21 +345,22 @@ def main():
     alpn_items = [c for c in params["challenges"] if c.get("type") == "tls-alpn-01"]
     changed, touched = False, []
 
-    for path, content in webroot_files(module, http_items, params["webroot"]):
-        exists = os.path.exists(path)
-        if present and _host_files.sha256_of_file(path) != _sha256(content):
-            changed = True
-            touched.append(path)
-            if not module.check_mode:
-                directory = os.path.dirname(path)
-                if not os.path.isdir(directory):
-                    os.makedirs(directory, 0o755)
-                _host_files.atomic_write(path, content.encode("ascii"), 0o644)
-        elif not present and exists:
-            changed = True
-            touched.append(path)
-            if not module.check_mode:
-                os.unlink(path)
+    for root, token, content in webroot_files(module, http_items, params["webroot"]):
+        path = os.path.join(root, ".well-known", "acme-challenge", token)
+        try:
+            if present:
+                if webroot_file_digest(root, token) != _sha256(content):
+                    changed = True
+                    touched.append(path)
+                    if not module.check_mode:
+                        place_webroot_file(root, token, content)
+            elif webroot_file_digest(root, token) is not None:
+                changed = True
+                touched.append(path)
+                if not module.check_mode:
+                    remove_webroot_file(root, token)
+        except (IOError, OSError) as error:
+            module.fail_json(msg="challenges: cannot %s %s: %s" % ("write" if present else "remove", path, error))
 
     responder = {"running": False}
     directory = params["responder_dir"]
@@ -282,7 +370,7 @@ def main():
         for item in alpn_items:
             check(module, item)
             name = str(item["identifier"]).lower()
-            if not SNI_NAME.match(name) or name.startswith("*."):
+            if not SNI_NAME.fullmatch(name) or name.startswith("*."):
                 module.fail_json(msg="challenges: %r cannot be validated by tls-alpn-01" % name)
             base = os.path.join(directory, name)
             if present:
@@ -308,7 +396,6 @@ def main():
 
 
 def _sha256(text):
-    import hashlib
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

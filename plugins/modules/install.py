@@ -40,7 +40,8 @@ options:
   certificates:
     description:
       - Certificates to install (or inspect), by their name in the store. Each element is a
-        name or a mapping with C(name).
+        name or a mapping with C(name) (and, for O(state=inspect), C(domains): a held
+        certificate is adopted only when it covers them).
       - With O(state=inspect), leave it out to inspect every certificate under O(dest).
     type: list
     elements: raw
@@ -76,8 +77,26 @@ options:
     description:
       - With O(state=inspect), copy a valid certificate (and its key) from the host into the
         controller store when the store has none for that name or an older one.
-      - The certificate is adopted only when its key matches, its chain links verify and at
-        least O(adopt_min_days) of validity remain.
+      - The certificate is adopted only when its key matches, it is not self-signed, its chain
+        verifies as a TLS server path to a trust anchor (see O(adopt_trust_roots)), it covers
+        every name the certificate is wanted for (when O(certificates) gives C(domains)), at
+        least O(adopt_min_days) of validity remain, and, when the store already has the
+        certificate, it is newer and from the same issuer.
+      - Refused bundles are listed in RV(rejected) and as warnings; they are never adopted, so
+        never installed on other hosts.
+    type: bool
+    default: true
+  adopt_trust_roots:
+    description:
+      - PEM files on the controller with CA certificates that adopted certificates may chain
+        to, besides the chain tops the store has seen its CA issue through and (with
+        O(adopt_system_trust)) the controller's trusted roots. Give the root of a private or
+        test CA here.
+    type: list
+    elements: path
+    default: []
+  adopt_system_trust:
+    description: Accept certificates that chain to the controller's system trust store.
     type: bool
     default: true
   adopt_min_days:
@@ -149,6 +168,21 @@ changed_certificates:
   returned: always
   type: list
   elements: str
+rejected:
+  description: With O(state=inspect), held certificates that were not adopted, and why.
+  returned: when state is inspect
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: Inventory host holding it.
+      type: str
+    name:
+      description: Certificate name.
+      type: str
+    why:
+      description: The reason it was refused.
+      type: str
 held:
   description:
     - With O(state=inspect), what the host holds, without key material.
@@ -360,6 +394,8 @@ def main():
             dir_mode=dict(type="str", default="0700"),
             adopt=dict(type="bool", default=True),
             adopt_min_days=dict(type="int", default=1),
+            adopt_trust_roots=dict(type="list", elements="path", default=[]),
+            adopt_system_trust=dict(type="bool", default=True),
             remove_unlisted=dict(type="bool", default=False),
             store_path=dict(type="path"),
             bundles=dict(type="list", elements="dict"),

@@ -1,72 +1,123 @@
 """Adopting certificates that hosts already hold into an empty (or older) controller store.
 
 AWX runs each job in a fresh container: without this, every scheduled run would order every
-certificate again and hit the CA's duplicate-certificate limit within days. A held certificate
-is adopted only when it is usable: key matches, chain links verify, enough validity is left,
-and it is newer than what the store has. Key material never leaves this function except
+certificate again and hit the CA's duplicate-certificate limit within days. But what a host
+holds is only as trustworthy as that host: a self-signed placeholder, or a key someone put
+there, must never reach the store, because the store is what every other host installs. So a
+held certificate is adopted only when
+
+- its key matches and its chain links (no repeats, bounded length);
+- it is not self-signed, and verifies as a TLS server path to a trust anchor: the chain tops
+  this store has seen its CA issue through, roots the user configured, or the system's;
+- it covers every name the certificate is wanted for;
+- enough validity is left, and it is newer than the store's certificate - and from the same
+  issuer, since a store certificate is never replaced by another CA's.
+
+Every refusal is reported (host, name, why). Key material never leaves this function except
 into the store.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
 
-from .crypto import (certificate_facts, chain_problems, load_private_key, public_key_matches,
-                     split_pem_chain, utcnow)
+try:
+    from cryptography import x509
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
+
+from .crypto import (CertificateFacts, certificate_facts, chain_problems, is_self_signed, load_private_key,
+                     public_key_matches, split_pem_chain, utcnow, verify_path)
 from .errors import CertopsError
+from .names import Identifier
 from .store import CertificateStore
 
 
-def _examine(files: dict[str, str], min_remaining: datetime.timedelta,
-             now: datetime.datetime) -> tuple[Optional[tuple[Any, ...]], Optional[str]]:
-    """Parse one held bundle; return ((key_pem, leaf, chain, facts), None) or (None, problem)."""
-    try:
-        certs = split_pem_chain(files.get("cert.pem", ""))
-        chain = split_pem_chain(files["chain.pem"]) if files.get("chain.pem", "").strip() else []
-        key_pem = files.get("privkey.pem", "").encode("ascii")
-        key = load_private_key(key_pem, "held key")
-    except (CertopsError, KeyError, ValueError) as error:
-        return None, f"unreadable: {error}"
+@dataclass
+class HeldBundle:
+    key_pem: bytes
+    leaf: "x509.Certificate"
+    chain: list["x509.Certificate"]
+    facts: CertificateFacts
+
+
+@dataclass
+class AdoptionPolicy:
+    """What a held certificate must satisfy to enter the store."""
+
+    anchors: Sequence["x509.Certificate"]
+    min_remaining: datetime.timedelta
+    #: certificate name -> the identifiers it is wanted for (unknown names: its own first one)
+    wanted: Mapping[str, Sequence[Identifier]] = field(default_factory=dict)
+
+
+def _parse(files: Mapping[str, str]) -> HeldBundle:
+    certs = split_pem_chain(files.get("cert.pem", ""))
+    chain = split_pem_chain(files["chain.pem"]) if files.get("chain.pem", "").strip() else []
+    key_pem = files.get("privkey.pem", "").encode("ascii")
+    key = load_private_key(key_pem, "held key")
     leaf = certs[0]
     chain = chain or certs[1:]
     if not public_key_matches(key, leaf):
-        return None, "key does not match the certificate"
-    problem = chain_problems(leaf, chain)
+        raise CertopsError("key does not match the certificate")
+    return HeldBundle(key_pem, leaf, chain, certificate_facts(leaf))
+
+
+def examine(name: str, files: Mapping[str, str], policy: AdoptionPolicy,
+            now: datetime.datetime) -> tuple[Optional[HeldBundle], Optional[str]]:
+    """Parse and judge one held bundle: (bundle, None) when adoptable, else (bundle or None, why)."""
+    try:
+        held = _parse(files)
+    except (CertopsError, KeyError, ValueError) as error:
+        return None, f"unreadable: {error}"
+    if is_self_signed(held.leaf):
+        return held, "self-signed (a placeholder is never adopted)"
+    problem = chain_problems(held.leaf, held.chain)
     if problem:
-        return None, f"chain does not verify: {problem}"
-    facts = certificate_facts(leaf)
-    if facts.not_after - now < min_remaining:
-        return None, f"expires {facts.not_after.isoformat()}, too soon to adopt"
-    return (key_pem, leaf, chain, facts), None
+        return held, f"chain does not verify: {problem}"
+    wanted = list(policy.wanted.get(name) or held.facts.identifiers[:1])
+    missing = [i.value for i in wanted if i not in held.facts.identifiers]
+    if missing:
+        return held, f"does not cover {', '.join(missing)}"
+    if not wanted:
+        return held, "names no DNS name or IP address"
+    problem = verify_path(held.leaf, held.chain, policy.anchors, wanted[0], now)
+    if problem:
+        return held, problem
+    if held.facts.not_after - now < policy.min_remaining:
+        return held, f"expires {held.facts.not_after.isoformat()}, too soon to adopt"
+    return held, None
 
 
-def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str,
-               min_remaining: datetime.timedelta, adopt: bool = True,
-               now: Optional[datetime.datetime] = None) -> list[dict[str, Any]]:
+def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, policy: AdoptionPolicy,
+               adopt: bool = True, now: Optional[datetime.datetime] = None) -> list[dict[str, Any]]:
     """Summarise what a host holds (no keys) and adopt what the store lacks."""
     now = now or utcnow()
     summary: list[dict[str, Any]] = []
     for item in held:
         name = str(item.get("name", ""))
         entry: dict[str, Any] = {"name": name, "path": item.get("path"), "adopted": False}
-        parsed, problem = _examine(item.get("files") or {}, min_remaining, now)
-        if parsed is None:
+        bundle, problem = examine(name, item.get("files") or {}, policy, now)
+        if bundle is not None:
+            entry.update(serial=bundle.facts.serial, not_after=bundle.facts.not_after.isoformat(),
+                         domains=bundle.facts.names(), sha256=bundle.facts.sha256, issuer=bundle.facts.issuer)
+        if problem is not None or bundle is None:
             entry["problem"] = problem
             summary.append(entry)
             continue
-        key_pem, leaf, chain, facts = parsed
-        entry.update(serial=facts.serial, not_after=facts.not_after.isoformat(),
-                     domains=facts.names(), sha256=facts.sha256)
-        if adopt:
-            try:
-                with store.lock(name):
-                    current = store.load(name)
-                    if current is None or current.facts.not_after < facts.not_after:
-                        store.save(name, key_pem, leaf, chain, {"source": f"adopted from {host}",
-                                                                "order_url": None})
-                        entry["adopted"] = True
-            except CertopsError as error:
-                entry["problem"] = f"not adopted: {error}"
+        try:
+            with store.lock(name):
+                current = store.load(name)
+                if current is not None and current.facts.issuer != bundle.facts.issuer:
+                    entry["problem"] = (f"issued by '{bundle.facts.issuer}', but the store's certificate "
+                                        f"by '{current.facts.issuer}'; never replaced across issuers")
+                elif adopt and (current is None or current.facts.not_after < bundle.facts.not_after):
+                    store.save(name, bundle.key_pem, bundle.leaf, bundle.chain,
+                               {"source": f"adopted from {host}", "order_url": None})
+                    entry["adopted"] = True
+        except CertopsError as error:
+            entry["problem"] = f"not adopted: {error}"
         summary.append(entry)
     return summary

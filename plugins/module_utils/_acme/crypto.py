@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import ipaddress
+import re
+import ssl
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 try:
     from cryptography import x509
+    from cryptography.x509 import verification
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -180,6 +184,68 @@ def chain_problems(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) ->
             return (f"'{child.subject.rfc4514_string()}' is not signed by the next certificate "
                     f"'{parent.subject.rfc4514_string()}'")
     return None
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject and issued_by(cert, cert)
+
+
+def verify_path(leaf: x509.Certificate, chain: Sequence[x509.Certificate],
+                anchors: Sequence[x509.Certificate], identifier: Identifier,
+                now: datetime.datetime) -> Optional[str]:
+    """Verify ``leaf`` as a TLS server certificate for ``identifier`` through ``chain`` up to
+    one of ``anchors`` (cryptography's RFC 5280 / CA/B Forum path validation, at ``now``).
+    Returns what is wrong, or None."""
+    if not anchors:
+        return "no trust anchor is known to verify it against"
+    if identifier.type == "ip":
+        subject: verification.Subject = x509.IPAddress(ipaddress.ip_address(identifier.value))
+    else:
+        # A wildcard is checked through a name it covers.
+        value = "certops-check." + identifier.value[2:] if identifier.is_wildcard else identifier.value
+        subject = x509.DNSName(value)
+    verifier = (verification.PolicyBuilder().store(verification.Store(list(anchors))).time(now)
+                .max_chain_depth(MAX_CHAIN_LENGTH).build_server_verifier(subject))
+    try:
+        verifier.verify(leaf, list(chain))
+    except verification.VerificationError as error:
+        return f"does not verify to a trusted root: {error}"
+    return None
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----")
+
+
+def load_pem_bundle(path: str) -> list[x509.Certificate]:
+    """Every certificate in a PEM file; unparsable entries of a system bundle are skipped."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    found = []
+    for block in _PEM_CERTIFICATE.findall(data):
+        try:
+            found.append(x509.load_pem_x509_certificate(block))
+        except ValueError:
+            continue
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def system_trust() -> tuple[x509.Certificate, ...]:
+    """The controller's trusted roots (OpenSSL's default bundle; certifi's when there is none)."""
+    paths = [ssl.get_default_verify_paths().cafile or ""]
+    try:
+        import certifi  # requests depends on it
+        paths.append(certifi.where())
+    except ImportError:
+        pass
+    for path in paths:
+        try:
+            roots = load_pem_bundle(path) if path else []
+        except OSError:
+            continue
+        if roots:
+            return tuple(roots)
+    return ()
 
 
 def ari_cert_id(cert: x509.Certificate) -> str:

@@ -87,7 +87,7 @@ def normalize_name(raw: object, field: str = "domains") -> Identifier:
     _check_lengths(raw, ascii_name, wildcard, field)
     labels = ascii_name.split(".")
     for label in labels:
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise InputError(field, f"{raw!r} has an invalid label {label!r}",
                              "each dot-separated part: 1-63 letters, digits or inner hyphens")
     full = ("*." if wildcard else "") + ascii_name

@@ -286,7 +286,7 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
             raise OrderError(f"{label}: the CA offers no {request.challenge} challenge for {value} "
                              f"(offered: {offered or 'none'})")
         token = str(chosen.get("token", ""))
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             raise OrderError(f"{label}: the CA sent a challenge token for {value} that is not "
                              f"base64url ({token[:40]!r}); refusing to use it")
         pending.append(PendingChallenge(

@@ -5,6 +5,7 @@ Layout (everything 0700/0600, whatever the umask)::
     STORE/certificates/NAME/current -> versions/20261122T101500Z-1a2b3c
     STORE/certificates/NAME/versions/<version>/{privkey,cert,chain,fullchain}.pem meta.json
     STORE/locks/NAME.lock
+    STORE/trust/<sha256>.pem            tops of the chains the CA issued through (adoption anchors)
 
 A new version is written completely into its own directory, then the ``current`` symlink is
 swapped with one atomic rename, so a reader or a killed run never sees a key from one
@@ -58,7 +59,7 @@ def default_store_path() -> str:
 
 def check_certificate_name(name: object, field: str = "name") -> str:
     """Certificate names become directory and file names, here and on hosts."""
-    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
         raise InputError(field, f"{name!r} cannot be used as a certificate name",
                          "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
                          "digit, e.g. 'www.example.com' or 'wildcard.example.com'")
@@ -192,8 +193,46 @@ class CertificateStore:
         except OSError as error:
             raise StoreError(f"store: cannot write certificate {name!r} under {cert_dir}: {error}") from None
         self._prune(versions, keep=version)
+        if meta.get("order_url") and chain:
+            self.remember_anchor(chain[-1])
         return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_text, chain_pem=chain_text,
                                  meta=full_meta, facts=facts, version=version)
+
+    # --- trust anchors --------------------------------------------------------------------
+    def _trust_dir(self) -> str:
+        return os.path.join(self.root, "trust")
+
+    def remember_anchor(self, cert: x509.Certificate) -> None:
+        """Keep the top of a chain the CA issued through: host-held certificates are adopted
+        only when they verify up to one of these (or to a configured or system root)."""
+        facts = certificate_facts(cert)
+        path = os.path.join(self._trust_dir(), f"{facts.sha256}.pem")
+        if os.path.exists(path):
+            return
+        try:
+            _host_files.ensure_directory(self._trust_dir(), 0o700)
+            _host_files.atomic_write(path, cert_pem(cert).encode(), 0o600)
+        except OSError as error:
+            raise StoreError(f"store: cannot record a trust anchor under {self._trust_dir()}: {error}") from None
+
+    def anchors(self) -> list[x509.Certificate]:
+        """The chain tops this store has seen its CA issue through. A store from before this
+        was recorded is scanned once: its ordered certificates' chains count too."""
+        if not os.path.isdir(self._trust_dir()):
+            for name in self.names():
+                stored = self.load(name)
+                if stored is not None and stored.meta.get("order_url") and stored.chain_pem.strip():
+                    self.remember_anchor(split_pem_chain(stored.chain_pem)[-1])
+        found: list[x509.Certificate] = []
+        try:
+            entries = sorted(os.listdir(self._trust_dir()))
+        except FileNotFoundError:
+            return found
+        for entry in entries:
+            with contextlib.suppress(OSError, InputError):
+                with open(os.path.join(self._trust_dir(), entry), "rb") as handle:
+                    found.extend(split_pem_chain(handle.read()))
+        return found
 
     def _prune(self, versions: str, keep: str) -> None:
         entries = sorted(e for e in os.listdir(versions) if not e.startswith("."))
