@@ -11,6 +11,10 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+
 SPEC_KEYS = ("key_type", "challenge", "renew_remaining_days", "renew_remaining_fraction",
              "reuse_key", "profile")
 
@@ -28,17 +32,86 @@ def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:
     return merge_certificates(certificates)
 
 
-_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):([0-9]{1,5})$")
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):([0-9]{1,5})")
+# One configuration line: printable characters only (a newline would start a directive of its own).
+_CONFIG_LINE = re.compile(r"[^\x00-\x1f\x7f]{1,1000}")
+#: What an inventory value may look like where it is written into a proxy configuration.
+SETTING_PATTERNS = {
+    # '*', an IPv4 or IPv6 address (bare or bracketed), or a host name
+    "bind_address": re.compile(r"\*|[0-9.]{7,15}|\[?[0-9A-Fa-f:.]{2,45}\]?|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"),
+    "path": re.compile(r"/[A-Za-z0-9._/@%+=,:-]{0,4000}"),
+    # nginx listen: a port, or address:port
+    "listen": re.compile(r"([0-9.]{7,15}:|\[[0-9A-Fa-f:.]{2,45}\]:|\*:|[A-Za-z0-9.-]{1,253}:)?[0-9]{1,5}"),
+    "host_port": _HOST_PORT,
+    "inventory_hostname": re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}"),
+}
+_SETTING_FIXES = {
+    "bind_address": "use '*', an IP address or a host name",
+    "path": "use an absolute path of letters, digits and . _ / @ % + = , : -",
+    "listen": "use a port or address:port",
+    "host_port": "use host:port, e.g. 10.0.0.5:8080 or [2001:db8::5]:8080",
+    "inventory_hostname": "use letters, digits, '.', '_' and '-' in host names that reach a configuration",
+}
 
 
 def invalid_addresses(addresses: Any) -> list[str]:
     """The entries that are not ``host:port`` (IPv6 in brackets) with a port from 1 to 65535."""
     bad = []
     for address in addresses or []:
-        match = _HOST_PORT.match(str(address))
+        match = _HOST_PORT.fullmatch(str(address))
         if not match or not 0 < int(match.group(3)) < 65536:
             bad.append(str(address))
     return bad
+
+
+def setting_problems(settings: Any) -> list[str]:
+    """Check inventory values that are written into proxy configurations: ``settings`` maps a
+    variable name to ``[kind, value]`` (kinds: SETTING_PATTERNS). Returns one message per bad
+    value, naming the variable and the fix."""
+    problems = []
+    for variable, (kind, value) in sorted((settings or {}).items()):
+        if not SETTING_PATTERNS[kind].fullmatch(str(value)):
+            problems.append("%s: %r cannot be written into the configuration; %s" % (variable, str(value),
+                                                                                     _SETTING_FIXES[kind]))
+    return problems
+
+
+def checked_sites(sites: Any, variable: str) -> list[dict[str, Any]]:
+    """The sites with every value that reaches a proxy configuration checked, and their domains
+    in the form that is ordered and served (IDNA, lower case): a raw ``Bücher.Example`` would
+    be ordered as ``xn--bcher-kva.example`` but never match the SNI a client sends. Raises an
+    error naming ``variable[index].field`` and the fix."""
+    if not isinstance(sites, list):
+        raise AnsibleFilterError("%s: expected a list of sites, got %s" % (variable, type(sites).__name__))
+    checked = []
+    for index, site in enumerate(sites):
+        where = "%s[%d]" % (variable, index)
+        if not isinstance(site, dict) or not site.get("name") or not site.get("domains"):
+            raise AnsibleFilterError("%s: each site needs 'name' and 'domains'" % where)
+        try:
+            check_certificate_name(site["name"], where + ".name")
+            if site.get("certificate") is not None:
+                check_certificate_name(site["certificate"], where + ".certificate")
+            domains = [i.value for i in normalize_names(site["domains"], where + ".domains")]
+        except InputError as error:
+            raise AnsibleFilterError(str(error)) from None
+        for field in ("backends", "upstream"):
+            values = site.get(field)
+            if values is None:
+                continue
+            bad = invalid_addresses(values if isinstance(values, list) else [values])
+            if bad:
+                raise AnsibleFilterError("%s (site %s).%s: %s is not host:port (write e.g. 10.0.0.5:8080, app.internal:8080 "
+                                         "or [2001:db8::5]:8080); nothing was changed" % (where, site["name"], field,
+                                                                            ", ".join(map(repr, bad))))
+        for field in ("haproxy_options", "nginx_options"):
+            for line_index, line in enumerate(site.get(field) or []):
+                if not isinstance(line, str) or not _CONFIG_LINE.fullmatch(line):
+                    raise AnsibleFilterError("%s.%s[%d]: %r is not one configuration line (no newlines or control "
+                                             "characters; give each directive as its own list entry)"
+                                             % (where, field, line_index, line))
+        checked.append(dict(site, domains=domains))
+    return checked
 
 
 def merge_certificates(specs: Any) -> list[dict[str, Any]]:
@@ -68,14 +141,13 @@ def passthrough_routes(backends: Any) -> list[dict[str, Any]]:
     owner_of: dict[str, str] = {}
     for host in backends or []:
         address = host.get("certops_passthrough_backend_address")
-        for index, site in enumerate(host.get("certops_passthrough_sites") or []):
-            if not isinstance(site, dict) or not site.get("name") or not site.get("domains"):
-                raise AnsibleFilterError("certops_passthrough_sites[%d] on %s: each site needs 'name' and 'domains'"
-                                         % (index, host.get("inventory_hostname", "?")))
+        sites = checked_sites(host.get("certops_passthrough_sites") or [],
+                              "certops_passthrough_sites on %s" % host.get("inventory_hostname", "?"))
+        for site in sites:
             if not address:
                 raise AnsibleFilterError("%s serves %s but has no certops_passthrough_backend_address"
                                          % (host.get("inventory_hostname", "?"), site["name"]))
-            domains = sorted(str(d).lower() for d in site["domains"])
+            domains = sorted(site["domains"])
             route = routes.setdefault(site["name"], {"name": site["name"], "domains": domains, "servers": []})
             if route["domains"] != domains:
                 raise AnsibleFilterError("site %r has different domains on different backends (%s vs %s)"
@@ -188,4 +260,5 @@ class FilterModule(object):
         return {"sites_to_certificates": sites_to_certificates, "merge_certificates": merge_certificates,
                 "passthrough_routes": passthrough_routes, "merge_stage_results": merge_stage_results, "invalid_addresses": invalid_addresses,
                 "certificate_status": certificate_status, "served_checks": served_checks,
-                "split_listen": split_listen, "stale_message": stale_message}
+                "split_listen": split_listen, "stale_message": stale_message, "checked_sites": checked_sites,
+                "setting_problems": setting_problems}

@@ -74,7 +74,7 @@ seealso:
 EXAMPLES = r"""
 - name: Check that HAProxy serves what is installed
   certops.acme.served:
-    dest: /etc/haproxy/certops
+    dest: /etc/haproxy/certs
     checks:
       - {certificate: app.example.com, server_name: app.example.com, address: 127.0.0.1, port: 443}
   register: served

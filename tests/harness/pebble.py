@@ -98,6 +98,12 @@ class PebbleInfo:
                                     context=self._ssl_context(), timeout=10) as resp:
             return resp.read().decode()
 
+    def root_file(self) -> str:
+        """The issuing root in a PEM file (what users give as adopt_trust_roots for a private CA)."""
+        path = Path(self.state_dir) / "issuing-root.pem"
+        path.write_text(self.root_pem())
+        return str(path)
+
     def intermediate_pem(self) -> str:
         with urllib.request.urlopen(f"{self.management_url}/intermediates/0",
                                     context=self._ssl_context(), timeout=10) as resp:

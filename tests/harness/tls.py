@@ -56,3 +56,29 @@ def handshake(address: str, port: int, name: str, root_pem: str, path: str = "/"
                      sha256=cert.fingerprint(hashes.SHA256()).hex(),
                      names=san.get_values_for_type(x509.DNSName), protocol=protocol,
                      http_status_line=status_line, headers=headers, body=body)
+
+
+def refusal(address: str, port: int, name: str, timeout: float = 5.0) -> str:
+    """How the listener refuses a handshake for ``name``: the TLS alert it sent, or 'closed' when
+    it closed the connection without answering. Fails when a certificate is presented at all.
+
+    Verification is off on purpose: a refusal must be the server's, not our client's rejection
+    of some other site's certificate (with verification on, a hostname mismatch would look the
+    same as a refusal). The TCP connection itself must succeed: nothing listening is no refusal."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection((address, port), timeout=timeout)
+    try:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except ssl.SSLError as error:
+        if isinstance(error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return "closed"
+        return str(error.reason or error)
+    except (ConnectionResetError, BrokenPipeError):
+        return "closed"
+    finally:
+        raw.close()
+    cert = x509.load_der_x509_certificate(der)
+    raise AssertionError(f"{address}:{port} presented a certificate for SNI {name}: {cert.subject.rfc4514_string()}")

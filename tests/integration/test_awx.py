@@ -62,6 +62,8 @@ def test_renew_playbook_in_an_awx_like_job_adopts_host_certificates_and_orders_n
             host.pop("certops_edge_account_key_src")
             host.pop("certops_edge_acme_directory")
             host["certops_edge_store_path"] = str(tmp_path / "fresh-container-store")
+            # A private CA's root: what the hosts hold is adopted only when it chains to it.
+            host["certops_edge_adopt_trust_roots"] = [pebble_server.root_file()]
         private = tmp_path / "job"
         for sub in ("inventory", "env", "project"):
             (private / sub).mkdir(parents=True)

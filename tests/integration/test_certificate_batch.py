@@ -140,7 +140,8 @@ def test_an_empty_store_adopts_what_the_host_holds_instead_of_ordering(controlle
     fresh_store = controller.work / "fresh-store"  # a new AWX container: the store is empty
     again = controller.playbook("again", [
         {"certops.acme.install": {"state": "inspect", "store_path": str(fresh_store), "dest": str(dest),
-                                  "certificates": list(batch)}, "register": "held"},
+                                  "certificates": list(batch), "adopt_trust_roots": [pebble_server.root_file()]},
+         "register": "held"},
         dump_task("held", controller.work / "held.json"),
         certificate_task(fresh_store, batch), dump_task("issued", controller.work / "issued.json"),
         install_task(fresh_store, dest, list(batch))])

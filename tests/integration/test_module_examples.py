@@ -42,6 +42,7 @@ class ExampleRunner:
             "/etc/haproxy/certs": str(tmp_path / "haproxy-certs"),
             "/run/haproxy/admin.sock": str(tmp_path / "admin.sock"),
             "systemctl reload haproxy": "/bin/true",
+            "address: 127.0.0.1, port: 443": f"address: 127.0.0.72, port: {RUNTIME_PORT}",
         }
         self.env = {"CERTOPS_ACME_STORE": str(tmp_path / "store")}
 
@@ -124,6 +125,9 @@ frontend tls
         wait_port("127.0.0.72", RUNTIME_PORT)
         swap = runner.run("runtime-examples", runner.tasks("haproxy_runtime_cert"), "swap")
         assert swap["updated"] == [str(pem)] and swap["needs_reload"] == []
+        served = runner.run("served-examples", runner.tasks("served"), "served")
+        assert [(s["certificate"], s["state"]) for s in served["served"]] == [("app.example.com", "match")]
+        assert served["differing"] == []
     finally:
         stop_pidfile(pidfile)
 
