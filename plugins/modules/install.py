@@ -251,9 +251,14 @@ def _swap_in(module, dest, name, wanted, uid, gid, dir_mode):
     _host_files.ensure_directory(versions, dir_mode, uid, gid)
     version_dir = os.path.join(versions, _version_stamp())
     os.mkdir(version_dir, 0o700)
-    for filename, (data, mode) in wanted.items():
-        _host_files.atomic_write(os.path.join(version_dir, filename), data, mode, uid, gid)
-    _host_files.ensure_directory(version_dir, dir_mode, uid, gid)
+    try:
+        for filename, (data, mode) in wanted.items():
+            _host_files.atomic_write(os.path.join(version_dir, filename), data, mode, uid, gid)
+        _host_files.ensure_directory(version_dir, dir_mode, uid, gid)
+    except BaseException:
+        # A disk that filled up half way leaves no half-written version behind.
+        shutil.rmtree(version_dir, ignore_errors=True)
+        raise
     if os.path.isdir(link) and not os.path.islink(link):
         # A plain directory from before (or made by hand): move it aside once; from now on
         # NAME is a symlink and every later swap is a single atomic rename.
@@ -306,16 +311,24 @@ def install(module, params):
             before.append("%s/%s: %s" % (name, filename, "sha256:" + old if old else "(absent)"))
             after.append("%s/%s: %s mode %04o" % (name, filename, _fingerprint(data), mode))
         if not module.check_mode:
-            if not os.path.isdir(dest):
-                os.makedirs(dest, 0o755)
-            if content_changed:
-                _swap_in(module, dest, name, wanted, uid, gid, dir_mode)
-            else:
-                for filename in meta_changed:
-                    data, mode = wanted[filename]
-                    _host_files.atomic_write(os.path.join(cert_dir, filename), data, mode, uid, gid)
-                if os.path.isdir(cert_dir):
-                    _host_files.ensure_directory(os.path.realpath(cert_dir), dir_mode, uid, gid)
+            try:
+                if not os.path.isdir(dest):
+                    os.makedirs(dest, 0o755)
+                if content_changed:
+                    _swap_in(module, dest, name, wanted, uid, gid, dir_mode)
+                else:
+                    for filename in meta_changed:
+                        data, mode = wanted[filename]
+                        _host_files.atomic_write(os.path.join(cert_dir, filename), data, mode, uid, gid)
+                    if os.path.isdir(cert_dir):
+                        _host_files.ensure_directory(os.path.realpath(cert_dir), dir_mode, uid, gid)
+            except (IOError, OSError) as error:
+                done = [r["name"] for r in results if r["changed"]]
+                module.fail_json(
+                    msg="cannot install %s under %s: %s; its previous bundle stays in place%s"
+                        % (name, dest, error.strerror or error,
+                           (" (installed before it: %s)" % ", ".join(done)) if done else ""),
+                    certificates=results, changed=bool(done))
         changed_files = content_changed + meta_changed
         results.append({"name": name, "path": cert_dir, "changed": bool(changed_files),
                         "changed_files": changed_files, "serial": bundle.get("serial")})

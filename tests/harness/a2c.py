@@ -145,5 +145,5 @@ def start(state: Path, port: int, renewal_force: bool = False, validity_days: in
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     pidfile.write_text(str(proc.pid))
-    wait_port("127.0.0.1", port)
+    wait_port("127.0.0.1", port, pid=proc.pid)
     return A2cServer(f"http://127.0.0.1:{port}/directory", port, state, pidfile, log)

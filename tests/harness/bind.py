@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import pid_from, stop_pidfile, wait_port
+from .processes import stop_pidfile, wait_port
 
 
 @dataclass
@@ -57,6 +57,5 @@ zone "{zone}" {{
 """)
     subprocess.run(["named", "-c", str(work / "named.conf"), "-u", "root", "-L", str(work / "named.log")],
                    check=True)
-    wait_port(address, port)
-    assert pid_from(pidfile), "named wrote no pid file"
+    wait_port(address, port, pidfile=pidfile)
     return BindServer(address, port, zone, key_name, secret, key_algorithm, pidfile)

@@ -227,9 +227,9 @@ def start(state_dir: str | os.PathLike[str], base_port: int = 14000,
     info = PebbleInfo(state_dir=str(state), ports=ports, ca_cert=str(ca), log_file=str(log_path),
                       pebble_pid=pebble.pid, challtestsrv_pid=dns.pid)
     try:
-        wait_port("127.0.0.1", ports.dns_management)
-        wait_port("127.0.0.1", ports.acme)
-        wait_port("127.0.0.1", ports.management)
+        wait_port("127.0.0.1", ports.dns_management, pid=dns.pid)
+        wait_port("127.0.0.1", ports.acme, pid=pebble.pid)
+        wait_port("127.0.0.1", ports.management, pid=pebble.pid)
     except RuntimeError:
         stop(info)
         raise RuntimeError(f"Pebble did not start; see {log_path} and {dns_log}") from None

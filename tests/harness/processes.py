@@ -32,14 +32,75 @@ def pid_from(pidfile: Path) -> int:
         return 0
 
 
-def wait_port(address: str, port: int, timeout: float = 10.0) -> None:
+def _listening_inodes(address: str, port: int) -> set[str]:
+    """Socket inodes in LISTEN state on ``address``:``port`` (or a wildcard), from /proc/net
+    (which shows the reader's own network namespace)."""
+    wanted = {socket.inet_aton(address)[::-1].hex().upper(), "00000000"} if "." in address else set()
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_address, local_port = fields[1].split(":")
+            if fields[3] == "0A" and int(local_port, 16) == port and (
+                    table.endswith("tcp6") or local_address in wanted):
+                inodes.add(fields[9])
+    return inodes
+
+
+def _owners(inodes: set[str]) -> set[int]:
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    owners = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in targets:
+                    owners.add(int(proc.name))
+                    break
+        except OSError:
+            continue
+    return owners
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
+def wait_port(address: str, port: int, timeout: float = 10.0, *, pid: int = 0,
+              pidfile: Path | None = None) -> None:
+    """Wait until the process we started listens on ``address``:``port``: ``pid`` or the PID in
+    ``pidfile`` (for daemons that fork), or one of its children. A leftover process from an
+    earlier run, holding the port while ours failed to bind, does not count."""
     deadline = time.monotonic() + timeout
+    seen_other = set()
     while time.monotonic() < deadline:
         with socket.socket() as sock:
             sock.settimeout(0.2)
-            if sock.connect_ex((address, port)) == 0:
+            connected = sock.connect_ex((address, port)) == 0
+        if connected:
+            starter = pid or (pid_from(pidfile) if pidfile else 0)
+            if not starter and not pidfile:
+                raise RuntimeError("wait_port needs the pid or pidfile of the process that should listen")
+            owners = _owners(_listening_inodes(address, port)) if starter else set()
+            if any(_descends_from(owner, starter) for owner in owners):
                 return
+            seen_other |= owners
         time.sleep(0.05)
+    if seen_other:
+        raise RuntimeError(f"{address}:{port} is held by process(es) {sorted(seen_other)}, not by the one "
+                           f"started ({pid or pidfile}); a leftover from an earlier run?")
     raise RuntimeError(f"nothing listens on {address}:{port} after {timeout}s")
 
 
@@ -51,7 +112,7 @@ def start_backend(address: str, port: int, label: str, pidfile: Path) -> int:
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     pidfile.write_text(str(proc.pid))
-    wait_port(address, port)
+    wait_port(address, port, pid=proc.pid)
     return proc.pid
 
 

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import pid_from, stop_pidfile, wait_port
+from .processes import stop_pidfile, wait_port
 
 
 @dataclass
@@ -69,6 +69,5 @@ def start_sshd(work: Path, address: str, port: int) -> SshTarget:
         "Subsystem sftp /usr/lib/openssh/sftp-server", ""]))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
     subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(work / "sshd.log")], check=True)
-    wait_port(address, port)
-    assert pid_from(pidfile), "sshd wrote no pid file"
+    wait_port(address, port, pidfile=pidfile)
     return SshTarget(address, port, client_key, interpreter, pidfile, tempfile.mkdtemp(prefix="cm", dir="/tmp"))

@@ -71,7 +71,7 @@ def http01_responder(pebble_server: pebble.PebbleInfo, account: dict[str, str],
                       .replace("{sock}", str(work / "admin.sock")))
     pidfile = work / "haproxy.pid"
     subprocess.run(["haproxy", "-W", "-D", "-f", str(config), "-p", str(pidfile)], check=True)
-    wait_port("127.0.0.1", pebble_server.ports.http01)
+    wait_port("127.0.0.1", pebble_server.ports.http01, pidfile=pidfile)
     yield "127.0.0.1"
     stop_pidfile(pidfile)
 

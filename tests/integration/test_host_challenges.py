@@ -23,7 +23,9 @@ def prepare_complete_playbook(controller, certificates, challenge_args=None):
          "changed_when": False},
         {"block": [
             {"name": "Deploy", "certops.acme.challenge": {"challenges": "{{ prepared.challenges }}",
-                                                          **(challenge_args or {})}},
+                                                          **(challenge_args or {})}, "register": "deployed"},
+            {"ansible.builtin.copy": {"content": "{{ deployed | to_json }}",
+                                      "dest": str(controller.work / "deployed.json")}, "changed_when": False},
             {"name": "Complete", "certops.acme.certificate": {**common, "stage": "complete"},
              "run_once": True, "register": "completed"},
             {"ansible.builtin.copy": {"content": "{{ completed | to_json }}",
@@ -43,7 +45,7 @@ def web_server(controller, pebble_server):
     Path(service["web_config_path"]).write_text(
         f"server {{ listen {address}:{pebble_server.ports.http01}; root {webroot}; }}\n")
     subprocess.run(service["web_start_command"].split(), check=True)
-    wait_port(address, pebble_server.ports.http01)
+    wait_port(address, pebble_server.ports.http01, pidfile=controller.work / "web" / "nginx" / "nginx.pid")
     yield address, webroot
     stop_pidfile(controller.work / "web" / "nginx" / "nginx.pid")
 
@@ -57,7 +59,11 @@ def test_a_name_via_webroot_leaves_no_token_file(controller, pebble_server, web_
     controller.run(playbook, check=True)
     prepared = json.loads((controller.work / "prepared.json").read_text())
     assert prepared["certificates"][0]["action"] == "pending"
-    assert [c["type"] for c in prepared["challenges"]] in (["http-01"], [])  # [] when Pebble reused an authz
+    # A name of its own, never validated before: Pebble cannot reuse an authorization for it.
+    assert [c["type"] for c in prepared["challenges"]] == ["http-01"]
+    token = prepared["challenges"][0]["token"]
+    deployed = json.loads((controller.work / "deployed.json").read_text())
+    assert deployed["files"] == [str(webroot / ".well-known" / "acme-challenge" / token)], "no token was deployed"
     completed = json.loads((controller.work / "completed.json").read_text())
     assert completed["certificates"][0]["action"] == "issue"
     assert pebble_server.new_orders() - orders_before == 1  # prepare and complete share one order
@@ -73,6 +79,8 @@ def test_a_failed_webroot_validation_still_removes_the_token(controller, pebble_
     playbook = prepare_complete_playbook(controller, [{"name": name, "domains": [name], "webroot": str(elsewhere)}])
     run = controller.run(playbook)
     assert run.returncode != 0 and "validation of webroot-fail.host.test by http-01 failed" in run.stdout
+    deployed = json.loads((controller.work / "deployed.json").read_text())
+    assert len(deployed["files"]) == 1 and deployed["files"][0].startswith(str(elsewhere)), "no token was deployed"
     assert not list((elsewhere / ".well-known" / "acme-challenge").glob("*")), "token file left behind"
 
 

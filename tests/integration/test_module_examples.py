@@ -122,7 +122,7 @@ frontend tls
     pidfile = tmp_path / "haproxy.pid"
     subprocess.run(["haproxy", "-W", "-D", "-f", str(config), "-p", str(pidfile)], check=True)
     try:
-        wait_port("127.0.0.72", RUNTIME_PORT)
+        wait_port("127.0.0.72", RUNTIME_PORT, pidfile=pidfile)
         swap = runner.run("runtime-examples", runner.tasks("haproxy_runtime_cert"), "swap")
         assert swap["updated"] == [str(pem)] and swap["needs_reload"] == []
         served = runner.run("served-examples", runner.tasks("served"), "served")

@@ -51,15 +51,20 @@ def _store_forever(root, material):
 
 
 def kill_repeatedly(target, args, check):
+    """Kill ``target`` KILLS times at random moments; ``check()`` returns whether it found
+    something installed. Most kills must land after a first complete write, or the test
+    would prove nothing about writes cut in half."""
     ctx = multiprocessing.get_context("fork")
     rng = random.Random(1234)
+    found = 0
     for _ignored in range(KILLS):
         proc = ctx.Process(target=target, args=args)
         proc.start()
         time.sleep(rng.uniform(0.01, 0.08))
         os.kill(proc.pid, signal.SIGKILL)
         proc.join()
-        check()
+        found += bool(check())
+    assert found >= KILLS // 2, f"only {found} of {KILLS} kills came after a complete write"
 
 
 def test_install_never_leaves_a_mismatched_bundle_in_the_live_path(tmp_path):
@@ -68,13 +73,15 @@ def test_install_never_leaves_a_mismatched_bundle_in_the_live_path(tmp_path):
 
     def check():
         if not os.path.lexists(live):
-            return  # killed before the first swap: nothing installed, which is fine
+            return False  # killed before the first swap: nothing installed, which is fine
+        assert os.path.exists(live), "the live link dangles"
         key = load_private_key((live / "privkey.pem").read_bytes())
         assert public_key_matches(key, x509.load_pem_x509_certificate((live / "cert.pem").read_bytes()))
         combined = (live / "haproxy.pem").read_bytes()
         assert public_key_matches(load_private_key(combined[combined.index(b"-----BEGIN PRIVATE KEY"):]),
                                   x509.load_pem_x509_certificates(combined)[0])
         assert (live / "fullchain.pem").read_bytes().startswith((live / "cert.pem").read_bytes())
+        return True
     kill_repeatedly(_install_forever, (str(tmp_path), material), check)
     assert os.path.islink(live)
 
@@ -83,11 +90,15 @@ def test_the_store_never_leaves_a_mismatched_current_version(tmp_path):
     material = [make_chain(), make_chain()]
     store = CertificateStore(str(tmp_path))
 
+    current = tmp_path / "certificates" / "www" / "current"
+
     def check():
+        if not os.path.lexists(current):
+            return False  # killed before the first version was made current
         stored = store.load("www")
-        if stored is None:
-            return
+        assert stored is not None, "current points at a version that is not complete"
         key = load_private_key(stored.key_pem)
         assert public_key_matches(key, x509.load_pem_x509_certificate(stored.cert_pem.encode()))
+        return True
     kill_repeatedly(_store_forever, (str(tmp_path), material), check)
     assert store.load("www") is not None
