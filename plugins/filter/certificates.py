@@ -101,9 +101,9 @@ def checked_sites(sites: Any, variable: str) -> list[dict[str, Any]]:
                 continue
             bad = invalid_addresses(values if isinstance(values, list) else [values])
             if bad:
-                raise AnsibleFilterError("%s (site %s).%s: %s is not host:port (write e.g. 10.0.0.5:8080, app.internal:8080 "
-                                         "or [2001:db8::5]:8080); nothing was changed" % (where, site["name"], field,
-                                                                            ", ".join(map(repr, bad))))
+                raise AnsibleFilterError(
+                    "%s (site %s).%s: %s is not host:port (write e.g. 10.0.0.5:8080, app.internal:8080 or "
+                    "[2001:db8::5]:8080); nothing was changed" % (where, site["name"], field, ", ".join(map(repr, bad))))
         for field in ("haproxy_options", "nginx_options"):
             for line_index, line in enumerate(site.get(field) or []):
                 if not isinstance(line, str) or not _CONFIG_LINE.fullmatch(line):

@@ -40,7 +40,7 @@ options:
   certificates:
     description:
       - Certificates to install (or inspect), by their name in the store. Each element is a
-        name or a mapping with C(name) (and, for O(state=inspect), C(domains): a held
+        name or a mapping with C(name) and, for O(state=inspect), C(domains) (a held
         certificate is adopted only when it covers them).
       - With O(state=inspect), leave it out to inspect every certificate under O(dest).
     type: list

@@ -13,7 +13,7 @@ short_description: Compare the certificate a host's TLS listeners serve with the
 version_added: 0.2.0
 description:
   - Connects from the host itself to each of its TLS listeners with the SNI of each name it
-    serves, reads the certificate the server presents (no verification: the point is to see
+    serves, reads the certificate the server presents (unverified, since the point is to see
     it), and compares it with the leaf installed under O(dest)/CERTIFICATE/cert.pem.
   - A renewal that never reached the running server (a failed reload, an unusable HAProxy
     admin socket) leaves a new bundle on disk and the old certificate in service; every later

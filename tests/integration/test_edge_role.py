@@ -284,7 +284,7 @@ def test_a_newline_in_a_site_value_never_becomes_a_directive(layout, pebble_serv
         edge.write(sites=[dict(edge.sites[0], **{field: value})])
         run = edge.run(check=False)
         assert run.returncode != 0
-        assert f"certops_edge_sites[0]" in run.stdout and f".{field}" in run.stdout, run.stdout[-1500:]
+        assert "certops_edge_sites[0]" in run.stdout and f".{field}" in run.stdout, run.stdout[-1500:]
         assert not edge.host_dir(0).joinpath("haproxy.cfg").exists(), f"a configuration was written for a bad {field}"
         with socket.socket() as probe:
             assert probe.connect_ex((address, 14999)) != 0, f"the injected frontend answers ({field})"

@@ -28,8 +28,8 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .crypto import (CertificateFacts, certificate_facts, chain_problems, is_self_signed, load_private_key,
-                     public_key_matches, split_pem_chain, utcnow, verify_path)
+from .crypto import (MAX_CHAIN_LENGTH, CertificateFacts, certificate_facts, chain_problems, is_self_signed,
+                     load_private_key, public_key_matches, split_pem_chain, utcnow, verify_path, without_repeats)
 from .errors import CertopsError
 from .names import Identifier
 from .store import CertificateStore
@@ -59,7 +59,10 @@ def _parse(files: Mapping[str, str]) -> HeldBundle:
     key_pem = files.get("privkey.pem", "").encode("ascii")
     key = load_private_key(key_pem, "held key")
     leaf = certs[0]
-    chain = chain or certs[1:]
+    raw_chain = chain or certs[1:]
+    if len(raw_chain) > MAX_CHAIN_LENGTH:
+        raise CertopsError(f"the chain has {len(raw_chain)} certificates; more than {MAX_CHAIN_LENGTH} is refused")
+    chain = without_repeats(raw_chain)
     if not public_key_matches(key, leaf):
         raise CertopsError("key does not match the certificate")
     return HeldBundle(key_pem, leaf, chain, certificate_facts(leaf))

@@ -167,22 +167,36 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 MAX_CHAIN_LENGTH = 8
 
 
+def without_repeats(chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    """The chain with exact repeats dropped (first occurrence kept). Some CAs send their CA
+    certificate twice (acme2certifier does); serving it twice helps nobody, refusing the
+    certificate for it would help nobody either."""
+    seen: set[bytes] = set()
+    kept = []
+    for cert in chain:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if der not in seen:
+            seen.add(der)
+            kept.append(cert)
+    return kept
+
+
 def chain_problems(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> Optional[str]:
-    """Check that each certificate is signed by the next one, none repeats (a loop) and the chain
-    is of a sane length; return what is wrong, or None."""
+    """Check that the chain is of a sane length, each certificate is signed by the next one,
+    nothing repeats and the top does not lead back into the chain (a loop of cross-signed
+    CAs); return what is wrong, or None. Callers drop exact repeats first (without_repeats)."""
     if len(chain) > MAX_CHAIN_LENGTH:
         return f"the chain has {len(chain)} certificates; more than {MAX_CHAIN_LENGTH} is refused"
     links = [leaf, *chain]
-    seen: set[bytes] = set()
-    for cert in links:
-        der = cert.public_bytes(serialization.Encoding.DER)
-        if der in seen:
-            return f"'{cert.subject.rfc4514_string()}' appears twice in the chain (a loop)"
-        seen.add(der)
+    if len(without_repeats(links)) != len(links):
+        return "a certificate appears twice in the chain (a loop)"
     for child, parent in zip(links, links[1:]):
         if not issued_by(child, parent):
             return (f"'{child.subject.rfc4514_string()}' is not signed by the next certificate "
                     f"'{parent.subject.rfc4514_string()}'")
+    top = links[-1]
+    if any(issued_by(top, lower) for lower in links[1:-1]):
+        return f"'{top.subject.rfc4514_string()}' is signed by a certificate below it (a loop)"
     return None
 
 

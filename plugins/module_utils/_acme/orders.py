@@ -34,8 +34,8 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .crypto import (build_csr, certificate_facts, chain_problems, load_private_key, private_key_pem,
-                     public_key_matches)
+from .crypto import (MAX_CHAIN_LENGTH, build_csr, certificate_facts, chain_problems, load_private_key,
+                     private_key_pem, public_key_matches, without_repeats)
 from .errors import AcmeProblem, AcmeTransportError, CertopsError
 from .names import Identifier
 from .transport import PEM_CHAIN, AcmeTransport, Deadline, json_object, parse_retry_after
@@ -391,7 +391,10 @@ def _verified_chain(pem: bytes, key: Any, request: OrderRequest,
         certs = x509.load_pem_x509_certificates(pem)
     except ValueError:
         raise OrderError(f"{label}: the CA's certificate download is not a PEM chain") from None
-    leaf, chain = certs[0], certs[1:]
+    if len(certs) > MAX_CHAIN_LENGTH + 1:
+        raise OrderError(f"{label}: the CA sent {len(certs)} certificates; a chain of more than "
+                         f"{MAX_CHAIN_LENGTH} is refused")
+    leaf, chain = certs[0], without_repeats(certs[1:])
     if not public_key_matches(key, leaf):
         raise OrderError(f"{label}: the CA returned a certificate for a different key")
     got = set(certificate_facts(leaf).identifiers)

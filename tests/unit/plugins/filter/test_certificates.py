@@ -49,6 +49,30 @@ def test_status_rows_name_the_hosts_that_want_each_certificate():
     assert rows["app"]["hosts"] == ["web1", "web2"]
     assert rows["app"]["days_left"] == 39 and rows["app"]["renewal_window"]["end"].startswith("2026-12-22")
     assert rows["api"] == {"name": "api", "action": "failed", "domains": [], "not_after": None, "days_left": None,
-                           "hosts": ["web1"], "renewal_window": None, "error": "rate limited"}
+                           "hosts": ["web1"], "renewal_window": None, "served": "-", "error": "rate limited"}
     assert rows["orphan"]["hosts"] == []
     assert list(rows) == ["app", "api", "orphan"]  # the result's order is kept
+
+
+def test_the_served_column_names_the_hosts_that_serve_something_else():
+    hosts = [
+        {"inventory_hostname": "web1", "_certops_certificates_wanted": [{"name": "app"}, {"name": "api"}],
+         "certops_certificates_served": [{"certificate": "app", "state": "match"},
+                                         {"certificate": "api", "state": "match"}]},
+        {"inventory_hostname": "web2", "_certops_certificates_wanted": [{"name": "app"}],
+         "certops_certificates_served": [{"certificate": "app", "state": "differs"}]},
+    ]
+    rows = {row["name"]: row["served"] for row in certificate_status(
+        [{"name": "app"}, {"name": "api"}, {"name": "unchecked"}], hosts)}
+    assert rows == {"app": "NO: web2", "api": "yes", "unchecked": "-"}
+
+
+def test_checked_sites_normalise_names_and_refuse_values_that_would_add_directives():
+    from ansible_collections.certops.acme.plugins.filter.certificates import checked_sites
+    [site] = checked_sites([{"name": "shop", "domains": ["Bücher.Example", "WWW.Shop.Example."],
+                             "backends": ["127.0.0.1:8080"]}], "sites")
+    assert site["domains"] == ["xn--bcher-kva.example", "www.shop.example"]
+    for field, value in (("name", "shop\nbind :1"), ("backends", ["127.0.0.1:8080\n"]),
+                         ("haproxy_options", ["option httplog\nbind :1"]), ("domains", ["a.example\nbind :1"])):
+        with pytest.raises(AnsibleFilterError, match=r"sites\[0\].*%s" % field):
+            checked_sites([dict({"name": "shop", "domains": ["shop.example"]}, **{field: value})], "sites")

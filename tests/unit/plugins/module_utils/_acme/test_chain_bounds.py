@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import MAX_CHAIN_LENGTH, chain_problems
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import (
+    MAX_CHAIN_LENGTH, chain_problems, without_repeats)
 
 from cert_material import make_ca, make_chain, make_leaf
 
@@ -42,16 +43,21 @@ def test_a_valid_chain_passes():
 def test_a_looping_chain_whose_every_link_verifies_is_refused():
     leaf, chain = looping_chain(4)
     assert "appears twice" in chain_problems(leaf, chain)
+    # With the repeats dropped, the loop is still seen: the top is signed by a CA below it.
+    assert "signed by a certificate below it (a loop)" in chain_problems(leaf, without_repeats(chain))
 
 
 def test_a_2001_certificate_chain_is_refused_for_its_length():
     leaf, chain = looping_chain(2001)
     assert "2001 certificates" in chain_problems(leaf, chain)
+    assert MAX_CHAIN_LENGTH < 2001
 
 
-def test_a_repeated_intermediate_is_refused():
+def test_an_exactly_repeated_ca_certificate_is_dropped_not_fatal():
     root = make_ca("Root")
     intermediate = make_ca("Intermediate", issuer=root)
     _ignored, leaf = make_leaf(intermediate)
-    assert "appears twice" in chain_problems(leaf, [intermediate[1], intermediate[1], root[1]])
-    assert MAX_CHAIN_LENGTH < 2001
+    sent = [intermediate[1], intermediate[1], root[1]]
+    assert "appears twice" in chain_problems(leaf, sent)
+    assert without_repeats(sent) == [intermediate[1], root[1]]
+    assert chain_problems(leaf, without_repeats(sent)) is None

@@ -49,3 +49,16 @@ def test_a_download_that_is_not_pem_is_refused():
     key, _ignored, _ignored = make_chain()
     with pytest.raises(OrderError, match="not a PEM chain"):
         check(key, b"<html>oops</html>", ["www.example.com"])
+
+
+def test_a_looping_chain_from_the_ca_is_refused_and_a_repeated_ca_is_dropped():
+    from test_chain_bounds import looping_chain
+    from cert_material import make_ca, make_leaf
+    intermediate = make_ca("Intermediate", issuer=make_ca("Root"))
+    key, leaf = make_leaf(intermediate)
+    got_leaf, got_chain = check(key, pem(leaf, intermediate[1], intermediate[1]), ["www.example.com"])
+    assert got_chain == [intermediate[1]]
+    loop_leaf, loop = looping_chain(2001)
+    with pytest.raises(OrderError, match="2002 certificates"):
+        _verified_chain(pem(loop_leaf, *loop), None, OrderRequest("c", normalize_names(["www.example.com"]), b""),
+                        "certificate 'c'")

@@ -155,18 +155,25 @@ def test_a_server_that_went_away_fails_clearly_at_the_deadline(ca_factory):
     assert time.monotonic() - started < 5
 
 
-def test_a_token_that_is_not_base64url_is_refused_before_anything_uses_it(ca_factory):
+def open_scripted_order(ca_factory, identifier, challenge, challenge_type="http-01"):
+    """Open an order for x.example.com against a CA whose one authorization names
+    ``identifier`` and offers ``challenge``."""
     from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError, OrderRequest, open_order
+    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderRequest, open_order
     ca = ca_factory([])
     ca.script.extend([
         (201, {"Location": f"{ca.url}/order/1"}, {"status": "pending", "authorizations": [f"{ca.url}/authz/1"],
                                                   "finalize": f"{ca.url}/finalize/1"}),
-        (200, {}, {"status": "pending", "identifier": {"type": "dns", "value": "x.example.com"},
-                   "challenges": [{"type": "http-01", "url": f"{ca.url}/chall/1", "token": "../../etc/passwd"}]})])
-    request = OrderRequest("x", normalize_names(["x.example.com"]), b"")
+        (200, {}, {"status": "pending", "identifier": {"type": "dns", "value": identifier},
+                   "challenges": [dict(challenge, type=challenge_type, url=f"{ca.url}/chall/1")]})])
+    request = OrderRequest("x", normalize_names(["x.example.com"]), b"", challenge=challenge_type)
+    return open_order(transport_for(ca), request, "thumb", Deadline(10, "t"))
+
+
+def test_a_token_that_is_not_base64url_is_refused_before_anything_uses_it(ca_factory):
+    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError
     with pytest.raises(OrderError, match="not base64url"):
-        open_order(transport_for(ca), request, "thumb", Deadline(10, "t"))
+        open_scripted_order(ca_factory, "x.example.com", {"token": "../../etc/passwd"})
 
 
 def test_an_order_without_required_fields_is_a_clear_error_not_a_keyerror(ca_factory):
@@ -270,14 +277,6 @@ def test_a_signed_post_never_follows_a_redirect(ca_factory, status):
 
 
 def test_an_authorization_for_a_name_not_in_the_order_is_refused(ca_factory):
-    from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError, OrderRequest, open_order
-    ca = ca_factory([])
-    ca.script.extend([
-        (201, {"Location": f"{ca.url}/order/1"}, {"status": "pending", "authorizations": [f"{ca.url}/authz/1"],
-                                                  "finalize": f"{ca.url}/finalize/1"}),
-        (200, {}, {"status": "pending", "identifier": {"type": "dns", "value": "victim.example.net"},
-                   "challenges": [{"type": "dns-01", "url": f"{ca.url}/chall/1", "token": "abc"}]})])
-    request = OrderRequest("x", normalize_names(["x.example.com"]), b"", challenge="dns-01")
+    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError
     with pytest.raises(OrderError, match="'victim.example.net', which this order does not name"):
-        open_order(transport_for(ca), request, "thumb", Deadline(10, "t"))
+        open_scripted_order(ca_factory, "victim.example.net", {"token": "abc"}, "dns-01")
