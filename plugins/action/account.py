@@ -14,7 +14,7 @@ from ansible_collections.certops.acme.plugins.plugin_utils._action_base import C
 
 class ActionModule(CertopsAction):
     ARGUMENT_SPEC = options.merged_spec(
-        options.CONNECTION_SPEC, options.ACCOUNT_KEY_SPEC,
+        options.CONNECTION_SPEC, options.ACCOUNT_KEY_SPEC, options.STORE_SPEC,
         state={"type": "str", "default": "present", "choices": ["present", "absent"]},
         account_key_create={"type": "bool", "default": False},
         contact={"type": "list", "elements": "str"},
@@ -35,10 +35,23 @@ class ActionModule(CertopsAction):
         src = args.get("account_key_src")
         if self.check_mode and present and args["account_key_create"] and src \
                 and not os.path.exists(os.path.expanduser(src)):
-            return {"changed": True, "exists": False, "account_url": None, "thumbprint": None,
-                    "contact": [], "msg": f"would create the key {src} and its account"}
+            result: dict[str, Any] = {"changed": True, "exists": False, "account_url": None, "thumbprint": None,
+                                      "contact": [], "msg": f"would create the key {src} and its account"}
+            if self._play_context.diff:
+                result["diff"] = {"before": "", "after": f"account key {src} (new)\naccount at {args.get('acme_directory') or 'the CA'}"
+                                                         f" (new, contact: {', '.join(args.get('contact') or []) or 'none'})\n"}
+            return result
         create_key = present and args["account_key_create"] and not self.check_mode
         key, key_created = options.build_account_key(args, create=create_key)
+        store = options.build_store(args, self.check_mode)
+        directory_url = options.directory_url(args)
+        known = store.known_account(directory_url, key.thumbprint) if present and not key_created else None
+        if known is not None and not (args.get("new_account_key_src") or args.get("new_account_key_content")) \
+                and (args.get("contact") is None or sorted(args["contact"]) == known.get("contact")):
+            # Nothing to change and an earlier run found (or made) this account: no request at
+            # all. Orders re-check the account with the CA whenever they run.
+            return {"changed": False, "account_url": known["url"], "exists": True, "thumbprint": key.thumbprint,
+                    "contact": known.get("contact") or [], "acme_requests": {}, "known_from_store": True}
         transport = options.build_transport(args, pool_size=1)
         deadline = Deadline(float(args["request_timeout"]) * 4, "the account operation")
         try:
@@ -65,6 +78,9 @@ class ActionModule(CertopsAction):
                 changed = True
                 if not self.check_mode:
                     acme_account.deactivate_account(transport, deadline)
+            if not self.check_mode:
+                store.remember_account(directory_url, key.thumbprint, state.url if present and state.exists else None,
+                                       list(state.contact or []))
             return {"changed": changed, "account_url": state.url, "exists": present and (state.exists or changed),
                     "thumbprint": key.thumbprint, "contact": state.contact,
                     "acme_requests": dict(transport.requests)}

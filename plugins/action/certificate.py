@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Optional
@@ -95,11 +96,18 @@ class ActionModule(CertopsAction):
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         specs, failures = parse_specs(args["certificates"])
-        store = options.build_store(args)
+        store = options.build_store(args, self.check_mode)
         workers = max(1, min(int(args["workers"]), 32))
         account_key = None
+        check_without_key = ""
         if args.get("account_key_src") or args.get("account_key_content"):
-            account_key, _ignored = options.build_account_key(args)
+            src = args.get("account_key_src")
+            if self.check_mode and src and not os.path.exists(os.path.expanduser(src)):
+                # The first --check on a fresh controller: the account task would create the key.
+                # Deciding what is due needs no key; nothing is ordered in check mode anyway.
+                check_without_key = f"the account key {src} does not exist yet (the account task creates it)"
+            else:
+                account_key, _ignored = options.build_account_key(args)
         responders: dict[str, Any] = {}
         dns = dns_responder(args)
         if dns is not None:
@@ -128,6 +136,8 @@ class ActionModule(CertopsAction):
             "store_path": store.root,
         }
         warnings = list(batch.warnings)
+        if check_without_key and any(r.action in ("issue", "renew") for r in ordered):
+            warnings.append(f"check mode: {check_without_key}; the certificates marked issue/renew would be ordered")
         if dns is not None and dns.cleanup_errors:
             warnings += [f"dns-01 cleanup: {e}" for e in dns.cleanup_errors]
         if warnings:

@@ -31,7 +31,7 @@ class ActionModule(CertopsAction):
         module_args["challenges"] = args["challenges"]
         alpn_items = [c for c in args["challenges"] if c.get("type") == "tls-alpn-01"]
         if alpn_items and args["state"] == "present":
-            store = options.build_store(args)
+            store = options.build_store(args, self.check_mode)
             material: dict[str, list[str]] = {}
             for name in {check_certificate_name(c.get("certificate"), "challenges[].certificate") for c in alpn_items}:
                 material.update(store.pending_alpn(name))

@@ -51,7 +51,7 @@ class ActionModule(CertopsAction):
     )
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        store = options.build_store(args)
+        store = options.build_store(args, self.check_mode)
         module_args = {k: args[k] for k in PASSED_THROUGH if args.get(k) is not None}
         if args["state"] == "inspect":
             return self._inspect(args, store, module_args, task_vars)
@@ -68,14 +68,35 @@ class ActionModule(CertopsAction):
             # Keys travel in their own no_log option so Ansible masks them (and only them).
             key_material[name] = {k: files.pop(k) for k in SECRET_FILES}
             bundles.append({"name": name, "serial": stored.facts.serial, "files": files})
-        if missing:
+        if missing and not self.check_mode:
             raise InputError("certificates", f"not in the controller store ({store.root}): "
                                              f"{', '.join(missing)}",
                              "order them first with certops.acme.certificate, or check store_path")
         module_args.update(state="present", bundles=bundles, key_material=json.dumps(key_material),
                            remove_unlisted=args["remove_unlisted"])
         result = self.run_target_module(MODULE, module_args, task_vars)
+        if missing and not result.get("failed"):
+            result.update(self._would_install(result, names, missing, module_args.get("dest") or "/etc/certops/acme"))
         return result
+
+    def _would_install(self, result: dict[str, Any], names: list[str], missing: list[str],
+                       dest: str) -> dict[str, Any]:
+        """Check mode before the first order: what the certificate task would issue is not in the
+        store yet, so it cannot be compared; it would be installed."""
+        entries = {c["name"]: c for c in result.get("certificates") or []}
+        for name in missing:
+            entries[name] = {"name": name, "path": f"{dest}/{name}", "changed": True, "changed_files": [],
+                             "serial": None, "note": "would install (new certificate)"}
+        order = [n for n in names if n in entries]
+        changed = [n for n in order if entries[n]["changed"]]
+        update: dict[str, Any] = {"certificates": [entries[n] for n in order], "changed_certificates": changed,
+                                  "changed": True}
+        if self._play_context.diff:
+            diff = dict(result.get("diff") or {"before": "", "after": "", "before_header": dest, "after_header": dest})
+            diff["before"] += "".join(f"{name}/ (absent)\n" for name in missing)
+            diff["after"] += "".join(f"{name}/ would install (new certificate)\n" for name in missing)
+            update["diff"] = diff
+        return update
 
     def _inspect(self, args: dict[str, Any], store: Any, module_args: dict[str, Any],
                  task_vars: dict[str, Any]) -> dict[str, Any]:

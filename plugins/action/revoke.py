@@ -25,7 +25,7 @@ class ActionModule(CertopsAction):
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        store = options.build_store(args)
+        store = options.build_store(args, self.check_mode)
         wanted = []
         for index, name in enumerate(args["certificates"]):
             check_certificate_name(name, f"certificates[{index}]")

@@ -21,5 +21,8 @@ attributes:
     ACTION_GROUP = r"""
 attributes:
   action_group:
-    description: Takes its defaults from C(module_defaults) set for C(group/certops.acme.acme).
+    description:
+      - Takes its defaults from C(module_defaults) set for its groups - C(group/certops.acme.acme) for
+        the ACME connection (C(acme_directory), C(ca_path), the account key) and
+        C(group/certops.acme.store) for C(store_path).
 """

@@ -19,10 +19,16 @@ description:
     too), updates its contacts, or deactivates it.
   - Returns the account URL and the key's JWK thumbprint, which the stateless http-01
     responder of the proxies needs.
+  - The account found or created is remembered in the store (O(store_path)) for this key and
+    CA. When nothing is to change (no rollover, the same O(contact) or none given), a later
+    run answers from there without any request to the CA, so an idempotent run of the roles
+    sends the CA nothing. Every order asks the CA for the account again; if it is gone, what
+    was remembered is forgotten.
 author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
   - certops.acme.acme
   - certops.acme.acme.ACCOUNT_KEY
+  - certops.acme.acme.STORE
   - certops.acme.attributes
   - certops.acme.attributes.ACTION_GROUP
 attributes:
@@ -32,7 +38,7 @@ attributes:
     support: none
   action_group:
     support: full
-    membership: [certops.acme.acme]
+    membership: [certops.acme.acme, certops.acme.store]
 options:
   state:
     description: V(present) ensures the account exists; V(absent) deactivates it (irreversible).

@@ -43,7 +43,7 @@ attributes:
     support: none
   action_group:
     support: full
-    membership: [certops.acme.acme]
+    membership: [certops.acme.acme, certops.acme.store]
 options:
   certificates:
     description: The certificates to manage.

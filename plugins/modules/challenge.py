@@ -28,11 +28,15 @@ author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
   - certops.acme.acme.STORE
   - certops.acme.attributes
+  - certops.acme.attributes.ACTION_GROUP
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  action_group:
+    support: full
+    membership: [certops.acme.store]
 options:
   challenges:
     description: The challenges to deploy or remove, as M(certops.acme.certificate) returned them.

@@ -30,12 +30,16 @@ author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
   - certops.acme.acme.STORE
   - certops.acme.attributes
+  - certops.acme.attributes.ACTION_GROUP
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
     details: Shows SHA-256 fingerprints per file, never key material.
+  action_group:
+    support: full
+    membership: [certops.acme.store]
 options:
   certificates:
     description:

@@ -31,7 +31,7 @@ attributes:
     support: none
   action_group:
     support: full
-    membership: [certops.acme.acme]
+    membership: [certops.acme.acme, certops.acme.store]
 options:
   certificates:
     description: Names of the certificates in the store to revoke.

@@ -107,7 +107,7 @@ def test_check_mode_orders_nothing_and_writes_nothing(controller, pebble_server,
     run = controller.run(playbook, "--check", check=True)
     assert pebble_server.new_orders() == orders_before
     assert run.total("changed") >= 1
-    assert not any((controller.store / "certificates").iterdir())
+    assert not controller.store.exists(), "--check created the store (it writes nothing, not even directories)"
 
 
 def test_two_runs_started_together_order_each_certificate_once(controller, pebble_server, http01_responder):
@@ -152,3 +152,21 @@ def test_an_empty_store_adopts_what_the_host_holds_instead_of_ordering(controlle
     assert {c["action"] for c in json.loads((controller.work / "issued.json").read_text())["certificates"]} == {"keep"}
     assert run.total("changed") == 0
     assert "PRIVATE KEY" not in run.stdout + run.stderr  # held keys never reach the output
+
+
+def test_one_module_defaults_block_sets_the_store_for_every_plugin(controller, pebble_server, http01_responder):
+    """group/certops.acme.acme carries the connection, group/certops.acme.store the store path:
+    account, certificate and install all take it from there (account used to refuse store_path)."""
+    [name] = names(1)
+    dest = controller.work / "host"
+    playbook = controller.playbook("groups", [
+        {"certops.acme.account": {"terms_agreed": True}, "register": "account"},
+        {"certops.acme.certificate": {"certificates": [{"name": name, "domains": [name]}]}, "register": "issued"},
+        {"certops.acme.install": {"dest": str(dest), "certificates": [name]}}])
+    play = json.loads(playbook.read_text())
+    play[0]["module_defaults"]["group/certops.acme.store"] = {"store_path": str(controller.store)}
+    playbook.write_text(json.dumps(play))
+    controller.run(playbook, check=True)
+    assert (controller.store / "certificates" / name / "current").exists()
+    assert list((controller.store / "accounts").glob("*.json")), "the account was not remembered in that store"
+    assert (dest / name / "privkey.pem").exists()

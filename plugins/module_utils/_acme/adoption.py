@@ -19,6 +19,7 @@ into the store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
@@ -111,15 +112,18 @@ def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, p
             summary.append(entry)
             continue
         try:
-            with store.lock(name):
+            # Check mode (adopt=False) judges without the lock: taking it would create the lock file.
+            with store.lock(name) if adopt else contextlib.nullcontext():
                 current = store.load(name)
                 if current is not None and current.facts.issuer != bundle.facts.issuer:
                     entry["problem"] = (f"issued by '{bundle.facts.issuer}', but the store's certificate "
                                         f"by '{current.facts.issuer}'; never replaced across issuers")
-                elif adopt and (current is None or current.facts.not_after < bundle.facts.not_after):
-                    store.save(name, bundle.key_pem, bundle.leaf, bundle.chain,
-                               {"source": f"adopted from {host}", "order_url": None})
-                    entry["adopted"] = True
+                elif current is None or current.facts.not_after < bundle.facts.not_after:
+                    if adopt:
+                        store.save(name, bundle.key_pem, bundle.leaf, bundle.chain,
+                                   {"source": f"adopted from {host}", "order_url": None})
+                    entry["adopted"] = adopt
+                    entry["adoptable"] = True
         except CertopsError as error:
             entry["problem"] = f"not adopted: {error}"
         summary.append(entry)

@@ -215,6 +215,10 @@ class CertificateBatch:
                 state = find_account(transport, self.account_key, deadline)
                 if not state.exists:
                     transport.close()
+                    if not self.settings.check_mode:
+                        # What an earlier run remembered is gone (deactivated, another CA):
+                        # the account task asks the CA again next time.
+                        self.store.remember_account(transport.directory_url, self.account_key.thumbprint, None, [])
                     raise CertopsError(f"no ACME account exists for this key at {transport.directory_url}; "
                                        "create it first with certops.acme.account (state: present)")
                 self.account_url = state.url

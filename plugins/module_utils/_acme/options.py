@@ -110,7 +110,8 @@ def verify_setting(args: dict[str, Any]) -> Union[bool, str]:
     return True
 
 
-def build_transport(args: dict[str, Any], pool_size: int = 4) -> AcmeTransport:
+def directory_url(args: dict[str, Any]) -> str:
+    """The ACME directory URL the task names, checked."""
     directory = args.get("acme_directory") or ""
     if not directory:
         raise InputError("acme_directory", "is required",
@@ -119,6 +120,11 @@ def build_transport(args: dict[str, Any], pool_size: int = 4) -> AcmeTransport:
     if not directory.startswith(("https://", "http://")):
         raise InputError("acme_directory", f"{directory!r} is not a URL",
                          "e.g. https://acme-v02.api.letsencrypt.org/directory")
+    return str(directory)
+
+
+def build_transport(args: dict[str, Any], pool_size: int = 4) -> AcmeTransport:
+    directory = directory_url(args)
     return AcmeTransport(directory, verify=verify_setting(args),
                          timeout=float(args.get("request_timeout") or 30), pool_size=pool_size)
 
@@ -128,6 +134,7 @@ def build_account_key(args: dict[str, Any], create: bool = False) -> tuple[Accou
                             args.get("account_key_passphrase"), create=create)
 
 
-def build_store(args: dict[str, Any]) -> CertificateStore:
+def build_store(args: dict[str, Any], check_mode: bool = False) -> CertificateStore:
+    """The store the task names; in check mode it is only read (nothing is created)."""
     path: Optional[str] = args.get("store_path") or default_store_path()
-    return CertificateStore(path or "")
+    return CertificateStore(path or "", create=not check_mode)

@@ -6,6 +6,7 @@ Layout (everything 0700/0600, whatever the umask)::
     STORE/certificates/NAME/versions/<version>/{privkey,cert,chain,fullchain}.pem meta.json
     STORE/locks/NAME.lock
     STORE/trust/<sha256>.pem            tops of the chains the CA issued through (adoption anchors)
+    STORE/accounts/<id>.json            account URL and contact known for a key at a CA
 
 A new version is written completely into its own directory, then the ``current`` symlink is
 swapped with one atomic rename, so a reader or a killed run never sees a key from one
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -104,10 +106,15 @@ class StoredCertificate:
 
 
 class CertificateStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, create: bool = True) -> None:
+        """``create=False`` (check mode) reads an existing store and writes nothing, not even
+        its directories: a store that does not exist yet is simply empty."""
         if not root:
             raise InputError("store_path", "is empty", "set it or leave it out for the default")
         self.root = os.path.abspath(os.path.expanduser(root))
+        self.read_only = not create
+        if not create:
+            return
         try:
             for sub in ("", "certificates", "locks"):
                 _host_files.ensure_directory(os.path.join(self.root, sub), 0o700)
@@ -156,8 +163,11 @@ class CertificateStore:
 
     def names(self) -> list[str]:
         base = os.path.join(self.root, "certificates")
-        return sorted(n for n in os.listdir(base)
-                      if os.path.islink(os.path.join(base, n, "current")))
+        try:
+            entries = os.listdir(base)
+        except FileNotFoundError:
+            return []  # a store that does not exist yet (check mode)
+        return sorted(n for n in entries if os.path.islink(os.path.join(base, n, "current")))
 
     # --- writing --------------------------------------------------------------------------
     def save(self, name: str, key_pem: bytes, leaf: x509.Certificate,
@@ -198,6 +208,37 @@ class CertificateStore:
         return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_text, chain_pem=chain_text,
                                  meta=full_meta, facts=facts, version=version)
 
+    # --- accounts -------------------------------------------------------------------------
+    def _account_path(self, directory_url: str, thumbprint: str) -> str:
+        digest = hashlib.sha256(f"{directory_url}\n{thumbprint}".encode()).hexdigest()[:32]
+        return os.path.join(self.root, "accounts", f"{digest}.json")
+
+    def known_account(self, directory_url: str, thumbprint: str) -> Optional[dict[str, Any]]:
+        """What an earlier run learnt about the account of this key at this CA (its URL and
+        contact), so a run with nothing to order need not ask the CA; None if nothing is known."""
+        try:
+            with open(self._account_path(directory_url, thumbprint), encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and isinstance(record.get("url"), str) else None
+
+    def remember_account(self, directory_url: str, thumbprint: str, url: Optional[str],
+                         contact: list[str]) -> None:
+        """Record (or, with ``url=None``, forget) the account of a key at a CA."""
+        path = self._account_path(directory_url, thumbprint)
+        if url is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return
+        record = {"directory": directory_url, "thumbprint": thumbprint, "url": url, "contact": sorted(contact),
+                  "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+        try:
+            _host_files.ensure_directory(os.path.dirname(path), 0o700)
+            _host_files.atomic_write(path, json.dumps(record, indent=2, sort_keys=True).encode(), 0o600)
+        except OSError as error:
+            raise StoreError(f"store: cannot record the account under {self.root}: {error}") from None
+
     # --- trust anchors --------------------------------------------------------------------
     def _trust_dir(self) -> str:
         return os.path.join(self.root, "trust")
@@ -218,12 +259,16 @@ class CertificateStore:
     def anchors(self) -> list[x509.Certificate]:
         """The chain tops this store has seen its CA issue through. A store from before this
         was recorded is scanned once: its ordered certificates' chains count too."""
+        found: list[x509.Certificate] = []
         if not os.path.isdir(self._trust_dir()):
             for name in self.names():
                 stored = self.load(name)
                 if stored is not None and stored.meta.get("order_url") and stored.chain_pem.strip():
-                    self.remember_anchor(split_pem_chain(stored.chain_pem)[-1])
-        found: list[x509.Certificate] = []
+                    top = split_pem_chain(stored.chain_pem)[-1]
+                    if self.read_only:
+                        found.append(top)
+                    else:
+                        self.remember_anchor(top)
         try:
             entries = sorted(os.listdir(self._trust_dir()))
         except FileNotFoundError:

@@ -76,3 +76,9 @@ def test_checked_sites_normalise_names_and_refuse_values_that_would_add_directiv
                          ("haproxy_options", ["option httplog\nbind :1"]), ("domains", ["a.example\nbind :1"])):
         with pytest.raises(AnsibleFilterError, match=r"sites\[0\].*%s" % field):
             checked_sites([dict({"name": "shop", "domains": ["shop.example"]}, **{field: value})], "sites")
+
+
+def test_a_passthrough_upstream_that_is_not_host_port_names_the_site():
+    from ansible_collections.certops.acme.plugins.filter.certificates import checked_sites
+    with pytest.raises(AnsibleFilterError, match=r"sites on b1\[0\] \(site shop\)\.upstream: 'localhost' is not host:port"):
+        checked_sites([{"name": "shop", "domains": ["shop.example"], "upstream": "localhost"}], "sites on b1")
