@@ -294,3 +294,26 @@ def test_a_newline_in_a_site_value_never_becomes_a_directive(layout, pebble_serv
         run = edge.run(check=False)
         assert run.returncode != 0 and f"{setting}: " in run.stdout, run.stdout[-1500:]
         assert not edge.host_dir(0).joinpath("haproxy.cfg").exists()
+
+
+def test_the_edge_role_leaves_the_certificates_role_of_the_same_play_alone(layout, pebble_server):
+    """roles: [edge, certificates]: the second orders and installs the user's own list, not the
+    edge sites (role vars used to leak into the later role)."""
+    address, site, own = "127.0.0.44", "site.leak.edge.test", "own.leak.edge.test"
+    edge = layout("haproxy", [address], [site])
+    pebble_server.set_address(own, address)  # the edge proxy answers http-01 for it, statelessly
+    own_dest = edge.host_dir(0) / "own-certs"
+    edge.write(certops_certificates_list=[{"name": own, "domains": [own]}],
+               certops_certificates_dest=str(own_dest),
+               certops_certificates_acme_directory=pebble_server.directory_url,
+               certops_certificates_acme_ca_path=pebble_server.ca_cert,
+               certops_certificates_account_key_src=edge.account["key_path"],
+               certops_certificates_terms_agreed=True,
+               certops_certificates_store_path=str(edge.controller.work / "store"))
+    playbook = edge.controller.work / "both-roles.yml"
+    playbook.write_text(json.dumps([{"name": "edge, then certificates", "hosts": "edge", "gather_facts": False,
+                                     "roles": ["certops.acme.edge", "certops.acme.certificates"]}]))
+    edge.controller.run(playbook, check=True)
+    assert (own_dest / own / "cert.pem").exists(), "the certificates role did not install its own list"
+    assert not (own_dest / site).exists(), "the certificates role installed the edge sites"
+    assert wait_for(lambda: handshake(address, HTTPS_PORT, site, pebble_server.root_pem())).names == [site]
