@@ -3,8 +3,10 @@
 This replaces ansible-lint's var-naming[no-role-prefix], which is skipped in .ansible-lint:
 that rule derives the prefix from the short role name (``certificates_``, ``edge_``), which two
 collections' roles can share; ``certops_<role>_`` cannot collide. Private helpers start with
-``_certops_<role>_``. The layout roles may also set ``certops_certificates_*`` in vars/main.yml
-or when including that role: that is the certificates role's documented interface."""
+``_certops_<role>_``. The layout roles may also set ``certops_certificates_*`` where they include
+that role (task vars, or the vars of a block that includes it): that is the certificates role's
+documented interface. Never in vars/main.yml: role vars stay visible to later roles of the play,
+so ``roles: [edge, certificates]`` would give the second role the edge sites."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def defined_names(role: str):
     for kind in ("defaults", "vars"):
         for path in sorted((base / kind).glob("*.yml")):
             for name in (yaml.safe_load(path.read_text()) or {}):
-                yield path.relative_to(ROLES), name, kind == "vars"
+                yield path.relative_to(ROLES), name, False
     for path in sorted((base / "tasks").glob("*.yml")):
         for task in walk(yaml.safe_load(path.read_text())):
             if "register" in task:
@@ -45,7 +47,7 @@ def defined_names(role: str):
                 for name in (task.get(key) or {}):
                     if name != "cacheable":
                         yield path.relative_to(ROLES), name, False
-            includes = any(action in task for action in INCLUDE_ACTIONS)
+            includes = any(action in inner for inner in walk([task]) for action in INCLUDE_ACTIONS)
             for name in (task.get("vars") or {}):
                 yield path.relative_to(ROLES), name, includes
 
