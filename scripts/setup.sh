@@ -27,12 +27,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Test tooling: tests/requirements.txt, or another list (the oldest-ansible-core leg's).
+TEST_REQUIREMENTS=${CERTOPS_TEST_REQUIREMENTS:-tests/requirements.txt}
 stamp="$VENV/.certops-requirements"
-wanted=$(cat requirements.txt tests/requirements.txt | sha256sum | cut -d' ' -f1)
+wanted=$(cat requirements.txt "$TEST_REQUIREMENTS" | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "setup: preparing $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -r tests/requirements.txt 2>&1 \
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -r "$TEST_REQUIREMENTS" 2>&1 \
     | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$wanted" > "$stamp"
 fi
