@@ -48,8 +48,8 @@ class ActionModule(CertopsAction):
         known = store.known_account(directory_url, key.thumbprint) if present and not key_created else None
         if known is not None and not (args.get("new_account_key_src") or args.get("new_account_key_content")) \
                 and (args.get("contact") is None or sorted(args["contact"]) == known.get("contact")):
-            # Nothing to change and an earlier run found (or made) this account: no request at
-            # all. Orders re-check the account with the CA whenever they run.
+            # Nothing to change, and an order through this store already used this account (the
+            # batch remembers it then): no request at all. Every order checks the account again.
             return {"changed": False, "account_url": known["url"], "exists": True, "thumbprint": key.thumbprint,
                     "contact": known.get("contact") or [], "acme_requests": {}, "known_from_store": True}
         transport = options.build_transport(args, pool_size=1)
@@ -78,9 +78,8 @@ class ActionModule(CertopsAction):
                 changed = True
                 if not self.check_mode:
                     acme_account.deactivate_account(transport, deadline)
-            if not self.check_mode:
-                store.remember_account(directory_url, key.thumbprint, state.url if present and state.exists else None,
-                                       list(state.contact or []))
+            if not self.check_mode and not present:
+                store.remember_account(directory_url, key.thumbprint, None, [])  # deactivated: forget it
             return {"changed": changed, "account_url": state.url, "exists": present and (state.exists or changed),
                     "thumbprint": key.thumbprint, "contact": state.contact,
                     "acme_requests": dict(transport.requests)}
@@ -96,6 +95,8 @@ class ActionModule(CertopsAction):
         new = acme_account.load_account_key(new_src, args.get("new_account_key_content"), None,
                                             create=not self.check_mode)[0]
         if acme_account.find_account(transport, new, deadline).exists:
+            if not self.check_mode:
+                options.build_store(args).remember_account(options.directory_url(args), old.thumbprint, None, [])
             return {"changed": False, "account_url": transport.account_url, "exists": True,
                     "thumbprint": new.thumbprint, "acme_requests": dict(transport.requests)}
         state = acme_account.find_account(transport, old, deadline)
@@ -105,5 +106,7 @@ class ActionModule(CertopsAction):
                            "nothing to roll over"}
         if not self.check_mode:
             acme_account.change_key(transport, old, new, deadline)
+            # The old key no longer opens the account: what the store remembered for it goes.
+            options.build_store(args).remember_account(options.directory_url(args), old.thumbprint, None, [])
         return {"changed": True, "account_url": state.url, "exists": True, "thumbprint": new.thumbprint,
                 "previous_thumbprint": old.thumbprint, "acme_requests": dict(transport.requests)}

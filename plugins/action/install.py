@@ -75,6 +75,11 @@ class ActionModule(CertopsAction):
         module_args.update(state="present", bundles=bundles, key_material=json.dumps(key_material),
                            remove_unlisted=args["remove_unlisted"])
         result = self.run_target_module(MODULE, module_args, task_vars)
+        host = str(task_vars.get("inventory_hostname", "?"))
+        for name in result.get("unlisted") or []:
+            result.setdefault("warnings", []).append(
+                f"{host}: {module_args.get('dest') or '/etc/certops/acme'}/{name} still holds the key of a certificate "
+                "no longer listed here; remove it with remove_unlisted: true (the roles' *_remove_unlisted)")
         if missing and not result.get("failed"):
             result.update(self._would_install(result, names, missing, module_args.get("dest") or "/etc/certops/acme"))
         return result

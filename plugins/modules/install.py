@@ -167,6 +167,14 @@ removed:
   returned: always
   type: list
   elements: str
+unlisted:
+  description:
+    - Without O(remove_unlisted), certificate directories under O(dest) (with a key) that
+      O(certificates) does not name; the action plugin warns about each, since they keep a
+      private key no site uses.
+  returned: with O(state=present)
+  type: list
+  elements: str
 changed_certificates:
   description: Names of the certificates whose files changed (handy for handlers).
   returned: always
@@ -336,10 +344,12 @@ def install(module, params):
         changed_files = content_changed + meta_changed
         results.append({"name": name, "path": cert_dir, "changed": bool(changed_files),
                         "changed_files": changed_files, "serial": bundle.get("serial")})
-    removed = remove_unlisted(module, dest, [r["name"] for r in results]) if params["remove_unlisted"] else []
+    listed = [r["name"] for r in results]
+    removed = remove_unlisted(module, dest, listed) if params["remove_unlisted"] else []
     changed = [r["name"] for r in results if r["changed"]]
     result = {"changed": bool(changed) or bool(removed), "certificates": results,
-              "changed_certificates": changed, "removed": removed}
+              "changed_certificates": changed, "removed": removed,
+              "unlisted": [] if params["remove_unlisted"] else unlisted_certificates(dest, listed)}
     if removed:
         before.extend("%s/ (present)" % name for name in removed)
         after.extend("%s/ (removed)" % name for name in removed)
@@ -350,18 +360,27 @@ def install(module, params):
     module.exit_json(**result)
 
 
-def remove_unlisted(module, dest, keep):
-    removed = []
+def unlisted_certificates(dest, keep):
+    """Certificate directories under ``dest`` (holding a cert.pem and a privkey.pem) that
+    ``keep`` does not name: keys of certificates no site uses any more."""
     try:
         entries = sorted(os.listdir(dest))
     except OSError:
-        return removed
+        return []
+    found = []
     for name in entries:
         path = os.path.join(dest, name)
         if name in keep or name.startswith(".") or not os.path.isdir(path):
             continue
-        if not (os.path.isfile(os.path.join(path, "cert.pem")) and os.path.isfile(os.path.join(path, "privkey.pem"))):
-            continue  # not a certificate directory of ours
+        if os.path.isfile(os.path.join(path, "cert.pem")) and os.path.isfile(os.path.join(path, "privkey.pem")):
+            found.append(name)
+    return found
+
+
+def remove_unlisted(module, dest, keep):
+    removed = []
+    for name in unlisted_certificates(dest, keep):
+        path = os.path.join(dest, name)
         removed.append(name)
         if not module.check_mode:
             if os.path.islink(path):

@@ -170,3 +170,17 @@ def test_one_module_defaults_block_sets_the_store_for_every_plugin(controller, p
     assert (controller.store / "certificates" / name / "current").exists()
     assert list((controller.store / "accounts").glob("*.json")), "the account was not remembered in that store"
     assert (dest / name / "privkey.pem").exists()
+
+
+def test_a_key_left_by_a_certificate_no_longer_listed_is_reported(controller, pebble_server, http01_responder):
+    keep, drop = names(2)
+    dest = controller.work / "host"
+    controller.run(controller.playbook("both", [certificate_task(controller.store, {keep: [keep], drop: [drop]}),
+                                                install_task(controller.store, dest, [keep, drop])]), check=True)
+    run = controller.run(controller.playbook("one", [install_task(controller.store, dest, [keep]),
+                                                     dump_task("installed", controller.work / "installed.json")]),
+                         check=True)
+    assert json.loads((controller.work / "installed.json").read_text())["unlisted"] == [drop]
+    warning = " ".join((run.stdout + run.stderr).split())
+    assert f"localhost: {dest}/{drop} still holds the key of a certificate no longer listed here" in warning
+    assert (dest / drop / "privkey.pem").exists(), "remove_unlisted is off: nothing is removed"

@@ -223,6 +223,11 @@ class CertificateBatch:
                                        "create it first with certops.acme.account (state: present)")
                 self.account_url = state.url
                 self.transport = transport
+                if not self.settings.check_mode and state.url:
+                    # Orders have used this account through this store: the account task may
+                    # answer from here when nothing is due (zero requests to the CA).
+                    self.store.remember_account(transport.directory_url, self.account_key.thumbprint, state.url,
+                                                list(state.contact or []))
             return self.transport
 
     def _unauthenticated(self) -> AcmeTransport:

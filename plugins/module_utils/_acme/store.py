@@ -208,6 +208,12 @@ class CertificateStore:
         return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_text, chain_pem=chain_text,
                                  meta=full_meta, facts=facts, version=version)
 
+    def remove(self, name: str) -> None:
+        """Remove a certificate, every version and its key, from the store (under its lock)."""
+        with self.lock(name):
+            shutil.rmtree(self._cert_dir(name), ignore_errors=False)
+            self.drop_pending(name)
+
     # --- accounts -------------------------------------------------------------------------
     def _account_path(self, directory_url: str, thumbprint: str) -> str:
         digest = hashlib.sha256(f"{directory_url}\n{thumbprint}".encode()).hexdigest()[:32]

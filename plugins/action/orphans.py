@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+"""Action plugin behind certops.acme.orphans (documented in plugins/modules/orphans.py)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from ansible_collections.certops.acme.plugins.module_utils._acme import options
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphans
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
+
+
+class ActionModule(CertopsAction):
+    ARGUMENT_SPEC = options.merged_spec(
+        options.STORE_SPEC,
+        wanted={"type": "list", "elements": "str", "required": True},
+        prune={"type": "bool", "default": False},
+        prune_after_days={"type": "int", "default": 7},
+    )
+
+    def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        for index, name in enumerate(args["wanted"]):
+            check_certificate_name(name, f"wanted[{index}]")
+        if args["prune_after_days"] < 0:
+            raise InputError("prune_after_days", "is negative", "give the grace period in days, 0 or more")
+        if args["prune"] and task_vars.get("ansible_limit"):
+            raise InputError("prune", "refused on a run limited with --limit: the hosts left out would look "
+                                      "as if they wanted nothing", "prune on a run over the whole inventory")
+        store = options.build_store(args, self.check_mode)
+        result = orphans(store, args["wanted"], prune=args["prune"],
+                         prune_after=datetime.timedelta(days=args["prune_after_days"]), write=not self.check_mode)
+        out: dict[str, Any] = {"changed": bool(result["pruned"]), **result}
+        waiting = [o["name"] for o in result["orphans"] if not o["pruned"]]
+        if waiting:
+            out["warnings"] = [f"{len(waiting)} certificate(s) in the store no inventory host wants any more "
+                               f"(not renewed): {', '.join(waiting)}"
+                               + ("" if args["prune"] else "; prune them with prune: true (renew.yml: "
+                                                           "certops_orphans_prune: true)")]
+        return out

@@ -1,0 +1,93 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: certops.acme contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: orphans
+short_description: Report and prune certificates in the controller store that no host wants
+version_added: 0.2.0
+description:
+  - Compares the store's certificates with O(wanted), the names every inventory host still
+    needs. The others are orphans; each is marked in the store with the time it was first
+    found so (a wanted certificate loses the mark) and reported. Nothing renews them.
+  - With O(prune), orphans marked for at least O(prune_after_days) are removed from the store,
+    keys included. The grace period keeps a certificate whose hosts were unreachable for a run.
+    Pruning is refused on a run limited with C(--limit).
+  - Revoke orphans first, if you want them revoked, with M(certops.acme.revoke).
+  - Runs on the controller; it is an action plugin, the documentation lives here.
+author: certops.acme maintainers (@certops)
+extends_documentation_fragment:
+  - certops.acme.acme.STORE
+  - certops.acme.attributes
+  - certops.acme.attributes.ACTION_GROUP
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be marked and pruned; writes nothing.
+  diff_mode:
+    support: none
+  action_group:
+    support: full
+    membership: [certops.acme.store]
+options:
+  wanted:
+    description: Names of every certificate some inventory host still needs.
+    type: list
+    elements: str
+    required: true
+  prune:
+    description: Remove orphans marked for at least O(prune_after_days).
+    type: bool
+    default: false
+  prune_after_days:
+    description: Days a certificate must have been an orphan before O(prune) removes it.
+    type: int
+    default: 7
+seealso:
+  - module: certops.acme.revoke
+"""
+
+EXAMPLES = r"""
+- name: Report certificates no host wants any more, and prune those orphaned for a week
+  certops.acme.orphans:
+    wanted: "{{ groups['all'] | map('extract', hostvars, '_certops_certificates_wanted') | select('defined') | flatten | map(attribute='name') | unique }}"
+    prune: true
+"""
+
+RETURN = r"""
+orphans:
+  description: The store's certificates that O(wanted) does not name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Certificate name.
+      type: str
+    domains:
+      description: Its names.
+      type: list
+      elements: str
+    not_after:
+      description: Expiry, ISO 8601.
+      type: str
+    orphaned_since:
+      description: When it was first found unwanted.
+      type: str
+    revoked:
+      description: Whether the store records it as revoked.
+      type: bool
+    pruned:
+      description: Whether it was (or, in check mode, would be) removed.
+      type: bool
+pruned:
+  description: Names removed from the store.
+  returned: always
+  type: list
+  elements: str
+"""
