@@ -69,30 +69,25 @@ def _parse(files: Mapping[str, str]) -> HeldBundle:
     return HeldBundle(key_pem, leaf, chain, certificate_facts(leaf))
 
 
-def examine(name: str, files: Mapping[str, str], policy: AdoptionPolicy,
-            now: datetime.datetime) -> tuple[Optional[HeldBundle], Optional[str]]:
-    """Parse and judge one held bundle: (bundle, None) when adoptable, else (bundle or None, why)."""
-    try:
-        held = _parse(files)
-    except (CertopsError, KeyError, ValueError) as error:
-        return None, f"unreadable: {error}"
+def judge(name: str, held: HeldBundle, policy: AdoptionPolicy, now: datetime.datetime) -> Optional[str]:
+    """Why a parsed held bundle may not be adopted, or None."""
     if is_self_signed(held.leaf):
-        return held, "self-signed (a placeholder is never adopted)"
+        return "self-signed (a placeholder is never adopted)"
     problem = chain_problems(held.leaf, held.chain)
     if problem:
-        return held, f"chain does not verify: {problem}"
+        return f"chain does not verify: {problem}"
     wanted = list(policy.wanted.get(name) or held.facts.identifiers[:1])
     missing = [i.value for i in wanted if i not in held.facts.identifiers]
     if missing:
-        return held, f"does not cover {', '.join(missing)}"
+        return f"does not cover {', '.join(missing)}"
     if not wanted:
-        return held, "names no DNS name or IP address"
+        return "names no DNS name or IP address"
     problem = verify_path(held.leaf, held.chain, policy.anchors, wanted[0], now)
     if problem:
-        return held, problem
+        return problem
     if held.facts.not_after - now < policy.min_remaining:
-        return held, f"expires {held.facts.not_after.isoformat()}, too soon to adopt"
-    return held, None
+        return f"expires {held.facts.not_after.isoformat()}, too soon to adopt"
+    return None
 
 
 def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, policy: AdoptionPolicy,
@@ -103,18 +98,27 @@ def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, p
     for item in held:
         name = str(item.get("name", ""))
         entry: dict[str, Any] = {"name": name, "path": item.get("path"), "adopted": False}
-        bundle, problem = examine(name, item.get("files") or {}, policy, now)
-        if bundle is not None:
-            entry.update(serial=bundle.facts.serial, not_after=bundle.facts.not_after.isoformat(),
-                         domains=bundle.facts.names(), sha256=bundle.facts.sha256, issuer=bundle.facts.issuer)
-        if problem is not None or bundle is None:
+        summary.append(entry)
+        try:
+            bundle = _parse(item.get("files") or {})
+        except (CertopsError, KeyError, ValueError) as error:
+            entry["problem"] = f"unreadable: {error}"
+            continue
+        entry.update(serial=bundle.facts.serial, not_after=bundle.facts.not_after.isoformat(),
+                     domains=bundle.facts.names(), sha256=bundle.facts.sha256, issuer=bundle.facts.issuer)
+        current = store.load(name)
+        if current is not None and bundle.facts.not_after <= current.facts.not_after:
+            # Not newer than the store's: nothing to adopt, so nothing to verify (an idempotent
+            # run's case, for every certificate of every host). The host gets the store's bundle.
+            continue
+        problem = judge(name, bundle, policy, now)
+        if problem is not None:
             entry["problem"] = problem
-            summary.append(entry)
             continue
         try:
             # Check mode (adopt=False) judges without the lock: taking it would create the lock file.
             with store.lock(name) if adopt else contextlib.nullcontext():
-                current = store.load(name)
+                current = store.load(name)  # again, under the lock
                 if current is not None and current.facts.issuer != bundle.facts.issuer:
                     entry["problem"] = (f"issued by '{bundle.facts.issuer}', but the store's certificate "
                                         f"by '{current.facts.issuer}'; never replaced across issuers")
@@ -123,8 +127,6 @@ def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, p
                         store.save(name, bundle.key_pem, bundle.leaf, bundle.chain,
                                    {"source": f"adopted from {host}", "order_url": None})
                     entry["adopted"] = adopt
-                    entry["adoptable"] = True
         except CertopsError as error:
             entry["problem"] = f"not adopted: {error}"
-        summary.append(entry)
     return summary

@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import re
 import ssl
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -235,11 +236,15 @@ def load_pem_bundle(path: str) -> list[x509.Certificate]:
     with open(path, "rb") as handle:
         data = handle.read()
     found = []
-    for block in _PEM_CERTIFICATE.findall(data):
-        try:
-            found.append(x509.load_pem_x509_certificate(block))
-        except ValueError:
-            continue
+    with warnings.catch_warnings():
+        # Old roots in system bundles trip cryptography's deprecation warnings (a serial that is
+        # not positive, say); they say nothing about the certificates we verify.
+        warnings.simplefilter("ignore")
+        for block in _PEM_CERTIFICATE.findall(data):
+            try:
+                found.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
     return found
 
 

@@ -132,3 +132,13 @@ def test_check_mode_adopts_nothing(tmp_path):
     key_pem, leaf, chain = make_chain(root=ROOT)
     adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy(), adopt=False)
     assert store.load("www") is None
+
+
+def test_what_the_store_already_has_is_not_verified_again(tmp_path):
+    """The idempotent run: every host holds the store's certificates; no path is built for them
+    (no anchors given here, which would refuse anything that had to be verified)."""
+    store = CertificateStore(str(tmp_path))
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    store.save("www", key_pem, leaf, chain, {})
+    [entry] = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy(anchors=()))
+    assert entry["adopted"] is False and "problem" not in entry
