@@ -14,6 +14,7 @@ arguments and results). Rules a caller may rely on:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -415,11 +416,13 @@ class CertificateBatch:
             else:
                 order = self.store.load_pending(spec.name, spec.identifiers) if spec.on_hosts else None
                 if order is None:
-                    request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored),
-                                           spec.challenge, spec.profile)
+                    replaces = None
                     if stored is not None and decision.action == "renew" and transport.directory(deadline).get(
                             "renewalInfo"):
-                        request.replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
+                        replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
+                    request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored),
+                                           spec.challenge, spec.profile, preferred_chain=spec.preferred_chain,
+                                           replaces=replaces)
                     order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "",
                                        deadline)
                     if spec.on_hosts:
@@ -438,7 +441,10 @@ class CertificateBatch:
         domains = identifier_values(spec.identifiers)
         try:
             transport = self._connected(deadline)
-            order.request.preferred_chain = spec.preferred_chain
+            if order.request.preferred_chain != spec.preferred_chain:
+                # A pending record (stage prepare) does not carry the preference: the spec's holds.
+                order = dataclasses.replace(order, request=dataclasses.replace(
+                    order.request, preferred_chain=spec.preferred_chain))
             issued = complete_order(transport, order, deadline)
             new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
                 "order_url": issued.order_url, "account_url": self.account_url,

@@ -16,6 +16,7 @@ Responders plug in through :class:`ChallengeResponder`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import ipaddress
@@ -181,14 +182,10 @@ def _require(obj: dict[str, Any], key: str, kind: type, what: str) -> Any:
 
 
 def _links(response: requests.Response, rel: str) -> list[str]:
-    """All Link header targets with ``rel`` (requests keeps only one per rel)."""
-    found = []
-    for header in response.raw.headers.getlist("Link") if hasattr(response.raw, "headers") else []:
-        for part in header.split(","):
-            match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?([^";]+)"?', part)
-            if match and match.group(2) == rel:
-                found.append(match.group(1))
-    return found
+    """All Link header targets with ``rel``. ``response.links`` keeps one per rel, but a CA sends
+    one ``alternate`` per extra chain; the joined header holds them all."""
+    return [link["url"] for link in requests.utils.parse_header_links(response.headers.get("Link", ""))
+            if link.get("rel") == rel and link.get("url")]
 
 
 def poll(fetch: Callable[[], tuple[dict[str, Any], requests.Response]],
@@ -252,7 +249,7 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
             raise
         # A CA may refuse ``replaces`` (already replaced by another order, unknown certificate):
         # the renewal matters more than the hint, so order again without it.
-        request.replaces = None
+        request = dataclasses.replace(request, replaces=None)
         response = transport.post(transport.endpoint("newOrder"), new_order_payload(request), deadline,
                                   kind="newOrder")
     order = json_object(response, f"{label}: new order")

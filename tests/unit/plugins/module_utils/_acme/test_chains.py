@@ -33,3 +33,15 @@ def test_a_chain_matches_the_root_its_top_certificate_names_as_issuer():
     assert not chain_matches([intermediate], "New Root X2")
     assert not chain_matches([], "Old Root X1")
     assert chain_root(intermediate, [intermediate]) == "Old Root X1"
+
+
+def test_every_alternate_chain_link_is_found():
+    import requests
+    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import _links
+    response = requests.Response()
+    # As requests joins repeated Link headers: one alternate per extra chain, and the directory.
+    response.headers["Link"] = ('<https://ca/cert/1/1>;rel="alternate", <https://ca/dir>;rel="index", '
+                                '<https://ca/cert/1/2>; rel="alternate"')
+    assert _links(response, "alternate") == ["https://ca/cert/1/1", "https://ca/cert/1/2"]
+    assert _links(response, "index") == ["https://ca/dir"]
+    assert _links(requests.Response(), "alternate") == []
