@@ -8,6 +8,8 @@ import datetime
 import json
 from typing import Any
 
+from ansible.utils.display import Display
+
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import AdoptionPolicy, adopt_held
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_pem_bundle, system_trust
@@ -16,6 +18,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.names import no
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
+display = Display()
 MODULE = "certops.acme.install"
 SECRET_FILES = ("privkey.pem", "haproxy.pem")
 PASSED_THROUGH = ("dest", "owner", "group", "key_mode", "cert_mode", "dir_mode")
@@ -77,9 +80,11 @@ class ActionModule(CertopsAction):
         result = self.run_target_module(MODULE, module_args, task_vars)
         host = str(task_vars.get("inventory_hostname", "?"))
         for name in result.get("unlisted") or []:
-            result.setdefault("warnings", []).append(
-                f"{host}: {module_args.get('dest') or '/etc/certops/acme'}/{name} still holds the key of a certificate "
-                "no longer listed here; remove it with remove_unlisted: true (the roles' *_remove_unlisted)")
+            # Displayed, not appended to the module's own "warnings": ansible-core 2.20+ keeps
+            # those as objects by the time the result gets here.
+            display.warning(f"{host}: {module_args.get('dest') or '/etc/certops/acme'}/{name} still holds the key of a "
+                            "certificate no longer listed here; remove it with remove_unlisted: true (the roles' "
+                            "*_remove_unlisted)")
         if missing and not result.get("failed"):
             result.update(self._would_install(result, names, missing, module_args.get("dest") or "/etc/certops/acme"))
         return result
