@@ -96,7 +96,7 @@ class ActionModule(CertopsAction):
                                             create=not self.check_mode)[0]
         if acme_account.find_account(transport, new, deadline).exists:
             if not self.check_mode:
-                options.build_store(args).remember_account(options.directory_url(args), old.thumbprint, None, [])
+                self._forget(args, old)
             return {"changed": False, "account_url": transport.account_url, "exists": True,
                     "thumbprint": new.thumbprint, "acme_requests": dict(transport.requests)}
         state = acme_account.find_account(transport, old, deadline)
@@ -106,7 +106,11 @@ class ActionModule(CertopsAction):
                            "nothing to roll over"}
         if not self.check_mode:
             acme_account.change_key(transport, old, new, deadline)
-            # The old key no longer opens the account: what the store remembered for it goes.
-            options.build_store(args).remember_account(options.directory_url(args), old.thumbprint, None, [])
+            self._forget(args, old)
         return {"changed": True, "account_url": state.url, "exists": True, "thumbprint": new.thumbprint,
                 "previous_thumbprint": old.thumbprint, "acme_requests": dict(transport.requests)}
+
+    @staticmethod
+    def _forget(args: dict[str, Any], old: acme_account.AccountKey) -> None:
+        """The old key no longer opens the account: what the store remembered for it goes."""
+        options.build_store(args).remember_account(options.directory_url(args), old.thumbprint, None, [])
