@@ -131,8 +131,10 @@ class ActionModule(CertopsAction):
 
     @staticmethod
     def _policy(args: dict[str, Any], store: Any) -> AdoptionPolicy:
-        """Trust anchors (the store's, configured, the system's) and the names each is wanted for."""
-        anchors = list(store.anchors())
+        """Trust anchors (configured ones read now, so a bad path is an error on every run; the
+        store's and the system's only if something is to be verified) and the names each
+        certificate is wanted for."""
+        anchors = []
         for index, path in enumerate(args["adopt_trust_roots"]):
             try:
                 roots = load_pem_bundle(path)
@@ -143,11 +145,12 @@ class ActionModule(CertopsAction):
                 raise InputError(f"adopt_trust_roots[{index}]", f"{path} holds no PEM certificate",
                                  "give a PEM file of CA certificates")
             anchors.extend(roots)
-        if args["adopt_system_trust"]:
-            anchors.extend(system_trust())
+
+        def more_anchors() -> list[Any]:
+            return [*store.anchors(), *(system_trust() if args["adopt_system_trust"] else ())]
         wanted = {}
         for index, item in enumerate(args.get("certificates") or []):
             if isinstance(item, dict) and item.get("domains"):
                 wanted[item["name"]] = normalize_names(item["domains"], f"certificates[{index}].domains")
         return AdoptionPolicy(anchors=anchors, min_remaining=datetime.timedelta(days=args["adopt_min_days"]),
-                              wanted=wanted)
+                              wanted=wanted, more_anchors=more_anchors)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 try:
     from cryptography import x509
@@ -52,6 +52,15 @@ class AdoptionPolicy:
     min_remaining: datetime.timedelta
     #: certificate name -> the identifiers it is wanted for (unknown names: its own first one)
     wanted: Mapping[str, Sequence[Identifier]] = field(default_factory=dict)
+    #: More anchors, loaded on the first verification only (the store's and the system's: an
+    #: idempotent run, whose hosts hold nothing newer than the store, never needs them).
+    more_anchors: Optional[Callable[[], Sequence["x509.Certificate"]]] = None
+    _loaded: Optional[list["x509.Certificate"]] = field(default=None, init=False, repr=False)
+
+    def trust_anchors(self) -> list["x509.Certificate"]:
+        if self._loaded is None:
+            self._loaded = [*self.anchors, *(self.more_anchors() if self.more_anchors else [])]
+        return self._loaded
 
 
 def _parse(files: Mapping[str, str]) -> HeldBundle:
@@ -82,7 +91,7 @@ def judge(name: str, held: HeldBundle, policy: AdoptionPolicy, now: datetime.dat
         return f"does not cover {', '.join(missing)}"
     if not wanted:
         return "names no DNS name or IP address"
-    problem = verify_path(held.leaf, held.chain, policy.anchors, wanted[0], now)
+    problem = verify_path(held.leaf, held.chain, policy.trust_anchors(), wanted[0], now)
     if problem:
         return problem
     if held.facts.not_after - now < policy.min_remaining:

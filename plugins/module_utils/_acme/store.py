@@ -275,6 +275,11 @@ class CertificateStore:
                         found.append(top)
                     else:
                         self.remember_anchor(top)
+            if not self.read_only:
+                # Scanned once: a store whose certificates were all adopted has no anchors yet
+                # and must not be scanned again on every run.
+                with contextlib.suppress(OSError):
+                    _host_files.ensure_directory(self._trust_dir(), 0o700)
         try:
             entries = sorted(os.listdir(self._trust_dir()))
         except FileNotFoundError:

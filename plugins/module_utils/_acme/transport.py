@@ -124,6 +124,7 @@ class _Watchdog:
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._thread: Optional[threading.Thread] = None
+        self._stopped = False
 
     def watch(self, at: float, exchange: _Exchange) -> None:
         with self._wake:
@@ -133,9 +134,19 @@ class _Watchdog:
                 self._thread.start()
             self._wake.notify()
 
+    def done(self, exchange: _Exchange) -> None:
+        """The exchange ended in time; under the lock, so it is never expired half way."""
+        with self._wake:
+            exchange.connections = None  # type: ignore[assignment]
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+
     def _run(self) -> None:
         with self._wake:
-            while True:
+            while not self._stopped:
                 while self._heap and (self._heap[0][2].connections is None):
                     heapq.heappop(self._heap)  # finished in time
                 if not self._heap:
@@ -204,6 +215,7 @@ class AcmeTransport:
         self.requests: Counter[str] = Counter()
 
     def close(self) -> None:
+        self._watchdog.stop()
         self.session.close()
 
     # --- plain HTTP -----------------------------------------------------------------------
@@ -239,8 +251,7 @@ class AcmeTransport:
                 delay = min(delay * 2, 5.0)
             finally:
                 _CURRENT.exchange = None
-                with self._watchdog._wake:  # pylint: disable=protected-access
-                    exchange.connections = None  # type: ignore[assignment]
+                self._watchdog.done(exchange)
 
     @staticmethod
     def _refuse_redirect(response: requests.Response, method: str) -> None:

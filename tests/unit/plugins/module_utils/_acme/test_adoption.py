@@ -142,3 +142,28 @@ def test_what_the_store_already_has_is_not_verified_again(tmp_path):
     store.save("www", key_pem, leaf, chain, {})
     [entry] = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy(anchors=()))
     assert entry["adopted"] is False and "problem" not in entry
+
+
+def test_the_store_and_system_anchors_are_loaded_only_when_something_is_verified(tmp_path):
+    store = CertificateStore(str(tmp_path))
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    store.save("www", key_pem, leaf, chain, {})
+    loads = []
+
+    def more():
+        loads.append(1)
+        return [ROOT[1]]
+    lazy = AdoptionPolicy(anchors=[], min_remaining=DAY, more_anchors=more)
+    adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", lazy)
+    assert loads == [], "an idempotent inspection loaded trust anchors"
+    newer_key, newer, newer_chain = make_chain(root=ROOT, days_left=80)
+    adopt_held(store, [held("www", newer_key, newer, newer_chain), held("api", newer_key, newer, newer_chain)],
+               "edge1", lazy)
+    assert loads == [1], "the anchors are loaded once, when first needed"
+
+
+def test_a_store_of_adopted_certificates_is_scanned_for_anchors_once(tmp_path):
+    store = CertificateStore(str(tmp_path))
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    store.save("www", key_pem, leaf, chain, {"order_url": None})
+    assert store.anchors() == [] and (tmp_path / "trust").is_dir()

@@ -280,3 +280,15 @@ def test_an_authorization_for_a_name_not_in_the_order_is_refused(ca_factory):
     from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError
     with pytest.raises(OrderError, match="'victim.example.net', which this order does not name"):
         open_scripted_order(ca_factory, "victim.example.net", {"token": "abc"}, "dns-01")
+
+
+def test_closing_the_transport_ends_its_watchdog_thread(ca_factory):
+    ca = ca_factory([])
+    transport = transport_for(ca)
+    transport.directory(Deadline(5, "t"))
+    watchdogs = [t for t in threading.enumerate() if t.name == "certops-acme-watchdog" and t.is_alive()]
+    assert watchdogs
+    transport.close()
+    for thread in watchdogs:
+        thread.join(timeout=2)
+    assert not [t for t in watchdogs if t.is_alive()], "a closed transport left its watchdog running"
