@@ -43,7 +43,7 @@ class ActionModule(CertopsAction):
             return result
         create_key = present and args["account_key_create"] and not self.check_mode
         key, key_created = options.build_account_key(args, create=create_key)
-        store = options.build_store(args, self.check_mode)
+        store = self.open_store(args)
         directory_url = options.directory_url(args)
         known = store.known_account(directory_url, key.thumbprint) if present and not key_created else None
         if known is not None and not (args.get("new_account_key_src") or args.get("new_account_key_content")) \
@@ -110,7 +110,6 @@ class ActionModule(CertopsAction):
         return {"changed": True, "account_url": state.url, "exists": True, "thumbprint": new.thumbprint,
                 "previous_thumbprint": old.thumbprint, "acme_requests": dict(transport.requests)}
 
-    @staticmethod
-    def _forget(args: dict[str, Any], old: acme_account.AccountKey) -> None:
+    def _forget(self, args: dict[str, Any], old: acme_account.AccountKey) -> None:
         """The old key no longer opens the account: what the store remembered for it goes."""
-        options.build_store(args).remember_account(options.directory_url(args), old.thumbprint, None, [])
+        self.open_store(args, write=True).remember_account(options.directory_url(args), old.thumbprint, None, [])

@@ -96,7 +96,7 @@ class ActionModule(CertopsAction):
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         specs, failures = parse_specs(args["certificates"])
-        store = options.build_store(args, self.check_mode)
+        store = self.open_store(args)
         workers = max(1, min(int(args["workers"]), 32))
         account_key = None
         check_without_key = ""
@@ -133,7 +133,7 @@ class ActionModule(CertopsAction):
             "challenges": batch.host_challenges,
             "acme_requests": batch.request_counts(),
             "account_url": batch.account_url,
-            "store_path": store.root,
+            "store": store.describe(),
         }
         warnings = list(batch.warnings)
         if check_without_key and any(r.action in ("issue", "renew") for r in ordered):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.orders import pending_alpn
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 MODULE = "certops.acme.challenge"
@@ -31,10 +32,10 @@ class ActionModule(CertopsAction):
         module_args["challenges"] = args["challenges"]
         alpn_items = [c for c in args["challenges"] if c.get("type") == "tls-alpn-01"]
         if alpn_items and args["state"] == "present":
-            store = options.build_store(args, self.check_mode)
+            store = self.open_store(args)
             material: dict[str, list[str]] = {}
             for name in {check_certificate_name(c.get("certificate"), "challenges[].certificate") for c in alpn_items}:
-                material.update(store.pending_alpn(name))
+                material.update(pending_alpn(store.get_pending(name)))
             module_args["alpn_material"] = material
         if not args["challenges"]:
             return {"changed": False, "files": [], "responder": {"running": False}}

@@ -15,7 +15,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_pem_bundle, system_trust
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 display = Display()
@@ -54,7 +54,7 @@ class ActionModule(CertopsAction):
     )
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        store = options.build_store(args, self.check_mode)
+        store = self.open_store(args)
         module_args = {k: args[k] for k in PASSED_THROUGH if args.get(k) is not None}
         if args["state"] == "inspect":
             return self._inspect(args, store, module_args, task_vars)
@@ -72,7 +72,7 @@ class ActionModule(CertopsAction):
             key_material[name] = {k: files.pop(k) for k in SECRET_FILES}
             bundles.append({"name": name, "serial": stored.facts.serial, "files": files})
         if missing and not self.check_mode:
-            raise InputError("certificates", f"not in the controller store ({store.root}): "
+            raise InputError("certificates", f"not in the controller store ({store.describe()}): "
                                              f"{', '.join(missing)}",
                              "order them first with certops.acme.certificate, or check store_path")
         module_args.update(state="present", bundles=bundles, key_material=json.dumps(key_material),

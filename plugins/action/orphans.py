@@ -9,7 +9,7 @@ from typing import Any
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphans
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 
@@ -29,7 +29,7 @@ class ActionModule(CertopsAction):
         if args["prune"] and task_vars.get("ansible_limit"):
             raise InputError("prune", "refused on a run limited with --limit: the hosts left out would look "
                                       "as if they wanted nothing", "prune on a run over the whole inventory")
-        store = options.build_store(args, self.check_mode)
+        store = self.open_store(args)
         result = orphans(store, args["wanted"], prune=args["prune"],
                          prune_after=datetime.timedelta(days=args["prune_after_days"]), write=not self.check_mode)
         out: dict[str, Any] = {"changed": bool(result["pruned"]), **result}

@@ -10,7 +10,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.account import 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import REASONS, revoke, revoked_now
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
 from ansible_collections.certops.acme.plugins.module_utils._acme.transport import Deadline
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
@@ -25,13 +25,13 @@ class ActionModule(CertopsAction):
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        store = options.build_store(args, self.check_mode)
+        store = self.open_store(args)
         wanted = []
         for index, name in enumerate(args["certificates"]):
             check_certificate_name(name, f"certificates[{index}]")
             stored = store.load(name)
             if stored is None:
-                raise InputError(f"certificates[{index}]", f"{name!r} is not in the store at {store.root}",
+                raise InputError(f"certificates[{index}]", f"{name!r} is not in the store ({store.describe()})",
                                  "give the name a certops.acme.certificate task stored it under")
             wanted.append(stored)
         due = [s for s in wanted if not s.meta.get("revoked_at")]

@@ -63,11 +63,73 @@ options:
 
     STORE = r"""
 options:
+  store:
+    description:
+      - Where issued certificates, keys, pending orders, the account record and the locks live.
+      - V(file) is a directory on the controller (O(store_path)). V(vault) is a KV v2 engine on
+        OpenBao or HashiCorp Vault shared by several controllers (AWX execution nodes, HA
+        controllers); locks there are leases, so two controllers never order the same certificate.
+      - Defaults to E(CERTOPS_ACME_STORE_BACKEND), else V(file).
+    type: str
+    choices: [file, vault]
   store_path:
     description:
-      - Directory on the controller holding issued certificates and keys (0700, files 0600).
+      - With O(store=file), the directory on the controller holding issued certificates and keys
+        (0700, files 0600).
       - Defaults to E(CERTOPS_ACME_STORE), else C($XDG_DATA_HOME/certops-acme), else
-        C(~/.local/share/certops-acme). In AWX each job starts with an empty store; the
-        C(certops.acme.install) C(state=inspect) step refills it from the hosts.
+        C(~/.local/share/certops-acme). In AWX each job starts with an empty file store; the
+        C(certops.acme.install) C(state=inspect) step refills it from the hosts, or use O(store=vault).
     type: path
+  vault_url:
+    description:
+      - With O(store=vault), the address of every node of the cluster, for example
+        V(https://vault1.example.com:8200). A node that is down, sealed or between leaders is
+        skipped for the next one. Defaults to E(VAULT_ADDR) (comma-separated for several).
+    type: list
+    elements: str
+  vault_token:
+    description:
+      - Token for O(store=vault); defaults to E(VAULT_TOKEN). Never logged.
+      - Give this or O(vault_role_id) and O(vault_secret_id).
+    type: str
+  vault_role_id:
+    description: AppRole role ID (instead of a token); defaults to E(CERTOPS_VAULT_ROLE_ID).
+    type: str
+  vault_secret_id:
+    description: AppRole secret ID; defaults to E(CERTOPS_VAULT_SECRET_ID). Never logged.
+    type: str
+  vault_namespace:
+    description: Vault Enterprise / OpenBao namespace; defaults to E(VAULT_NAMESPACE).
+    type: str
+  vault_mount:
+    description: Mount point of the KV v2 engine; defaults to E(CERTOPS_VAULT_MOUNT), else V(secret).
+    type: str
+  vault_prefix:
+    description:
+      - Path under O(vault_mount) that holds the collection's data; defaults to
+        E(CERTOPS_VAULT_PREFIX), else V(certops-acme). The shipped policy
+        C(docs/vault/certops-acme-policy.hcl) grants exactly this path.
+    type: str
+  vault_ca_cert:
+    description: PEM bundle that signs the Vault servers' certificates; defaults to E(VAULT_CACERT).
+    type: path
+  vault_validate_certs:
+    description: Verify the Vault servers' certificates. Only turn this off for throw-away test servers.
+    type: bool
+    default: true
+  vault_timeout:
+    description:
+      - Seconds one store operation may take, retries across nodes included (a leader election
+        takes a few seconds). Past it, the task fails naming the store, and nothing is ordered.
+    type: int
+    default: 30
+  vault_lock_lease:
+    description:
+      - Seconds a certificate lock lasts without renewal. Held locks are renewed while the task
+        runs; a controller that dies blocks its certificates for at most this long.
+    type: int
+    default: 60
+notes:
+  - Set the store options once for every plugin with C(module_defaults) and the
+    C(group/certops.acme.store) action group.
 """

@@ -13,7 +13,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
 
 SPEC_KEYS = ("key_type", "challenge", "renew_remaining_days", "renew_remaining_fraction",
              "reuse_key", "profile")

@@ -14,7 +14,9 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
 import tempfile
+import time
 
 __metaclass__ = type
 
@@ -130,3 +132,46 @@ def file_meta_differs(path, mode, uid=None, gid=None):
     if gid is not None and stat.st_gid != gid:
         return True
     return False
+
+
+#: The files of an installed bundle, with HAProxy's combined PEM; keys in KEY_FILES.
+BUNDLE_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "haproxy.pem")
+KEY_FILES = ("privkey.pem", "haproxy.pem")
+
+
+def bundle_files(cert_pem, chain_pem, key_pem):
+    """The BUNDLE_FILES contents (bytes) for one certificate."""
+    fullchain = cert_pem + chain_pem
+    return {"cert.pem": cert_pem, "chain.pem": chain_pem, "fullchain.pem": fullchain,
+            "privkey.pem": key_pem, "haproxy.pem": fullchain + key_pem}
+
+
+def swap_in_version(versions_dir, link, version, files, dir_mode, uid=None, gid=None, keep=2):
+    """Write ``files`` ({name: (bytes, mode)}) into ``versions_dir/version``, then point the
+    symlink ``link`` at it with one rename, and keep only the newest ``keep`` versions.
+
+    A reader (or a run killed half way) sees the old complete version or the new one, never a
+    key of one certificate beside the certificate of another. A write that fails half way
+    (a full disk) removes its partial version directory and raises the OSError. A plain
+    directory where the link belongs (from before versions, or made by hand) is moved aside
+    into the versions once the new version is complete.
+    """
+    ensure_directory(versions_dir, dir_mode, uid, gid)
+    version_dir = os.path.join(versions_dir, version)
+    os.mkdir(version_dir, 0o700)
+    try:
+        for filename, (data, mode) in files.items():
+            atomic_write(os.path.join(version_dir, filename), data, mode, uid, gid)
+        ensure_directory(version_dir, dir_mode, uid, gid)
+    except BaseException:
+        shutil.rmtree(version_dir, ignore_errors=True)
+        raise
+    if os.path.isdir(link) and not os.path.islink(link):
+        os.rename(link, os.path.join(versions_dir, "00000000T000000-migrated"))
+    tmp_link = os.path.join(os.path.dirname(link), ".%s.%d.%d.tmp" % (os.path.basename(link), os.getpid(),
+                                                                       int(time.time() * 1000000)))
+    os.symlink(os.path.relpath(version_dir, os.path.dirname(link)), tmp_link)
+    os.rename(tmp_link, link)
+    for old in sorted(e for e in os.listdir(versions_dir) if not e.startswith("."))[:-keep]:
+        if old != version:
+            shutil.rmtree(os.path.join(versions_dir, old), ignore_errors=True)

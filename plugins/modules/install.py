@@ -233,8 +233,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.certops.acme.plugins.module_utils import _host_files
 
-KEY_FILES = ("privkey.pem", "haproxy.pem")
-BUNDLE_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "haproxy.pem")
+KEY_FILES = _host_files.KEY_FILES
+BUNDLE_FILES = _host_files.BUNDLE_FILES
 INSPECT_FILES = ("cert.pem", "chain.pem", "privkey.pem")
 
 
@@ -253,35 +253,13 @@ def _version_stamp():
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%06d" % (time.time() % 1 * 1000000)
 
 
-def _swap_in(module, dest, name, wanted, uid, gid, dir_mode):
-    """Write the whole bundle into a new version directory, then point NAME at it with one
-    rename: a reader (or a run killed half way) sees the old bundle or the new one, never a
-    key from one certificate beside the certificate of another."""
+def _swap_in(dest, name, wanted, uid, gid, dir_mode):
+    """Write the whole bundle into a new version directory under O(dest)/.versions/NAME, then
+    point NAME at it with one rename (_host_files.swap_in_version)."""
     link = os.path.join(dest, name)
     versions = os.path.join(dest, ".versions", name)
     _host_files.ensure_directory(os.path.join(dest, ".versions"), dir_mode, uid, gid)
-    _host_files.ensure_directory(versions, dir_mode, uid, gid)
-    version_dir = os.path.join(versions, _version_stamp())
-    os.mkdir(version_dir, 0o700)
-    try:
-        for filename, (data, mode) in wanted.items():
-            _host_files.atomic_write(os.path.join(version_dir, filename), data, mode, uid, gid)
-        _host_files.ensure_directory(version_dir, dir_mode, uid, gid)
-    except BaseException:
-        # A disk that filled up half way leaves no half-written version behind.
-        shutil.rmtree(version_dir, ignore_errors=True)
-        raise
-    if os.path.isdir(link) and not os.path.islink(link):
-        # A plain directory from before (or made by hand): move it aside once; from now on
-        # NAME is a symlink and every later swap is a single atomic rename.
-        os.rename(link, os.path.join(versions, "00000000T000000-migrated"))
-    tmp_link = os.path.join(dest, ".%s.%d.tmp" % (name, os.getpid()))
-    os.symlink(os.path.join(".versions", name, os.path.basename(version_dir)), tmp_link)
-    os.rename(tmp_link, link)
-    current = os.path.basename(version_dir)
-    for old in sorted(os.listdir(versions))[:-2]:  # keep the current and the previous bundle
-        if old != current:
-            shutil.rmtree(os.path.join(versions, old), ignore_errors=True)
+    _host_files.swap_in_version(versions, link, _version_stamp(), wanted, dir_mode, uid, gid, keep=2)
 
 
 def install(module, params):
@@ -327,7 +305,7 @@ def install(module, params):
                 if not os.path.isdir(dest):
                     os.makedirs(dest, 0o755)
                 if content_changed:
-                    _swap_in(module, dest, name, wanted, uid, gid, dir_mode)
+                    _swap_in(dest, name, wanted, uid, gid, dir_mode)
                 else:
                     for filename in meta_changed:
                         data, mode = wanted[filename]

@@ -11,6 +11,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.certops.acme.plugins.module_utils._acme.dependencies import require_controller_libraries
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore
 
 #: Argument-spec keys that Ansible's validator understands besides the spec itself.
 _VALIDATOR_KEYS = ("mutually_exclusive", "required_one_of", "required_if", "required_together")
@@ -28,6 +29,7 @@ class CertopsAction(ActionBase):
     def run(self, tmp: Optional[str] = None, task_vars: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
+        self._stores: list[CertificateStore] = []
         try:
             require_controller_libraries()
             _ignored, args = self.validate_argument_spec(
@@ -38,7 +40,17 @@ class CertopsAction(ActionBase):
             result.update(failed=True, msg=str(error))
         except AnsibleActionFail as error:
             result.update(failed=True, msg=str(error))
+        finally:
+            for store in self._stores:
+                store.close()
         return result
+
+    def open_store(self, args: dict[str, Any], write: bool = False) -> CertificateStore:
+        """The store the task names (read only in check mode unless ``write``), closed when the
+        action ends (a shared store's connections and lock renewals)."""
+        store = options.build_store(args, self.check_mode and not write)
+        self._stores.append(store)
+        return store
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError

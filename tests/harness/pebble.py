@@ -132,8 +132,8 @@ class PebbleInfo:
         return pid_alive(self.pebble_pid) and pid_alive(self.challtestsrv_pid)
 
 
-def _generate_listener_cert(state: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1/localhost."""
+def generate_listener_cert(state: Path, addresses: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for localhost and ``addresses``."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certops test harness CA")])
@@ -162,7 +162,7 @@ def _generate_listener_cert(state: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.DNSName("localhost"), *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses)]),
             critical=False)
         # Python 3.13 verifies strictly (VERIFY_X509_STRICT): a leaf needs AKI and EKU.
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -190,7 +190,7 @@ def start(state_dir: str | os.PathLike[str], base_port: int = 14000,
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     ports = PebblePorts.from_base(base_port)
-    ca, cert, key = _generate_listener_cert(state)
+    ca, cert, key = generate_listener_cert(state)
     config = {
         "listenAddress": f"127.0.0.1:{ports.acme}",
         "managementListenAddress": f"127.0.0.1:{ports.management}",

@@ -11,7 +11,7 @@ import pytest
 from tests.harness import pebble
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import public_key_matches, load_private_key
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def playbook(controller, info, certificates, **options):
 
 def assert_store_is_consistent(store_path):
     """Every stored certificate is complete and belongs with its key."""
-    store = CertificateStore(str(store_path))
+    store = FileStore(str(store_path))
     for name in store.names():
         stored = store.load(name)
         assert public_key_matches(load_private_key(stored.key_pem), _leaf(stored.cert_pem)), name

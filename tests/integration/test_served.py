@@ -17,7 +17,7 @@ from tests.harness.processes import wait_for
 # The edge layout fixture, used by name.
 from tests.integration.test_edge_role import layout  # noqa: F401  pylint: disable=unused-import
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def installed_serial(edge, index: int, name: str) -> str:
 
 
 def store_serial(edge, name: str) -> str:
-    return CertificateStore(str(edge.controller.work / "store")).load(name).facts.serial
+    return FileStore(str(edge.controller.work / "store")).load(name).facts.serial
 
 
 def test_a_renewal_that_missed_haproxy_is_served_by_the_next_run(layout, pebble_server):  # noqa: F811

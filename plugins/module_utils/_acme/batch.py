@@ -14,7 +14,6 @@ arguments and results). Rules a caller may rely on:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +26,10 @@ from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_
 from .errors import CertopsError, InputError
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
 from .orders import (ChallengeResponder, OpenOrder, OrderRequest, PendingChallenge, StatelessHttp01,
-                     complete_order, open_order, tls_alpn_challenge_certificate)
+                     complete_order, open_order, order_from_record, pending_record, tls_alpn_challenge_certificate)
 from .ari import cached_window, meta_at_issuance, renewal_window
 from .renewal import AriWindow, Decision, RenewalPolicy, renewal_decision
-from .store import CertificateStore, StoreLock, StoredCertificate, check_certificate_name
+from .storage import CertificateStore, StoreLock, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
 CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
@@ -409,12 +408,12 @@ class CertificateBatch:
                                          domains, stored=stored)
             transport = self._connected(deadline)
             if spec.on_hosts and stage == "complete":
-                order = self.store.load_pending(spec.name, spec.identifiers)
+                order = self._pending_order(spec)
                 if order is None:
                     raise CertopsError(f"certificate {spec.name!r}: no prepared order to complete; run the "
                                        "task with stage: prepare first")
             else:
-                order = self.store.load_pending(spec.name, spec.identifiers) if spec.on_hosts else None
+                order = self._pending_order(spec) if spec.on_hosts else None
                 if order is None:
                     replaces = None
                     if stored is not None and decision.action == "renew" and transport.directory(deadline).get(
@@ -431,7 +430,7 @@ class CertificateBatch:
                         # through task results).
                         alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
                                 for c in order.pending if c.type == "tls-alpn-01"}
-                        self.store.save_pending(spec.name, order, alpn)
+                        self.store.put_pending(spec.name, pending_record(order, alpn))
             return order, decision
         except CertopsError as error:
             return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
@@ -441,10 +440,6 @@ class CertificateBatch:
         domains = identifier_values(spec.identifiers)
         try:
             transport = self._connected(deadline)
-            if order.request.preferred_chain != spec.preferred_chain:
-                # A pending record (stage prepare) does not carry the preference: the spec's holds.
-                order = dataclasses.replace(order, request=dataclasses.replace(
-                    order.request, preferred_chain=spec.preferred_chain))
             issued = complete_order(transport, order, deadline)
             new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
                 "order_url": issued.order_url, "account_url": self.account_url,
@@ -459,6 +454,15 @@ class CertificateBatch:
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)  # a failed order is not retried; the next run opens a new one
             return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
+
+    def _pending_order(self, spec: CertificateSpec) -> Optional[OpenOrder]:
+        """The order prepared for ``spec`` by stage prepare, if it is recent and for the same names
+        (a stale or foreign record is dropped)."""
+        record = self.store.get_pending(spec.name)
+        order = order_from_record(record, spec.identifiers, utcnow())
+        if order is None and record is not None:
+            self.store.drop_pending(spec.name)
+        return order
 
     @staticmethod
     def _for_hosts(spec: CertificateSpec, order: OpenOrder) -> list[dict[str, Any]]:

@@ -8,11 +8,13 @@ The argument specs here are the single source of truth for the options that
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Optional, Union
 
 from .account import AccountKey, load_account_key
 from .errors import InputError
-from .store import CertificateStore, default_store_path
+from .storage import CertificateStore
+from .store import FileStore, default_store_path
 from .transport import AcmeTransport
 
 #: Environment variables that stand in for options a task leaves unset. This is how AWX
@@ -50,8 +52,38 @@ ACCOUNT_KEY_SPEC: dict[str, dict[str, Any]] = {
 }
 
 STORE_SPEC: dict[str, dict[str, Any]] = {
+    # file (the default, or $CERTOPS_ACME_STORE_BACKEND) or vault: build_store checks it.
+    "store": {"type": "str"},
     "store_path": {"type": "path"},
+    "vault_url": {"type": "list", "elements": "str"},
+    "vault_token": {"type": "str", "no_log": True},
+    "vault_role_id": {"type": "str"},
+    "vault_secret_id": {"type": "str", "no_log": True},
+    "vault_namespace": {"type": "str"},
+    "vault_mount": {"type": "str"},
+    "vault_prefix": {"type": "str"},
+    "vault_ca_cert": {"type": "path"},
+    "vault_validate_certs": {"type": "bool", "default": True},
+    "vault_timeout": {"type": "int", "default": 30},
+    "vault_lock_lease": {"type": "int", "default": 60},
 }
+
+#: Environment variables for store options a task leaves unset: the usual Vault client ones
+#: (so an AWX HashiCorp Vault credential, or a shell with `bao login`, just works) and ours.
+STORE_ENVIRONMENT = {
+    "store": "CERTOPS_ACME_STORE_BACKEND",
+    "vault_url": "VAULT_ADDR",
+    "vault_token": "VAULT_TOKEN",
+    "vault_namespace": "VAULT_NAMESPACE",
+    "vault_ca_cert": "VAULT_CACERT",
+    "vault_role_id": "CERTOPS_VAULT_ROLE_ID",
+    "vault_secret_id": "CERTOPS_VAULT_SECRET_ID",
+    "vault_mount": "CERTOPS_VAULT_MOUNT",
+    "vault_prefix": "CERTOPS_VAULT_PREFIX",
+}
+STORE_BACKENDS = ("file", "vault")
+_VAULT_URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
+_VAULT_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 def merged_spec(*parts: dict[str, dict[str, Any]], **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -134,7 +166,56 @@ def build_account_key(args: dict[str, Any], create: bool = False) -> tuple[Accou
                             args.get("account_key_passphrase"), create=create)
 
 
+def store_settings(args: dict[str, Any], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """The store options with the environment's values for those the task left unset, checked."""
+    environ = dict(os.environ) if environ is None else environ
+    settings = dict(args)
+    for option, variable in STORE_ENVIRONMENT.items():
+        if not settings.get(option) and environ.get(variable):
+            value: Any = environ[variable]
+            settings[option] = [u.strip() for u in value.split(",") if u.strip()] if option == "vault_url" else value
+    backend = settings.get("store") or "file"
+    if backend not in STORE_BACKENDS:
+        raise InputError("store", f"{backend!r} is not a store backend",
+                         f"use one of {', '.join(STORE_BACKENDS)} (or set ${STORE_ENVIRONMENT['store']})")
+    settings["store"] = backend
+    if backend == "vault":
+        urls = settings.get("vault_url") or []
+        if not urls:
+            raise InputError("vault_url", "is required with store: vault",
+                             f"give the address of every node, e.g. [https://vault1:8200, https://vault2:8200], "
+                             f"or set ${STORE_ENVIRONMENT['vault_url']}")
+        for index, url in enumerate(urls):
+            if not isinstance(url, str) or not _VAULT_URL.fullmatch(url):
+                raise InputError(f"vault_url[{index}]", f"{url!r} is not a Vault address",
+                                 "write it as https://HOST:PORT")
+        for option, default in (("vault_mount", "secret"), ("vault_prefix", "certops-acme")):
+            value = settings.get(option) or default
+            if not _VAULT_PATH.fullmatch(value):
+                raise InputError(option, f"{value!r} is not a usable KV path",
+                                 "use letters, digits, '.', '_' and '-', parts separated by '/'")
+            settings[option] = value
+        if int(settings.get("vault_lock_lease") or 60) < 2:
+            raise InputError("vault_lock_lease", "must be at least 2 seconds", "60 suits most runs")
+    return settings
+
+
 def build_store(args: dict[str, Any], check_mode: bool = False) -> CertificateStore:
     """The store the task names; in check mode it is only read (nothing is created)."""
-    path: Optional[str] = args.get("store_path") or default_store_path()
-    return CertificateStore(path or "", create=not check_mode)
+    settings = store_settings(args)
+    if settings["store"] == "vault":
+        from .vault_store import VaultStore  # hvac is needed only for this backend
+        verify: Union[bool, str] = bool(settings.get("vault_validate_certs", True))
+        if verify and settings.get("vault_ca_cert"):
+            if not os.path.exists(settings["vault_ca_cert"]):
+                raise InputError("vault_ca_cert", f"{settings['vault_ca_cert']} does not exist",
+                                 "give the PEM bundle that signs the Vault servers' certificates")
+            verify = settings["vault_ca_cert"]
+        return VaultStore(settings["vault_url"], token=settings.get("vault_token"),
+                          role_id=settings.get("vault_role_id"), secret_id=settings.get("vault_secret_id"),
+                          namespace=settings.get("vault_namespace"), mount=settings["vault_mount"],
+                          prefix=settings["vault_prefix"], verify=verify,
+                          timeout=float(settings.get("vault_timeout") or 30),
+                          lock_lease=float(settings.get("vault_lock_lease") or 60), read_only=check_mode)
+    path: Optional[str] = settings.get("store_path") or default_store_path()
+    return FileStore(path or "", create=not check_mode)

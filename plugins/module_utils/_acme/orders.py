@@ -405,3 +405,44 @@ def _verified_chain(pem: bytes, key: Any, request: OrderRequest,
     if problem:
         raise OrderError(f"{label}: the CA's chain does not verify: {problem}")
     return leaf, chain
+
+
+#: How long an order prepared for host-side challenges may wait for its second stage.
+PENDING_MAX_AGE = datetime.timedelta(hours=1)
+
+
+def pending_record(order: OpenOrder, alpn: Optional[dict[str, list[str]]] = None) -> dict[str, Any]:
+    """An opened order (and the key it will be finalized with) as the store keeps it until the
+    hosts have deployed its challenges; ``alpn`` holds tls-alpn-01 material per identifier."""
+    request = order.request
+    return {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "name": request.name, "identifiers": [i.to_acme() for i in request.identifiers],
+            "challenge": request.challenge, "profile": request.profile,
+            "preferred_chain": request.preferred_chain,
+            "key_pem": request.key_pem.decode("ascii"), "order_url": order.order_url,
+            "order": order.order, "pending": [c.to_dict() for c in order.pending],
+            "alpn": alpn or {}}
+
+
+def order_from_record(record: Optional[dict[str, Any]], identifiers: Sequence[Identifier],
+                      now: datetime.datetime) -> Optional[OpenOrder]:
+    """The order a pending record holds if it is recent and for the same names, else None."""
+    if not record:
+        return None
+    try:
+        created = datetime.datetime.fromisoformat(record["created"])
+        idents = [Identifier(i["type"], i["value"]) for i in record["identifiers"]]
+        if idents != list(identifiers) or now - created > PENDING_MAX_AGE:
+            return None
+        request = OrderRequest(record["name"], idents, record["key_pem"].encode("ascii"), record["challenge"],
+                               record.get("profile"), preferred_chain=record.get("preferred_chain"))
+        return OpenOrder(request=request, order_url=record["order_url"], order=record["order"],
+                         pending=[PendingChallenge.from_dict(c) for c in record["pending"]])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def pending_alpn(record: Optional[dict[str, Any]]) -> dict[str, list[str]]:
+    """tls-alpn-01 material of a pending record: {identifier: [cert PEM, key PEM]}."""
+    alpn = (record or {}).get("alpn") or {}
+    return alpn if isinstance(alpn, dict) else {}

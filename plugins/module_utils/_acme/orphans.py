@@ -14,7 +14,7 @@ import datetime
 from typing import Any, Iterable, Optional
 
 from .crypto import utcnow
-from .store import CertificateStore
+from .storage import CertificateStore
 
 
 def orphans(store: CertificateStore, wanted: Iterable[str], *, prune: bool, prune_after: datetime.timedelta,

@@ -18,7 +18,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 from .account import AccountKey
 from .crypto import split_pem_chain, utcnow
 from .errors import AcmeProblem
-from .store import StoredCertificate
+from .storage import StoredCertificate
 from .transport import AcmeTransport, Deadline
 
 #: RFC 5280 §5.3.1 CRLReason codes a subscriber may ask for (Let's Encrypt accepts these).

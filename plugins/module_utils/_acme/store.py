@@ -1,57 +1,56 @@
-"""The controller store: issued certificates and their keys, one directory per certificate.
+"""The file store: issued certificates and their keys in a directory on the controller.
 
-Layout (everything 0700/0600, whatever the umask)::
+The default backend of the store seam (``storage.CertificateStore``). Layout (everything
+0700/0600, whatever the umask)::
 
     STORE/certificates/NAME/current -> versions/20261122T101500Z-1a2b3c
     STORE/certificates/NAME/versions/<version>/{privkey,cert,chain,fullchain}.pem meta.json
     STORE/locks/NAME.lock
     STORE/trust/<sha256>.pem            tops of the chains the CA issued through (adoption anchors)
     STORE/accounts/<id>.json            account URL and contact known for a key at a CA
+    STORE/pending/NAME.json             an order waiting for its host-side challenges
 
 A new version is written completely into its own directory, then the ``current`` symlink is
-swapped with one atomic rename, so a reader or a killed run never sees a key from one
-certificate beside the certificate of another. The previous version is kept (rollback, and
-so an installer that read ``current`` a moment ago still finds its files); older ones go.
+swapped with one atomic rename (``_host_files.swap_in_version``, the same code that installs
+bundles on hosts), so a reader or a killed run never sees a key from one certificate beside
+the certificate of another. The previous version is kept; older ones go.
 
-Locking: ``lock(name)`` takes an exclusive ``flock`` on ``locks/NAME.lock``. flock locks belong
-to an open file description, so they exclude other processes (a second ansible-playbook run,
-other forks) and other threads of this process alike. Callers re-read the store after taking
-the lock: the run that waited finds the certificate the other run just issued.
+Locking: ``acquire(name)`` takes an exclusive ``flock`` on ``locks/NAME.lock``. flock locks
+belong to an open file description, so they exclude other processes (a second
+ansible-playbook run, other forks) and other threads of this process alike, and the kernel
+drops them when a holder dies: no lease is needed on one machine. Metadata updates run under
+a short flock of their own (``locks/NAME.meta.lock``), which makes them compare-and-set.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
-import hashlib
 import json
 import os
-import re
 import shutil
 import time
-from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-try:
-    from cryptography import x509
-except ImportError:  # dependencies.require_controller_libraries() names what is missing
-    pass
-
 from .. import _host_files
-from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
+from .crypto import split_pem_chain
 from .errors import InputError, StoreError
+from .storage import (KEEP_VERSIONS, TRUST, CertificateStore, StoreLock, StoredCertificate, VersionData,
+                      check_certificate_name)
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-KEEP_VERSIONS = 2
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
+_PEM_FILES = ("privkey.pem", "cert.pem", "chain.pem")
+
+__all__ = ["FileStore", "FileLock", "StoredCertificate", "check_certificate_name", "default_store_path",
+           "ENV_STORE_PATH", "KEEP_VERSIONS"]
 
 
 def default_store_path() -> str:
     """``$CERTOPS_ACME_STORE``, else ``$XDG_DATA_HOME/certops-acme`` (``~/.local/share``).
 
     Under AWX the home directory lives in the job's container, so the store is empty at each
-    job start; the install module's ``inspect`` state refills it from the hosts (adoption).
+    job start; the install module's ``inspect`` state refills it from the hosts (adoption), or
+    use the shared store (``store: vault``).
     """
     if os.environ.get(ENV_STORE_PATH):
         return os.environ[ENV_STORE_PATH]
@@ -59,53 +58,7 @@ def default_store_path() -> str:
     return os.path.join(base, "certops-acme")
 
 
-def check_certificate_name(name: object, field: str = "name") -> str:
-    """Certificate names become directory and file names, here and on hosts."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
-        raise InputError(field, f"{name!r} cannot be used as a certificate name",
-                         "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
-                         "digit, e.g. 'www.example.com' or 'wildcard.example.com'")
-    return name
-
-
-@dataclass(frozen=True)
-class StoredCertificate:
-    name: str
-    key_pem: bytes
-    cert_pem: str
-    chain_pem: str
-    meta: dict[str, Any]
-    facts: CertificateFacts
-    version: str
-
-    @property
-    def fullchain_pem(self) -> str:
-        return self.cert_pem + self.chain_pem
-
-    def files(self) -> dict[str, bytes]:
-        """The file set every installer writes, including HAProxy's combined PEM."""
-        return {
-            "cert.pem": self.cert_pem.encode(),
-            "chain.pem": self.chain_pem.encode(),
-            "fullchain.pem": self.fullchain_pem.encode(),
-            "privkey.pem": self.key_pem,
-            "haproxy.pem": self.fullchain_pem.encode() + self.key_pem,
-        }
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "domains": self.facts.names(),
-            "serial": self.facts.serial,
-            "sha256": self.facts.sha256,
-            "not_before": self.facts.not_before.isoformat(),
-            "not_after": self.facts.not_after.isoformat(),
-            "issuer": self.facts.issuer,
-            "key_type": self.facts.key_type,
-        }
-
-
-class CertificateStore:
+class FileStore(CertificateStore):
     def __init__(self, root: str, create: bool = True) -> None:
         """``create=False`` (check mode) reads an existing store and writes nothing, not even
         its directories: a store that does not exist yet is simply empty."""
@@ -121,13 +74,14 @@ class CertificateStore:
         except OSError as error:
             raise StoreError(f"store_path: cannot create the store at {self.root}: {error}") from None
 
-    # --- paths ----------------------------------------------------------------------------
+    def describe(self) -> str:
+        return f"files at {self.root}"
+
+    # --- certificates ---------------------------------------------------------------------
     def _cert_dir(self, name: str) -> str:
         return os.path.join(self.root, "certificates", check_certificate_name(name))
 
-    # --- reading --------------------------------------------------------------------------
-    def load(self, name: str) -> Optional[StoredCertificate]:
-        """The current version of ``name``, or None if there is none (or it is unreadable)."""
+    def _read_version(self, name: str) -> Optional[VersionData]:
         current = os.path.join(self._cert_dir(name), "current")
         try:
             target = os.readlink(current)
@@ -144,22 +98,39 @@ class CertificateStore:
             return None
         except (OSError, ValueError) as error:
             raise StoreError(f"store: certificate {name!r} at {current} is unreadable: {error}") from None
-        certs = split_pem_chain(leaf_pem)
-        return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_pem, chain_pem=chain_pem,
-                                 meta=meta, facts=certificate_facts(certs[0]),
-                                 version=os.path.basename(target))
+        return VersionData(key_pem, leaf_pem, chain_pem, meta, os.path.basename(target))
 
-    def update_meta(self, name: str, version: str, **fields: Any) -> None:
-        """Add ``fields`` to the metadata of one stored version (atomically; keys untouched).
-        Used to record facts learnt later, such as a revocation."""
-        meta_path = os.path.join(self._cert_dir(name), "versions", version, "meta.json")
+    def _write_version(self, name: str, data: VersionData) -> None:
+        cert_dir = self._cert_dir(name)
+        files = {"privkey.pem": data.key_pem, "cert.pem": data.cert_pem.encode(),
+                 "chain.pem": data.chain_pem.encode(), "fullchain.pem": (data.cert_pem + data.chain_pem).encode(),
+                 "meta.json": json.dumps(data.meta, indent=2, sort_keys=True).encode()}
         try:
-            with open(meta_path, encoding="utf-8") as handle:
-                meta = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise StoreError(f"store: metadata of {name!r} ({meta_path}) is unreadable: {error}") from None
-        meta.update(fields)
-        _host_files.atomic_write(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode(), 0o600)
+            _host_files.ensure_directory(cert_dir, 0o700)
+            _host_files.swap_in_version(os.path.join(cert_dir, "versions"), os.path.join(cert_dir, "current"),
+                                        data.version, {f: (content, 0o600) for f, content in files.items()},
+                                        dir_mode=0o700, keep=KEEP_VERSIONS)
+        except OSError as error:
+            raise StoreError(f"store: cannot write certificate {name!r} under {cert_dir}: {error}") from None
+
+    def _update_meta_cas(self, name: str, version: str, fields: dict[str, Any]) -> bool:
+        meta_path = os.path.join(self._cert_dir(name), "versions", version, "meta.json")
+        with self._flock(os.path.join(self.root, "locks", f"{name}.meta.lock"), 30.0, name):
+            try:
+                if os.path.basename(os.readlink(os.path.join(self._cert_dir(name), "current"))) != version:
+                    return False  # replaced meanwhile: what was learnt is about the old certificate
+            except FileNotFoundError:
+                return False
+            try:
+                with open(meta_path, encoding="utf-8") as handle:
+                    meta = json.load(handle)
+            except FileNotFoundError:
+                return False  # pruned: two newer versions were stored meanwhile
+            except (OSError, ValueError) as error:
+                raise StoreError(f"store: metadata of {name!r} ({meta_path}) is unreadable: {error}") from None
+            meta.update(fields)
+            _host_files.atomic_write(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode(), 0o600)
+        return True
 
     def names(self) -> list[str]:
         base = os.path.join(self.root, "certificates")
@@ -169,104 +140,53 @@ class CertificateStore:
             return []  # a store that does not exist yet (check mode)
         return sorted(n for n in entries if os.path.islink(os.path.join(base, n, "current")))
 
-    # --- writing --------------------------------------------------------------------------
-    def save(self, name: str, key_pem: bytes, leaf: x509.Certificate,
-             chain: list[x509.Certificate], meta: dict[str, Any]) -> StoredCertificate:
-        """Store a new version and make it current in one atomic step."""
-        cert_dir = self._cert_dir(name)
-        versions = os.path.join(cert_dir, "versions")
-        facts = certificate_facts(leaf)
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        version = f"{stamp}-{facts.serial[:16]}"
-        version_dir = os.path.join(versions, version)
-        leaf_text = cert_pem(leaf)
-        chain_text = "".join(cert_pem(c) for c in chain)
-        full_meta = dict(meta)
-        full_meta.update({"name": name, "serial": facts.serial, "sha256": facts.sha256,
-                          "not_before": facts.not_before.isoformat(),
-                          "not_after": facts.not_after.isoformat(), "issuer": facts.issuer,
-                          "domains": facts.names(), "key_type": facts.key_type,
-                          "stored_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+    def _remove(self, name: str) -> None:
+        shutil.rmtree(self._cert_dir(name), ignore_errors=False)
+
+    # --- records: accounts/ID.json, pending/NAME.json, trust/SHA256.pem -------------------
+    def _record_path(self, kind: str, key: str) -> str:
+        return os.path.join(self.root, kind, f"{key}.pem" if kind == TRUST else f"{key}.json")
+
+    def _get_record(self, kind: str, key: str) -> Optional[dict[str, Any]]:
         try:
-            _host_files.ensure_directory(cert_dir, 0o700)
-            _host_files.ensure_directory(versions, 0o700)
-            os.mkdir(version_dir, 0o700)
-            files = {"privkey.pem": key_pem, "cert.pem": leaf_text.encode(),
-                     "chain.pem": chain_text.encode(),
-                     "fullchain.pem": (leaf_text + chain_text).encode(),
-                     "meta.json": json.dumps(full_meta, indent=2, sort_keys=True).encode()}
-            for filename, data in files.items():
-                _host_files.atomic_write(os.path.join(version_dir, filename), data, 0o600)
-            link_tmp = os.path.join(cert_dir, f".current-{os.getpid()}-{time.monotonic_ns()}")
-            os.symlink(os.path.join("versions", version), link_tmp)
-            os.rename(link_tmp, os.path.join(cert_dir, "current"))
-        except OSError as error:
-            raise StoreError(f"store: cannot write certificate {name!r} under {cert_dir}: {error}") from None
-        self._prune(versions, keep=version)
-        if meta.get("order_url") and chain:
-            self.remember_anchor(chain[-1])
-        return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_text, chain_pem=chain_text,
-                                 meta=full_meta, facts=facts, version=version)
-
-    def remove(self, name: str) -> None:
-        """Remove a certificate, every version and its key, from the store (under its lock)."""
-        with self.lock(name):
-            shutil.rmtree(self._cert_dir(name), ignore_errors=False)
-            self.drop_pending(name)
-
-    # --- accounts -------------------------------------------------------------------------
-    def _account_path(self, directory_url: str, thumbprint: str) -> str:
-        digest = hashlib.sha256(f"{directory_url}\n{thumbprint}".encode()).hexdigest()[:32]
-        return os.path.join(self.root, "accounts", f"{digest}.json")
-
-    def known_account(self, directory_url: str, thumbprint: str) -> Optional[dict[str, Any]]:
-        """What an earlier run learnt about the account of this key at this CA (its URL and
-        contact), so a run with nothing to order need not ask the CA; None if nothing is known."""
-        try:
-            with open(self._account_path(directory_url, thumbprint), encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError):
+            with open(self._record_path(kind, key), encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError):
             return None
-        return record if isinstance(record, dict) and isinstance(record.get("url"), str) else None
+        if kind == TRUST:
+            return {"pem": text}
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
 
-    def remember_account(self, directory_url: str, thumbprint: str, url: Optional[str],
-                         contact: list[str]) -> None:
-        """Record (or, with ``url=None``, forget) the account of a key at a CA."""
-        path = self._account_path(directory_url, thumbprint)
-        if url is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            return
-        record = {"directory": directory_url, "thumbprint": thumbprint, "url": url, "contact": sorted(contact),
-                  "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    def _put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        path = self._record_path(kind, key)
+        data = str(record["pem"]).encode() if kind == TRUST else json.dumps(record, indent=2, sort_keys=True).encode()
         try:
             _host_files.ensure_directory(os.path.dirname(path), 0o700)
-            _host_files.atomic_write(path, json.dumps(record, indent=2, sort_keys=True).encode(), 0o600)
+            _host_files.atomic_write(path, data, 0o600)
         except OSError as error:
-            raise StoreError(f"store: cannot record the account under {self.root}: {error}") from None
+            raise StoreError(f"store: cannot write {kind} record under {self.root}: {error}") from None
 
-    # --- trust anchors --------------------------------------------------------------------
-    def _trust_dir(self) -> str:
-        return os.path.join(self.root, "trust")
+    def _drop_record(self, kind: str, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._record_path(kind, key))
 
-    def remember_anchor(self, cert: x509.Certificate) -> None:
-        """Keep the top of a chain the CA issued through: host-held certificates are adopted
-        only when they verify up to one of these (or to a configured or system root)."""
-        facts = certificate_facts(cert)
-        path = os.path.join(self._trust_dir(), f"{facts.sha256}.pem")
-        if os.path.exists(path):
-            return
+    def _record_keys(self, kind: str) -> list[str]:
         try:
-            _host_files.ensure_directory(self._trust_dir(), 0o700)
-            _host_files.atomic_write(path, cert_pem(cert).encode(), 0o600)
-        except OSError as error:
-            raise StoreError(f"store: cannot record a trust anchor under {self._trust_dir()}: {error}") from None
+            entries = os.listdir(os.path.join(self.root, kind))
+        except FileNotFoundError:
+            return []
+        suffix = ".pem" if kind == TRUST else ".json"
+        return [e[:-len(suffix)] for e in entries if e.endswith(suffix) and not e.startswith(".")]
 
-    def anchors(self) -> list[x509.Certificate]:
-        """The chain tops this store has seen its CA issue through. A store from before this
-        was recorded is scanned once: its ordered certificates' chains count too."""
-        found: list[x509.Certificate] = []
-        if not os.path.isdir(self._trust_dir()):
+    def anchors(self) -> list[Any]:
+        """The chain tops this store has seen its CA issue through. A store from before these
+        were recorded is scanned once: its ordered certificates' chains count too."""
+        found: list[Any] = []
+        if not os.path.isdir(os.path.join(self.root, TRUST)):
             for name in self.names():
                 stored = self.load(name)
                 if stored is not None and stored.meta.get("order_url") and stored.chain_pem.strip():
@@ -279,89 +199,31 @@ class CertificateStore:
                 # Scanned once: a store whose certificates were all adopted has no anchors yet
                 # and must not be scanned again on every run.
                 with contextlib.suppress(OSError):
-                    _host_files.ensure_directory(self._trust_dir(), 0o700)
-        try:
-            entries = sorted(os.listdir(self._trust_dir()))
-        except FileNotFoundError:
-            return found
-        for entry in entries:
-            with contextlib.suppress(OSError, InputError):
-                with open(os.path.join(self._trust_dir(), entry), "rb") as handle:
-                    found.extend(split_pem_chain(handle.read()))
-        return found
-
-    def _prune(self, versions: str, keep: str) -> None:
-        entries = sorted(e for e in os.listdir(versions) if not e.startswith("."))
-        for old in entries[:-KEEP_VERSIONS]:
-            if old != keep:
-                shutil.rmtree(os.path.join(versions, old), ignore_errors=True)
-
-    # --- pending orders (challenges answered on hosts, between two tasks) ------------------
-    PENDING_MAX_AGE = datetime.timedelta(hours=1)
-
-    def _pending_path(self, name: str) -> str:
-        return os.path.join(self.root, "pending", check_certificate_name(name) + ".json")
-
-    def save_pending(self, name: str, order: Any, alpn: Optional[dict[str, list[str]]] = None) -> None:
-        """Keep an opened order (and the certificate key it will be finalized with) until the
-        hosts have deployed its challenges."""
-        request = order.request
-        record = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                  "name": name, "identifiers": [i.to_acme() for i in request.identifiers],
-                  "challenge": request.challenge, "profile": request.profile,
-                  "key_pem": request.key_pem.decode("ascii"), "order_url": order.order_url,
-                  "order": order.order, "pending": [c.to_dict() for c in order.pending],
-                  "alpn": alpn or {}}
-        _host_files.ensure_directory(os.path.join(self.root, "pending"), 0o700)
-        _host_files.atomic_write(self._pending_path(name), json.dumps(record).encode(), 0o600)
-
-    def load_pending(self, name: str, identifiers: Any) -> Any:
-        """The pending order for ``name`` if it is recent and for the same names, else None."""
-        from .names import Identifier
-        from .orders import OpenOrder, OrderRequest, PendingChallenge
-        try:
-            with open(self._pending_path(name), encoding="utf-8") as handle:
-                record = json.load(handle)
-            created = datetime.datetime.fromisoformat(record["created"])
-            idents = [Identifier(i["type"], i["value"]) for i in record["identifiers"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if idents != list(identifiers) or datetime.datetime.now(datetime.timezone.utc) - created > self.PENDING_MAX_AGE:
-            self.drop_pending(name)
-            return None
-        request = OrderRequest(name, idents, record["key_pem"].encode("ascii"), record["challenge"],
-                               record.get("profile"))
-        return OpenOrder(request=request, order_url=record["order_url"], order=record["order"],
-                         pending=[PendingChallenge.from_dict(c) for c in record["pending"]])
-
-    def pending_alpn(self, name: str) -> dict[str, list[str]]:
-        """tls-alpn-01 material of a pending order: {identifier: [cert PEM, key PEM]}."""
-        try:
-            with open(self._pending_path(name), encoding="utf-8") as handle:
-                alpn = json.load(handle).get("alpn") or {}
-        except (OSError, ValueError):
-            return {}
-        return alpn if isinstance(alpn, dict) else {}
-
-    def drop_pending(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._pending_path(name))
+                    _host_files.ensure_directory(os.path.join(self.root, TRUST), 0o700)
+        return found + super().anchors()
 
     # --- locking --------------------------------------------------------------------------
-    def acquire(self, name: str, timeout: float = 300.0) -> "StoreLock":
-        """Take the certificate's lock (waiting up to ``timeout``); release it with ``release()``.
-
-        A handle rather than only a ``with`` block because a batch holds a certificate's lock
-        from opening its order to storing the result, across worker threads.
-        """
+    def acquire(self, name: str, timeout: float = 300.0) -> "FileLock":
         path = os.path.join(self.root, "locks", check_certificate_name(name) + ".lock")
+        return self._take(path, timeout, name)
+
+    @contextlib.contextmanager
+    def _flock(self, path: str, timeout: float, name: str) -> Iterator[None]:
+        handle = self._take(path, timeout, name)
+        try:
+            yield
+        finally:
+            handle.release()
+
+    @staticmethod
+    def _take(path: str, timeout: float, name: str) -> "FileLock":
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + timeout
         delay = 0.02
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return StoreLock(fd)
+                return FileLock(fd)
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
@@ -370,16 +232,8 @@ class CertificateStore:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
 
-    @contextlib.contextmanager
-    def lock(self, name: str, timeout: float = 300.0) -> Iterator[None]:
-        handle = self.acquire(name, timeout)
-        try:
-            yield
-        finally:
-            handle.release()
 
-
-class StoreLock:
+class FileLock(StoreLock):
     def __init__(self, fd: int) -> None:
         self._fd: Optional[int] = fd
 

@@ -4,7 +4,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import AdoptionPolicy, adopt_held
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 
 from cert_material import make_ca, make_chain, make_leaf
 
@@ -28,7 +28,7 @@ def policy(anchors=(ROOT[1],), **wanted):
 
 
 def test_an_empty_store_adopts_a_certificate_that_chains_to_a_trusted_root(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT)
     summary = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy(www=["www.example.com"]))
     assert summary[0]["adopted"] is True, summary
@@ -38,7 +38,7 @@ def test_an_empty_store_adopts_a_certificate_that_chains_to_a_trusted_root(tmp_p
 
 
 def test_a_self_signed_placeholder_that_outlives_the_store_certificate_is_not_adopted(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT, days_left=30)
     store.save("www", key_pem, leaf, chain, {})
     snake_key, snakeoil = make_leaf(None, days_left=3650, days_total=3650)
@@ -50,7 +50,7 @@ def test_a_self_signed_placeholder_that_outlives_the_store_certificate_is_not_ad
 
 
 def test_a_certificate_from_an_unknown_root_is_not_adopted(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=make_ca("Someone Else's Root"))
     summary = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy())
     assert "does not verify to a trusted root" in summary[0]["problem"]
@@ -58,14 +58,14 @@ def test_a_certificate_from_an_unknown_root_is_not_adopted(tmp_path):
 
 
 def test_without_any_trust_anchor_nothing_is_adopted(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT)
     summary = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy(anchors=()))
     assert "no trust anchor" in summary[0]["problem"] and store.load("www") is None
 
 
 def test_a_certificate_that_does_not_cover_the_wanted_names_is_not_adopted(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(names=("www.example.com",), root=ROOT)
     summary = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1",
                          policy(www=["www.example.com", "shop.example.com"]))
@@ -74,7 +74,7 @@ def test_a_certificate_that_does_not_cover_the_wanted_names_is_not_adopted(tmp_p
 
 
 def test_a_store_certificate_is_never_replaced_by_another_issuers(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT, days_left=20)
     store.save("www", key_pem, leaf, chain, {})
     other_root = make_ca("Other Trusted Root")
@@ -87,7 +87,7 @@ def test_a_store_certificate_is_never_replaced_by_another_issuers(tmp_path):
 
 
 def test_the_store_remembers_the_chain_tops_its_ca_issued_through(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     intermediate = make_ca("Issuing Intermediate", issuer=ROOT)
     key_pem, leaf = make_leaf(intermediate, days_left=30)
     store.save("ordered", key_pem, leaf, [intermediate[1]], {"order_url": "https://ca/order/1"})
@@ -102,7 +102,7 @@ def test_the_store_remembers_the_chain_tops_its_ca_issued_through(tmp_path):
 
 
 def test_a_key_that_does_not_match_is_not_adopted(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     _ignored, leaf, chain = make_chain(root=ROOT)
     other_key, _ignored, _ignored = make_chain(root=ROOT)
     summary = adopt_held(store, [held("www", other_key, leaf, chain)], "edge1", policy())
@@ -111,14 +111,14 @@ def test_a_key_that_does_not_match_is_not_adopted(tmp_path):
 
 
 def test_an_almost_expired_certificate_is_not_adopted(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(days_left=0.5, root=ROOT)
     summary = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy())
     assert "too soon" in summary[0]["problem"] and store.load("www") is None
 
 
 def test_a_newer_store_certificate_is_not_replaced_by_an_older_held_one(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     new_key, new_leaf, new_chain = make_chain(days_left=80, root=ROOT)
     store.save("www", new_key, new_leaf, new_chain, {})
     old_key, old_leaf, old_chain = make_chain(days_left=20, root=ROOT)
@@ -128,7 +128,7 @@ def test_a_newer_store_certificate_is_not_replaced_by_an_older_held_one(tmp_path
 
 
 def test_check_mode_adopts_nothing(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT)
     adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy(), adopt=False)
     assert store.load("www") is None
@@ -137,7 +137,7 @@ def test_check_mode_adopts_nothing(tmp_path):
 def test_what_the_store_already_has_is_not_verified_again(tmp_path):
     """The idempotent run: every host holds the store's certificates; no path is built for them
     (no anchors given here, which would refuse anything that had to be verified)."""
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT)
     store.save("www", key_pem, leaf, chain, {})
     [entry] = adopt_held(store, [held("www", key_pem, leaf, chain)], "edge1", policy(anchors=()))
@@ -145,7 +145,7 @@ def test_what_the_store_already_has_is_not_verified_again(tmp_path):
 
 
 def test_the_store_and_system_anchors_are_loaded_only_when_something_is_verified(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT)
     store.save("www", key_pem, leaf, chain, {})
     loads = []
@@ -163,7 +163,7 @@ def test_the_store_and_system_anchors_are_loaded_only_when_something_is_verified
 
 
 def test_a_store_of_adopted_certificates_is_scanned_for_anchors_once(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(root=ROOT)
     store.save("www", key_pem, leaf, chain, {"order_url": None})
     assert store.anchors() == [] and (tmp_path / "trust").is_dir()

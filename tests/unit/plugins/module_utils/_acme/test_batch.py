@@ -6,7 +6,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.ari import meta
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
     BatchSettings, CertificateBatch, parse_specs)
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 
 from cert_material import make_chain
 
@@ -55,7 +55,7 @@ def test_shape_errors_fail_the_whole_task_naming_the_field(raw, needle):
 
 
 def test_nothing_due_means_no_connection_at_all(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(names=("www.example.com",), days_left=80)
     # As the batch stores a certificate it has just issued: its renewal window is asked for a day later.
     store.save("www", key_pem, leaf, chain, {"ari": meta_at_issuance(datetime.datetime.now(datetime.timezone.utc))})
@@ -76,14 +76,14 @@ def test_check_mode_reports_what_would_be_issued_without_contacting_the_ca(tmp_p
     def no_transport():
         raise AssertionError("check mode must not contact the CA")
 
-    batch = CertificateBatch(CertificateStore(str(tmp_path)), BatchSettings(check_mode=True),
+    batch = CertificateBatch(FileStore(str(tmp_path)), BatchSettings(check_mode=True),
                              no_transport, account_key=None)
     [result] = batch.run(specs)
     assert result.action == "issue" and result.changed
 
 
 def test_renewal_window_uses_the_clock_given(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     key_pem, leaf, chain = make_chain(days_left=80, days_total=90)
     store.save("www", key_pem, leaf, chain, {"ari": {"unsupported": True, "next_check": "2999-01-01T00:00:00+00:00"}})
     specs, _ignored = parse_specs([{"name": "www", "domains": ["www.example.com"]}])

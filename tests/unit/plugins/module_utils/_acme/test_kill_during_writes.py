@@ -13,7 +13,7 @@ import time
 from cryptography import x509
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key, public_key_matches
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 from ansible_collections.certops.acme.plugins.modules import install as install_module
 
 from cert_material import make_chain
@@ -37,12 +37,12 @@ def bundles():
 def _install_forever(dest, material):
     i = 0
     while True:
-        install_module._swap_in(None, dest, "www", material[i % 2], None, None, 0o700)
+        install_module._swap_in(dest, "www", material[i % 2], None, None, 0o700)
         i += 1
 
 
 def _store_forever(root, material):
-    store = CertificateStore(root)
+    store = FileStore(root)
     i = 0
     while True:
         key_pem, leaf, chain = material[i % 2]
@@ -88,7 +88,7 @@ def test_install_never_leaves_a_mismatched_bundle_in_the_live_path(tmp_path):
 
 def test_the_store_never_leaves_a_mismatched_current_version(tmp_path):
     material = [make_chain(), make_chain()]
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
 
     current = tmp_path / "certificates" / "www" / "current"
 

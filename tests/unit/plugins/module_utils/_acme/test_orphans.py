@@ -3,7 +3,7 @@
 import datetime
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphans
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 
 from cert_material import make_chain
 
@@ -12,7 +12,7 @@ NOW = datetime.datetime.now(datetime.timezone.utc)
 
 
 def store_with(tmp_path, *names):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     for name in names:
         key_pem, leaf, chain = make_chain()
         store.save(name, key_pem, leaf, chain, {})

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError, StoreError
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 
 from cert_material import make_chain
 
@@ -16,7 +16,7 @@ def mode(path):
 
 
 def test_save_then_load_round_trips_key_cert_and_chain(tmp_path):
-    store = CertificateStore(str(tmp_path / "store"))
+    store = FileStore(str(tmp_path / "store"))
     key_pem, leaf, chain = make_chain()
     saved = store.save("www", key_pem, leaf, chain, {"order_url": "https://ca/order/1"})
     loaded = store.load("www")
@@ -30,7 +30,7 @@ def test_save_then_load_round_trips_key_cert_and_chain(tmp_path):
 def test_everything_is_private_whatever_the_umask(tmp_path):
     old = os.umask(0)
     try:
-        store = CertificateStore(str(tmp_path / "store"))
+        store = FileStore(str(tmp_path / "store"))
         key_pem, leaf, chain = make_chain()
         store.save("www", key_pem, leaf, chain, {})
     finally:
@@ -42,7 +42,7 @@ def test_everything_is_private_whatever_the_umask(tmp_path):
 
 
 def test_a_new_version_replaces_current_and_old_versions_are_pruned(tmp_path):
-    store = CertificateStore(str(tmp_path))
+    store = FileStore(str(tmp_path))
     serials = []
     for _ignored in range(4):
         key_pem, leaf, chain = make_chain()
@@ -52,17 +52,17 @@ def test_a_new_version_replaces_current_and_old_versions_are_pruned(tmp_path):
 
 
 def test_missing_certificate_loads_as_none(tmp_path):
-    assert CertificateStore(str(tmp_path)).load("nothing") is None
+    assert FileStore(str(tmp_path)).load("nothing") is None
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", ".hidden", "", "*.example.com"])
 def test_unsafe_certificate_names_are_refused(tmp_path, bad):
     with pytest.raises(InputError, match="certificate name"):
-        CertificateStore(str(tmp_path)).load(bad)
+        FileStore(str(tmp_path)).load(bad)
 
 
 def _hold_lock(root, ready, release):
-    store = CertificateStore(root)
+    store = FileStore(root)
     with store.lock("www"):
         ready.set()
         release.wait(10)
@@ -75,7 +75,7 @@ def test_lock_excludes_another_process_and_times_out_clearly(tmp_path):
     holder.start()
     try:
         assert ready.wait(10)
-        store = CertificateStore(str(tmp_path))
+        store = FileStore(str(tmp_path))
         started = time.monotonic()
         with pytest.raises(StoreError, match="locked by another run"):
             with store.lock("www", timeout=0.3):
@@ -86,5 +86,5 @@ def test_lock_excludes_another_process_and_times_out_clearly(tmp_path):
     finally:
         release.set()
         holder.join(10)
-    with CertificateStore(str(tmp_path)).lock("www", timeout=2):
+    with FileStore(str(tmp_path)).lock("www", timeout=2):
         pass  # released when the holder's descriptor closed

@@ -1,0 +1,268 @@
+"""The store seam: what the engine may ask of a certificate store, whatever keeps the data.
+
+Two backends implement it: ``store.FileStore`` (a directory on the controller, the default)
+and ``vault_store.VaultStore`` (KV v2 on OpenBao or HashiCorp Vault, shared by several
+controllers). The batch, ARI, adoption, revocation, orphans and the account task use only
+this interface, so a backend is chosen in one place (``options.build_store``).
+
+A backend provides a few primitives (read and write a certificate version, compare-and-set
+its metadata, small JSON records, a lock); everything built on them (the metadata a version
+carries, accounts, trust anchors, pending orders) is written once here, so both backends
+agree on what they hold. Model: certmagic's ``Storage`` and ``Locker``.
+
+Rules a caller may rely on:
+
+- ``load`` returns a whole version (key, certificate and chain of the same issuance) or None.
+- ``save`` makes a new version current in one step; a reader never sees half of one.
+- ``update_meta`` changes the metadata of the version it names and only that one: when a newer
+  version has become current meanwhile, nothing is written and False is returned.
+- ``acquire`` excludes every other holder of the same name, in this process, in another run on
+  this controller, and (shared backends) on other controllers. Callers re-read after taking it.
+- Nothing here names a path: ``describe()`` says which store is meant, for messages.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import datetime
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+try:
+    from cryptography import x509
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
+
+from .. import _host_files
+from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
+from .errors import InputError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Versions of a certificate kept: the current one and the previous (rollback, and so an
+#: installer that read the current one a moment ago still finds its files).
+KEEP_VERSIONS = 2
+
+#: Kinds of small JSON records a store keeps beside the certificates.
+ACCOUNTS, PENDING, TRUST = "accounts", "pending", "trust"
+
+
+def check_certificate_name(name: object, field: str = "name") -> str:
+    """Certificate names become directory, file and secret names, here and on hosts."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+        raise InputError(field, f"{name!r} cannot be used as a certificate name",
+                         "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
+                         "digit, e.g. 'www.example.com' or 'wildcard.example.com'")
+    return name
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    name: str
+    key_pem: bytes
+    cert_pem: str
+    chain_pem: str
+    meta: dict[str, Any]
+    facts: CertificateFacts
+    version: str
+
+    @property
+    def fullchain_pem(self) -> str:
+        return self.cert_pem + self.chain_pem
+
+    def files(self) -> dict[str, bytes]:
+        """The file set every installer writes (_host_files.BUNDLE_FILES)."""
+        return _host_files.bundle_files(self.cert_pem.encode("ascii"), self.chain_pem.encode("ascii"), self.key_pem)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "domains": self.facts.names(),
+            "serial": self.facts.serial,
+            "sha256": self.facts.sha256,
+            "not_before": self.facts.not_before.isoformat(),
+            "not_after": self.facts.not_after.isoformat(),
+            "issuer": self.facts.issuer,
+            "key_type": self.facts.key_type,
+        }
+
+
+@dataclass(frozen=True)
+class VersionData:
+    """What a backend keeps for one version of a certificate."""
+
+    key_pem: bytes
+    cert_pem: str
+    chain_pem: str
+    meta: dict[str, Any]
+    version: str
+
+
+class StoreLock(abc.ABC):
+    """A held lock; ``release`` is idempotent."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Give the lock up (and stop renewing it)."""
+
+
+class CertificateStore(abc.ABC):
+    """A certificate store; see the module docstring for the rules."""
+
+    #: Check mode: the store is only read; nothing is written, not even its directories.
+    read_only: bool = False
+
+    # --- primitives a backend provides ----------------------------------------------------
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Which store this is, for messages and results (never a secret)."""
+
+    @abc.abstractmethod
+    def _read_version(self, name: str) -> Optional[VersionData]:
+        """The current version of ``name``, or None."""
+
+    @abc.abstractmethod
+    def _write_version(self, name: str, data: VersionData) -> None:
+        """Write ``data`` as a new version and make it current in one step."""
+
+    @abc.abstractmethod
+    def _update_meta_cas(self, name: str, version: str, fields: dict[str, Any]) -> bool:
+        """Merge ``fields`` into the metadata of ``version`` if it is still current."""
+
+    @abc.abstractmethod
+    def names(self) -> list[str]:
+        """Names of the certificates held, sorted."""
+
+    @abc.abstractmethod
+    def _remove(self, name: str) -> None:
+        """Remove every version of ``name`` (its lock is held)."""
+
+    @abc.abstractmethod
+    def _get_record(self, kind: str, key: str) -> Optional[dict[str, Any]]:
+        """A small JSON record, or None."""
+
+    @abc.abstractmethod
+    def _put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        """Write a record (atomically)."""
+
+    @abc.abstractmethod
+    def _drop_record(self, kind: str, key: str) -> None:
+        """Remove a record; a missing one is fine."""
+
+    @abc.abstractmethod
+    def _record_keys(self, kind: str) -> list[str]:
+        """The keys of every record of ``kind``."""
+
+    @abc.abstractmethod
+    def acquire(self, name: str, timeout: float = 300.0) -> StoreLock:
+        """Take the certificate's lock, waiting up to ``timeout`` seconds (StoreError after).
+
+        A handle rather than only a ``with`` block because a batch holds a certificate's lock
+        from opening its order to storing the result, across worker threads.
+        """
+
+    def close(self) -> None:
+        """Release connections (and stop lock renewals) held by the backend."""
+
+    # --- built on the primitives, the same for every backend ------------------------------
+    def load(self, name: str) -> Optional[StoredCertificate]:
+        """The current version of ``name``, or None if there is none."""
+        data = self._read_version(check_certificate_name(name))
+        if data is None:
+            return None
+        certs = split_pem_chain(data.cert_pem)
+        return StoredCertificate(name=name, key_pem=data.key_pem, cert_pem=data.cert_pem, chain_pem=data.chain_pem,
+                                 meta=data.meta, facts=certificate_facts(certs[0]), version=data.version)
+
+    def save(self, name: str, key_pem: bytes, leaf: x509.Certificate,
+             chain: list[x509.Certificate], meta: dict[str, Any]) -> StoredCertificate:
+        """Store a new version and make it current in one atomic step."""
+        check_certificate_name(name)
+        facts = certificate_facts(leaf)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        version = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{facts.serial[:16]}"
+        leaf_text = cert_pem(leaf)
+        chain_text = "".join(cert_pem(c) for c in chain)
+        full_meta = dict(meta)
+        full_meta.update({"name": name, "serial": facts.serial, "sha256": facts.sha256,
+                          "not_before": facts.not_before.isoformat(),
+                          "not_after": facts.not_after.isoformat(), "issuer": facts.issuer,
+                          "domains": facts.names(), "key_type": facts.key_type, "stored_at": now.isoformat()})
+        self._write_version(name, VersionData(key_pem, leaf_text, chain_text, full_meta, version))
+        if meta.get("order_url") and chain:
+            self.remember_anchor(chain[-1])
+        return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_text, chain_pem=chain_text,
+                                 meta=full_meta, facts=facts, version=version)
+
+    def update_meta(self, name: str, version: str, **fields: Any) -> bool:
+        """Add ``fields`` to the metadata of one stored version (compare-and-set; keys untouched).
+        Used to record facts learnt later, such as a revocation or an ARI window. False when
+        ``version`` is no longer current (what was learnt is about a replaced certificate)."""
+        return self._update_meta_cas(check_certificate_name(name), version, fields)
+
+    def remove(self, name: str) -> None:
+        """Remove a certificate, every version and its key, from the store (under its lock)."""
+        with self.lock(name):
+            self._remove(check_certificate_name(name))
+            self.drop_pending(name)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 300.0) -> Iterator[None]:
+        handle = self.acquire(name, timeout)
+        try:
+            yield
+        finally:
+            handle.release()
+
+    # --- accounts -------------------------------------------------------------------------
+    @staticmethod
+    def _account_key(directory_url: str, thumbprint: str) -> str:
+        return hashlib.sha256(f"{directory_url}\n{thumbprint}".encode()).hexdigest()[:32]
+
+    def known_account(self, directory_url: str, thumbprint: str) -> Optional[dict[str, Any]]:
+        """What an earlier run learnt about the account of this key at this CA (its URL and
+        contact), so a run with nothing to order need not ask the CA; None if nothing is known."""
+        record = self._get_record(ACCOUNTS, self._account_key(directory_url, thumbprint))
+        return record if isinstance(record, dict) and isinstance(record.get("url"), str) else None
+
+    def remember_account(self, directory_url: str, thumbprint: str, url: Optional[str],
+                         contact: list[str]) -> None:
+        """Record (or, with ``url=None``, forget) the account of a key at a CA."""
+        key = self._account_key(directory_url, thumbprint)
+        if url is None:
+            self._drop_record(ACCOUNTS, key)
+            return
+        self._put_record(ACCOUNTS, key, {
+            "directory": directory_url, "thumbprint": thumbprint, "url": url, "contact": sorted(contact),
+            "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+
+    # --- trust anchors --------------------------------------------------------------------
+    def remember_anchor(self, cert: x509.Certificate) -> None:
+        """Keep the top of a chain the CA issued through: host-held certificates are adopted
+        only when they verify up to one of these (or to a configured or system root)."""
+        facts = certificate_facts(cert)
+        if self._get_record(TRUST, facts.sha256) is None:
+            self._put_record(TRUST, facts.sha256, {"pem": cert_pem(cert)})
+
+    def anchors(self) -> list[x509.Certificate]:
+        """The chain tops this store has seen its CA issue through."""
+        found: list[x509.Certificate] = []
+        for key in sorted(self._record_keys(TRUST)):
+            record = self._get_record(TRUST, key) or {}
+            with contextlib.suppress(InputError, TypeError, ValueError):
+                found.extend(split_pem_chain(record.get("pem") or ""))
+        return found
+
+    # --- pending orders (challenges answered on hosts, between two tasks) ------------------
+    def put_pending(self, name: str, record: dict[str, Any]) -> None:
+        """Keep an opened order (serialised by the order code) until the hosts answered it."""
+        self._put_record(PENDING, check_certificate_name(name), record)
+
+    def get_pending(self, name: str) -> Optional[dict[str, Any]]:
+        record = self._get_record(PENDING, check_certificate_name(name))
+        return record if isinstance(record, dict) else None
+
+    def drop_pending(self, name: str) -> None:
+        self._drop_record(PENDING, check_certificate_name(name))

@@ -1,0 +1,353 @@
+"""A certificate store shared by several controllers: KV v2 on OpenBao or HashiCorp Vault.
+
+Layout under ``MOUNT/PREFIX`` (defaults ``secret/certops-acme``)::
+
+    certificates/NAME   {version, privkey, cert, chain, meta}   one secret per certificate
+    pending/NAME        an opened order waiting for its host-side challenges
+    accounts/ID         the account URL and contact known for a key at a CA
+    trust/SHA256        a chain top the CA issued through (adoption anchor)
+    locks/NAME          {owner, expires, released}              a lease, see below
+
+Every write that can race uses KV v2 check-and-set (``cas``): a new certificate version and a
+metadata update only land on the version they were computed from; a lost race reads again.
+KV's own versions keep the previous certificate (rollback), so nothing is pruned here.
+
+Locks are leases (certmagic's lock files with ``LockLeaseRenewer``, in KV): created with
+``cas=0``, holding an owner and an expiry, renewed by one heartbeat thread while held, and
+taken over with ``cas=<version>`` once expired or released. A controller killed while holding
+one blocks the name for at most one lease (``vault_lock_lease``, 60 s by default). Expiry is
+wall-clock time, so the controllers' clocks must agree to within a few seconds (NTP).
+
+High availability: the client knows every node's address. A node that is unreachable, sealed,
+or a standby without a leader (an election in progress) is skipped, and the request goes to
+the next, with backoff, until ``vault_timeout`` has passed. Standbys forward to the leader.
+
+Nothing in a message or result names the token; ``describe()`` names the first address,
+mount and prefix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any, Callable, Optional, Sequence, TypeVar
+
+try:
+    import hvac
+    import hvac.exceptions
+    import requests
+except ImportError:  # options.build_store names the missing package and the pip command
+    hvac = None
+
+from .errors import StoreError
+from .storage import KEEP_VERSIONS, CertificateStore, StoreLock, VersionData
+
+T = TypeVar("T")
+CERTIFICATES, LOCKS = "certificates", "locks"
+DEFAULT_MOUNT, DEFAULT_PREFIX = "secret", "certops-acme"
+#: Retries of one compare-and-set when other writers keep winning.
+CAS_ATTEMPTS = 20
+
+
+class _CasConflict(Exception):
+    """A check-and-set write found a newer version than the one it was computed from."""
+
+
+def _is_cas_conflict(error: Exception) -> bool:
+    return "check-and-set" in str(error)
+
+
+class VaultStore(CertificateStore):
+    def __init__(self, urls: Sequence[str], *, token: Optional[str] = None, role_id: Optional[str] = None,
+                 secret_id: Optional[str] = None, namespace: Optional[str] = None, mount: str = DEFAULT_MOUNT,
+                 prefix: str = DEFAULT_PREFIX, verify: Any = True, timeout: float = 30.0,
+                 lock_lease: float = 60.0, read_only: bool = False,
+                 client_factory: Optional[Callable[..., Any]] = None) -> None:
+        if hvac is None:
+            raise StoreError("store: vault needs the Python package hvac on the controller: pip install hvac")
+        if not urls:
+            raise StoreError("store: vault needs vault_url (or $VAULT_ADDR): the address of every node")
+        self.urls = list(urls)
+        self.mount = mount.strip("/")
+        self.prefix = prefix.strip("/")
+        self.timeout = timeout
+        self.lock_lease = lock_lease
+        self.read_only = read_only
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        make = client_factory or hvac.Client
+        # One client (and connection pool) per node; requests go to the last one that answered.
+        self._clients = [make(url=url, token=token, verify=verify, namespace=namespace,
+                              timeout=min(timeout, 10.0)) for url in self.urls]
+        self._preferred = 0
+        self._lock = threading.Lock()
+        self.requests = 0
+        if not token:
+            if not (role_id and secret_id):
+                raise StoreError("store: vault needs a token (vault_token or $VAULT_TOKEN) or an AppRole "
+                                 "(vault_role_id and vault_secret_id)")
+            answer = self._call("log in with AppRole", lambda c: c.auth.approle.login(role_id=role_id,
+                                                                                       secret_id=secret_id))
+            token = answer["auth"]["client_token"]
+            for client in self._clients:
+                client.token = token
+        self._leases = _LeaseKeeper(self)
+
+    def describe(self) -> str:
+        return f"vault {self.urls[0]} (mount {self.mount}, prefix {self.prefix})"
+
+    def close(self) -> None:
+        self._leases.stop()
+        for client in self._clients:
+            session = getattr(getattr(client, "adapter", None), "session", None)
+            if session is not None:
+                session.close()
+
+    # --- transport: every node, backoff, clear errors -------------------------------------
+    def _call(self, what: str, operation: Callable[[Any], T]) -> T:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.1
+        last = ""
+        while True:
+            for offset in range(len(self._clients)):
+                index = (self._preferred + offset) % len(self._clients)
+                client = self._clients[index]
+                try:
+                    with self._lock:
+                        self.requests += 1
+                    result = operation(client)
+                    self._preferred = index
+                    return result
+                except hvac.exceptions.Forbidden:
+                    raise StoreError(f"store {self.describe()}: permission denied to {what} (check the token's "
+                                     "policy: docs/vault/certops-acme-policy.hcl)") from None
+                except hvac.exceptions.Unauthorized:
+                    raise StoreError(f"store {self.describe()}: the token was refused (expired or revoked) "
+                                     f"while trying to {what}") from None
+                except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest):
+                    raise
+                except hvac.exceptions.VaultDown:
+                    last = f"{self.urls[index]} is sealed"
+                except (hvac.exceptions.InternalServerError, hvac.exceptions.BadGateway,
+                        hvac.exceptions.RateLimitExceeded, hvac.exceptions.UnexpectedError) as error:
+                    last = f"{self.urls[index]} answered: {_first_line(error)}"
+                except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+                    last = f"{self.urls[index]} is unreachable ({type(error).__name__})"
+            if time.monotonic() + delay > deadline:
+                raise StoreError(f"store {self.describe()}: cannot {what} within {self.timeout:.0f} s: {last}")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _path(self, kind: str, key: str) -> str:
+        return f"{self.prefix}/{kind}/{key}"
+
+    def _read(self, path: str) -> Optional[tuple[dict[str, Any], int]]:
+        """(data, KV version) of a secret, or None."""
+        try:
+            answer = self._call(f"read {path}", lambda c: c.secrets.kv.v2.read_secret_version(
+                path=path, mount_point=self.mount, raise_on_deleted_version=True))
+        except hvac.exceptions.InvalidPath:
+            return None
+        data = answer.get("data") or {}
+        if not isinstance(data.get("data"), dict):
+            return None
+        return data["data"], int((data.get("metadata") or {}).get("version") or 0)
+
+    def _write(self, path: str, data: dict[str, Any], cas: Optional[int] = None) -> int:
+        """Write a secret; with ``cas``, only onto that KV version (0: only if absent). Returns
+        the new KV version."""
+        try:
+            answer = self._call(f"write {path}", lambda c: c.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=data, cas=cas, mount_point=self.mount))
+        except hvac.exceptions.InvalidRequest as error:
+            if _is_cas_conflict(error):
+                raise _CasConflict(path) from None
+            raise StoreError(f"store {self.describe()}: cannot write {path}: {_first_line(error)}") from None
+        return int(((answer or {}).get("data") or {}).get("version") or 0)
+
+    def _cas_update(self, path: str, change: Callable[[Optional[dict[str, Any]]], Optional[dict[str, Any]]]) -> bool:
+        """Read, change, write back with check-and-set; again on a lost race. ``change``
+        returns None to write nothing (then False is returned)."""
+        for _attempt in range(CAS_ATTEMPTS):
+            current = self._read(path)
+            new = change(current[0] if current else None)
+            if new is None:
+                return False
+            try:
+                self._write(path, new, cas=current[1] if current else 0)
+                return True
+            except _CasConflict:
+                continue
+        raise StoreError(f"store {self.describe()}: {path} kept changing under {CAS_ATTEMPTS} attempts to update it")
+
+    # --- certificates ---------------------------------------------------------------------
+    def _read_version(self, name: str) -> Optional[VersionData]:
+        found = self._read(self._path(CERTIFICATES, name))
+        if found is None:
+            return None
+        data = found[0]
+        try:
+            return VersionData(str(data["privkey"]).encode("ascii"), str(data["cert"]), str(data["chain"]),
+                               dict(data["meta"]), str(data["version"]))
+        except (KeyError, TypeError, ValueError, UnicodeEncodeError) as error:
+            raise StoreError(f"store {self.describe()}: certificate {name!r} is unreadable: {error!r}") from None
+
+    def _write_version(self, name: str, data: VersionData) -> None:
+        secret = {"version": data.version, "privkey": data.key_pem.decode("ascii"), "cert": data.cert_pem,
+                  "chain": data.chain_pem, "meta": data.meta}
+        self._cas_update(self._path(CERTIFICATES, name), lambda _current: secret)
+
+    def _update_meta_cas(self, name: str, version: str, fields: dict[str, Any]) -> bool:
+        def change(current: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+            if current is None or current.get("version") != version:
+                return None  # replaced meanwhile: what was learnt is about the old certificate
+            meta = dict(current.get("meta") or {})
+            meta.update(fields)
+            return {**current, "meta": meta}
+        return self._cas_update(self._path(CERTIFICATES, name), change)
+
+    def names(self) -> list[str]:
+        return sorted(k for k in self._list(CERTIFICATES) if not k.endswith("/"))
+
+    def _list(self, kind: str) -> list[str]:
+        path = f"{self.prefix}/{kind}"
+        try:
+            answer = self._call(f"list {path}", lambda c: c.secrets.kv.v2.list_secrets(
+                path=path, mount_point=self.mount))
+        except hvac.exceptions.InvalidPath:
+            return []
+        return [str(k) for k in (answer.get("data") or {}).get("keys") or []]
+
+    def _remove(self, name: str) -> None:
+        path = self._path(CERTIFICATES, name)
+        self._call(f"remove {path}", lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(
+            path=path, mount_point=self.mount))
+
+    # --- records --------------------------------------------------------------------------
+    def _get_record(self, kind: str, key: str) -> Optional[dict[str, Any]]:
+        found = self._read(self._path(kind, key))
+        return found[0] if found else None
+
+    def _put_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        self._write(self._path(kind, key), record)
+
+    def _drop_record(self, kind: str, key: str) -> None:
+        path = self._path(kind, key)
+        try:
+            self._call(f"remove {path}", lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(
+                path=path, mount_point=self.mount))
+        except hvac.exceptions.InvalidPath:
+            pass
+
+    def _record_keys(self, kind: str) -> list[str]:
+        return [k for k in self._list(kind) if not k.endswith("/")]
+
+    # --- locks ----------------------------------------------------------------------------
+    def acquire(self, name: str, timeout: float = 300.0) -> StoreLock:
+        path = self._path(LOCKS, name)
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        holder = ""
+        while True:
+            current = self._read(path)
+            now = time.time()
+            free = current is None or current[0].get("released") or float(current[0].get("expires") or 0) < now
+            if free:
+                try:
+                    version = self._write(path, {"owner": self.owner, "expires": now + self.lock_lease,
+                                                 "released": False}, cas=current[1] if current else 0)
+                    return self._leases.hold(path, version)
+                except _CasConflict:
+                    continue  # another controller took it first
+            else:
+                holder = str(current[0].get("owner")) if current else ""
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StoreError(f"store {self.describe()}: certificate {name!r} is locked by another run "
+                                 f"({holder}) for more than {timeout:.0f} s")
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+
+class _VaultLock(StoreLock):
+    def __init__(self, keeper: "_LeaseKeeper", path: str, version: int) -> None:
+        self.keeper = keeper
+        self.path = path
+        self.version = version
+        self.lost = False
+        #: Renewal and release never interleave: each writes onto the version the other made.
+        self.mutex = threading.Lock()
+
+    def release(self) -> None:
+        self.keeper.release(self)
+
+
+class _LeaseKeeper:
+    """Renews every lease this store holds, from one thread, a third of a lease apart."""
+
+    def __init__(self, store: VaultStore) -> None:
+        self.store = store
+        self._held: dict[str, _VaultLock] = {}
+        self._guard = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+        self._stopped = False
+
+    def hold(self, path: str, version: int) -> _VaultLock:
+        lock = _VaultLock(self, path, version)
+        with self._guard:
+            self._held[path] = lock
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="certops-vault-leases", daemon=True)
+                self._thread.start()
+        return lock
+
+    def release(self, lock: _VaultLock) -> None:
+        with self._guard:
+            if self._held.get(lock.path) is not lock:
+                return
+            del self._held[lock.path]
+        with lock.mutex:
+            try:
+                self.store._write(lock.path, {"owner": self.store.owner, "expires": 0,  # pylint: disable=protected-access
+                                              "released": True}, cas=lock.version)
+            except (_CasConflict, StoreError):
+                pass  # taken over after our lease ran out, or the store is gone: it expires anyway
+
+    def stop(self) -> None:
+        with self._guard:
+            held = list(self._held.values())
+        for lock in held:
+            self.release(lock)
+        with self._guard:
+            self._stopped = True
+            self._guard.notify_all()
+
+    def _run(self) -> None:
+        interval = max(self.store.lock_lease / 3.0, 0.2)
+        while True:
+            with self._guard:
+                self._guard.wait(interval)
+                if self._stopped:
+                    return
+                held = list(self._held.values())
+            for lock in held:
+                with lock.mutex:
+                    with self._guard:
+                        if self._held.get(lock.path) is not lock:
+                            continue  # released meanwhile
+                    try:
+                        lock.version = self.store._write(lock.path, {  # pylint: disable=protected-access
+                            "owner": self.store.owner, "expires": time.time() + self.store.lock_lease,
+                            "released": False}, cas=lock.version)
+                    except _CasConflict:
+                        lock.lost = True  # someone took it over: our lease had run out
+                    except StoreError:
+                        pass  # the next beat tries again; the lease covers a short outage
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]
+
+
+__all__ = ["VaultStore", "DEFAULT_MOUNT", "DEFAULT_PREFIX", "KEEP_VERSIONS"]

@@ -1,0 +1,186 @@
+"""Several controllers, one truth: the Vault store on a real 3-node OpenBao Raft cluster.
+
+Each "controller" is its own ansible-playbook process with its own empty work directory (no
+local store); they share only the cluster. Pebble's log is the judge of what was ordered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.harness import openbao
+from tests.integration.conftest import Controller
+
+pytestmark = pytest.mark.integration
+CLUSTER_PORT = int(os.environ.get("CERTOPS_TEST_BAO_PORT", "14400"))
+SEALED_PORT = int(os.environ.get("CERTOPS_TEST_BAO_SEALED_PORT", "14310"))
+
+
+@pytest.fixture(scope="module")
+def bao_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openbao.BaoCluster]:
+    cluster = openbao.start_cluster(tmp_path_factory.mktemp("bao-raft"), port=CLUSTER_PORT)
+    yield cluster
+    cluster.stop()
+
+
+def vault_options(cluster: openbao.BaoCluster, prefix: str, **extra: Any) -> dict[str, Any]:
+    options = {"store": "vault", "vault_url": cluster.urls, "vault_token": cluster.token,
+               "vault_ca_cert": cluster.ca_cert, "vault_prefix": prefix, "vault_timeout": 60}
+    options.update(extra)
+    return options
+
+
+def names(count: int) -> list[str]:
+    run = uuid.uuid4().hex[:6]
+    return [f"s{i}-{run}.shared.test" for i in range(count)]
+
+
+def shared_playbook(controller: Controller, name: str, certificate_names: list[str], store: dict[str, Any],
+                    account: bool = False) -> Path:
+    tasks: list[dict[str, Any]] = []
+    if account:
+        tasks.append({"name": "Account", "certops.acme.account": {"state": "present", "terms_agreed": True},
+                      "register": "account"})
+    tasks += [
+        {"name": "Certificates", "certops.acme.certificate": {
+            "certificates": [{"name": n, "domains": [n]} for n in certificate_names]}, "register": "issued"},
+        {"ansible.builtin.copy": {"content": "{{ {'issued': issued, 'account': account | default(None)} | to_json }}",
+                                  "dest": str(controller.work / f"{name}.json")}, "changed_when": False},
+    ]
+    playbook = controller.playbook(name, tasks)
+    plays = json.loads(playbook.read_text())
+    plays[0]["module_defaults"]["group/certops.acme.store"] = store
+    playbook.write_text(json.dumps(plays))
+    return playbook
+
+
+def controllers(tmp_path: Path, pebble_server, account, count: int) -> list[Controller]:
+    out = []
+    for index in range(count):
+        work = tmp_path / f"controller{index}"
+        work.mkdir(parents=True)
+        out.append(Controller(work, pebble_server, account))
+    return out
+
+
+def results(controller: Controller, name: str) -> dict[str, Any]:
+    return json.loads((controller.work / f"{name}.json").read_text())
+
+
+def test_three_controllers_order_each_name_once_and_agree(bao_cluster, pebble_server, account, http01_responder,
+                                                          tmp_path):
+    everything = names(60)
+    prefix = f"certops-acme/three-{uuid.uuid4().hex[:6]}"
+    store = vault_options(bao_cluster, prefix)
+    trio = controllers(tmp_path, pebble_server, account, 3)
+    # Overlapping sets of 40 (0-39, 20-59, 40-59 + 0-19), each listed in another order.
+    wanted = [everything[0:40], list(reversed(everything[20:60])), everything[40:60] + everything[0:20]]
+    playbooks = [shared_playbook(c, "run", w, store) for c, w in zip(trio, wanted)]
+    orders_before = pebble_server.new_orders()
+    procs = [c.spawn(p) for c, p in zip(trio, playbooks)]
+    outputs = [p.communicate(timeout=500)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outputs)
+
+    # 60 names, each needing at least one order: 60 orders in all means exactly one per name.
+    assert pebble_server.new_orders() - orders_before == 60
+    serials: dict[str, set[str]] = {}
+    for controller in trio:
+        for certificate in results(controller, "run")["issued"]["certificates"]:
+            serials.setdefault(certificate["name"], set()).add(certificate["serial"])
+    assert sorted(serials) == sorted(everything)
+    assert all(len(s) == 1 for s in serials.values()), {n: s for n, s in serials.items() if len(s) > 1}
+    assert sorted(bao_cluster.kv_list(f"{prefix}/certificates")) == sorted(everything)
+    assert not (Path.home() / ".local" / "share" / "certops-acme" / "certificates" / everything[0]).exists()
+
+    # A fourth controller, fresh and empty: nothing is due, so not one request reaches the CA
+    # (the account and the ARI schedule live in the shared store); no secret in -vvvv --diff.
+    fresh = controllers(tmp_path / "later", pebble_server, account, 1)[0]
+    requests_before = pebble_server.count_log("POST /") + pebble_server.count_log("GET /") + pebble_server.count_log("HEAD /")
+    run = fresh.run(shared_playbook(fresh, "again", everything, store, account=True), "-vvvv", "--diff", check=True)
+    assert pebble_server.count_log("POST /") + pebble_server.count_log("GET /") + pebble_server.count_log("HEAD /") \
+        == requests_before
+    again = results(fresh, "again")
+    assert again["issued"]["acme_requests"] == {} and {c["action"] for c in again["issued"]["certificates"]} == {"keep"}
+    assert again["account"]["known_from_store"] is True
+    assert again["issued"]["store"].startswith(f"vault {bao_cluster.urls[0]}")
+    assert run.total("changed") == 0
+    for secret in (bao_cluster.token, bao_cluster.root_token, "PRIVATE KEY"):
+        assert secret not in run.stdout + run.stderr
+
+
+def test_a_batch_survives_the_raft_leader_being_killed(bao_cluster, pebble_server, account, http01_responder,
+                                                       tmp_path):
+    batch = names(30)
+    prefix = f"certops-acme/leader-{uuid.uuid4().hex[:6]}"
+    controller = controllers(tmp_path, pebble_server, account, 1)[0]
+    playbook = shared_playbook(controller, "run", batch, vault_options(bao_cluster, prefix))
+    orders_before = pebble_server.new_orders()
+    proc = controller.spawn(playbook)
+    leader = bao_cluster.leader()
+    # Kill it once the batch is under way: its locks are taken and the first certificates stored.
+    deadline = time.monotonic() + 120
+    while not bao_cluster.kv_list(f"{prefix}/certificates"):
+        assert proc.poll() is None and time.monotonic() < deadline, "the batch ended before the leader was killed"
+        time.sleep(0.05)
+    bao_cluster.kill_node(leader)
+    try:
+        output = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, output[-4000:]
+        assert bao_cluster.leader() is not leader
+        assert sorted(bao_cluster.kv_list(f"{prefix}/certificates")) == sorted(batch)
+        assert pebble_server.new_orders() - orders_before == 30
+        rerun = controller.run(playbook, check=True)
+        assert rerun.total("changed") == 0 and pebble_server.new_orders() - orders_before == 30
+        assert {c["action"] for c in results(controller, "run")["issued"]["certificates"]} == {"keep"}
+    finally:
+        bao_cluster.restart_node(leader)
+
+
+def test_a_store_that_cannot_be_written_orders_nothing(bao_cluster, pebble_server, account, http01_responder,
+                                                       tmp_path):
+    """A token without write permission, an unreachable cluster, a sealed server: each fails
+    naming the store, and Pebble receives no order."""
+    read_only_policy = openbao.POLICY_FILE.read_text().replace('["create", "read", "update"]', '["read"]')
+    bao_cluster.api("PUT", "sys/policies/acl/certops-read-only", {"policy": read_only_policy}, node=bao_cluster.leader())
+    controller = controllers(tmp_path, pebble_server, account, 1)[0]
+    sealed = openbao.start_dev(tmp_path / "sealed", port=SEALED_PORT)
+    try:
+        sealed.api("PUT", "sys/seal")
+        cases = {
+            "read-only": (vault_options(bao_cluster, "certops-acme/ro",
+                                        vault_token=bao_cluster.make_token(["certops-read-only"])),
+                          r"permission denied to write certops-acme/ro/locks/"),
+            "unreachable": (vault_options(bao_cluster, "certops-acme/x", vault_url=["https://127.0.0.1:9"],
+                                          vault_timeout=3), r"https://127\.0\.0\.1:9 is unreachable"),
+            "sealed": ({"store": "vault", "vault_url": sealed.urls, "vault_token": sealed.root_token,
+                        "vault_timeout": 3}, r"is sealed"),
+        }
+        for case, (store, message) in cases.items():
+            orders_before = pebble_server.new_orders()
+            run = controller.run(shared_playbook(controller, case, names(2), store))
+            assert run.returncode != 0, case
+            assert "store vault " in run.stdout and re.search(message, run.stdout), (case, run.stdout[-3000:])
+            assert pebble_server.new_orders() == orders_before, f"{case}: ordered what could not be stored"
+    finally:
+        sealed.stop()
+
+
+def test_the_store_options_come_from_the_vault_environment(bao_cluster, pebble_server, account, http01_responder,
+                                                           tmp_path):
+    """AWX's HashiCorp Vault credential (and a shell after `bao login`) set VAULT_ADDR and
+    VAULT_TOKEN: with CERTOPS_ACME_STORE_BACKEND=vault nothing about the store is in the play."""
+    controller = controllers(tmp_path, pebble_server, account, 1)[0]
+    batch = names(2)
+    playbook = shared_playbook(controller, "env", batch, {"vault_prefix": "certops-acme/env"})
+    env = {"CERTOPS_ACME_STORE_BACKEND": "vault", "VAULT_ADDR": ",".join(bao_cluster.urls),
+           "VAULT_TOKEN": bao_cluster.token, "VAULT_CACERT": bao_cluster.ca_cert}
+    controller.run(playbook, env=env, check=True)
+    assert sorted(bao_cluster.kv_list("certops-acme/env/certificates")) == sorted(batch)

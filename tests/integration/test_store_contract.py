@@ -1,0 +1,227 @@
+"""One contract, two backends: the file store and the Vault store (a real OpenBao ``-dev`` server).
+
+Every test here runs against both; what the engine relies on (storage.py's docstring) must
+hold for each. The Raft cluster tests (test_shared_store.py) cover what only a cluster can.
+"""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.harness import openbao
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import StoreError
+from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "plugins" / "module_utils" / "_acme"))
+from cert_material import make_ca, make_chain  # noqa: E402  pylint: disable=wrong-import-position
+
+ROOT = make_ca("Contract Root")
+
+pytestmark = pytest.mark.integration
+DEV_PORT = int(os.environ.get("CERTOPS_TEST_BAO_DEV_PORT", "14300"))
+
+
+@pytest.fixture(scope="module")
+def bao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openbao.BaoCluster]:
+    server = openbao.start_dev(tmp_path_factory.mktemp("bao-dev"), port=DEV_PORT)
+    yield server
+    server.stop()
+
+
+def vault_store(server: openbao.BaoCluster, prefix: str, **extra: Any) -> VaultStore:
+    return VaultStore(server.urls, token=server.token, mount=server.mount, prefix=prefix, **extra)
+
+
+@pytest.fixture(params=["file", "vault"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A factory: every call opens the same store again (another controller, or a later run)."""
+    opened: list[CertificateStore] = []
+    prefix = f"certops-acme/contract-{uuid.uuid4().hex[:8]}"
+
+    def make(**extra: Any) -> CertificateStore:
+        if request.param == "file":
+            store: CertificateStore = FileStore(str(tmp_path / "store"))
+        else:
+            store = vault_store(request.getfixturevalue("bao_dev"), prefix, **extra)
+        opened.append(store)
+        return store
+    yield make
+    for store in opened:
+        store.close()
+
+
+def test_a_saved_certificate_loads_whole_and_a_new_version_replaces_it(make_store):
+    store = make_store()
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    first = store.save("www", key_pem, leaf, chain, {"order_url": "https://ca/order/1"})
+    loaded = make_store().load("www")
+    assert loaded is not None and loaded.version == first.version
+    assert (loaded.key_pem, loaded.cert_pem, loaded.chain_pem) == (first.key_pem, first.cert_pem, first.chain_pem)
+    assert loaded.meta["serial"] == first.facts.serial and loaded.meta["order_url"] == "https://ca/order/1"
+    assert store.names() == ["www"] and store.load("api") is None
+
+    key2, leaf2, chain2 = make_chain(root=ROOT, days_left=80)
+    second = store.save("www", key2, leaf2, chain2, {})
+    again = store.load("www")
+    assert again is not None and again.version == second.version != first.version
+    assert again.key_pem == key2 and again.facts.serial == second.facts.serial
+
+
+def test_metadata_updates_land_only_on_the_current_version(make_store):
+    store = make_store()
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    first = store.save("www", key_pem, leaf, chain, {})
+    assert store.update_meta("www", first.version, ari={"next_check": "x"}) is True
+    assert store.load("www").meta["ari"] == {"next_check": "x"}
+    key2, leaf2, chain2 = make_chain(root=ROOT, days_left=80)
+    second = store.save("www", key2, leaf2, chain2, {})
+    # What was learnt about the replaced certificate must not land on its successor.
+    assert store.update_meta("www", first.version, revoked_at="now") is False
+    current = store.load("www")
+    assert current.version == second.version and "revoked_at" not in current.meta
+
+
+def test_remove_takes_every_version_and_the_pending_order(make_store):
+    store = make_store()
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    store.save("www", key_pem, leaf, chain, {})
+    store.put_pending("www", {"created": "t"})
+    store.remove("www")
+    assert store.load("www") is None and store.names() == [] and store.get_pending("www") is None
+
+
+def test_accounts_anchors_and_pending_orders_are_kept(make_store):
+    store = make_store()
+    assert store.known_account("https://ca/dir", "thumb") is None
+    store.remember_account("https://ca/dir", "thumb", "https://ca/acct/1", ["mailto:b@x", "mailto:a@x"])
+    known = make_store().known_account("https://ca/dir", "thumb")
+    assert known["url"] == "https://ca/acct/1" and known["contact"] == ["mailto:a@x", "mailto:b@x"]
+    assert store.known_account("https://other/dir", "thumb") is None
+    store.remember_account("https://ca/dir", "thumb", None, [])
+    assert store.known_account("https://ca/dir", "thumb") is None
+
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    store.save("www", key_pem, leaf, chain, {"order_url": "https://ca/order/1"})
+    assert [a.subject for a in make_store().anchors()] == [chain[-1].subject]
+
+    record = {"created": "2026-12-01T00:00:00+00:00", "name": "www", "alpn": {"www.test": ["c", "k"]}}
+    store.put_pending("www", record)
+    assert make_store().get_pending("www") == record
+    assert order_from_record(record, [], datetime.datetime.now(datetime.timezone.utc)) is None  # not an order
+    store.drop_pending("www")
+    store.drop_pending("www")  # twice is fine
+    assert store.get_pending("www") is None
+
+
+def test_a_lock_excludes_other_holders_until_released(make_store):
+    store, other = make_store(), make_store()
+    held = store.acquire("www", timeout=5)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="'www' is locked by another run"):
+        other.acquire("www", timeout=0.5)
+    assert time.monotonic() - started >= 0.4
+    with other.lock("api", timeout=1):  # another name is free
+        pass
+    held.release()
+    held.release()  # idempotent
+    again = other.acquire("www", timeout=2)
+    again.release()
+
+
+def _hold_lock_forever(kind: str, where: str, prefix: str, token: str, ready: Any) -> None:
+    if kind == "file":
+        store: CertificateStore = FileStore(where)
+    else:
+        store = VaultStore([where], token=token, prefix=prefix, lock_lease=2)
+    store.acquire("www", timeout=5)
+    ready.set()
+    time.sleep(3600)
+
+
+def test_a_holder_killed_with_sigkill_gives_the_lock_up(make_store, request, tmp_path):
+    """The file lock dies with its process; a Vault lease runs out and is taken over."""
+    store = make_store(lock_lease=2) if request.node.callspec.params["make_store"] == "vault" else make_store()
+    kind = request.node.callspec.params["make_store"]
+    if kind == "file":
+        where, prefix, token = str(tmp_path / "store"), "", ""
+    else:
+        server = request.getfixturevalue("bao_dev")
+        where, prefix, token = server.urls[0], store.prefix, server.token
+    ready = multiprocessing.get_context("fork").Event()
+    holder = multiprocessing.get_context("fork").Process(target=_hold_lock_forever,
+                                                         args=(kind, where, prefix, token, ready))
+    holder.start()
+    try:
+        assert ready.wait(20), "the holder never got the lock"
+        with pytest.raises(StoreError):
+            store.acquire("www", timeout=0.3)  # held and renewed while the holder lives
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(5)
+        started = time.monotonic()
+        taken = store.acquire("www", timeout=15)
+        waited = time.monotonic() - started
+        taken.release()
+        if kind == "vault":
+            assert waited > 0.2, "a lease was taken over before it ran out"
+        assert waited < 10
+    finally:
+        if holder.is_alive():
+            os.kill(holder.pid, signal.SIGKILL)
+
+
+def test_a_held_vault_lease_is_renewed_past_its_length(bao_dev):
+    holder = vault_store(bao_dev, f"certops-acme/lease-{uuid.uuid4().hex[:8]}", lock_lease=2)
+    other = vault_store(bao_dev, holder.prefix, lock_lease=2)
+    try:
+        held = holder.acquire("www", timeout=5)
+        time.sleep(4.5)  # two lease lengths: only the heartbeat keeps it
+        with pytest.raises(StoreError, match="locked by another run"):
+            other.acquire("www", timeout=0.5)
+        held.release()
+        other.acquire("www", timeout=2).release()
+    finally:
+        holder.close()
+        other.close()
+
+
+def test_the_vault_store_describes_itself_without_the_token(bao_dev):
+    store = vault_store(bao_dev, "certops-acme/describe")
+    try:
+        assert bao_dev.token not in store.describe() and bao_dev.urls[0] in store.describe()
+    finally:
+        store.close()
+
+
+def test_a_token_without_write_permission_fails_naming_the_store(bao_dev):
+    bao_dev.api("PUT", "sys/policies/acl/certops-read-only", {"policy": openbao.POLICY_FILE.read_text().replace(
+        '["create", "read", "update"]', '["read"]').replace('["read", "list", "update", "delete"]', '["read", "list"]')})
+    reader = VaultStore(bao_dev.urls, token=bao_dev.make_token(["certops-read-only"]), prefix="certops-acme/read-only", timeout=5)
+    try:
+        assert reader.load("www") is None  # reading is allowed
+        with pytest.raises(StoreError, match=r"store vault http://127\.0\.0\.1:\d+ .*permission denied"):
+            reader.acquire("www", timeout=2)
+    finally:
+        reader.close()
+
+
+def test_an_unreachable_vault_fails_within_its_timeout(tmp_path):
+    store = VaultStore(["http://127.0.0.1:9"], token="t", timeout=2)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=r"cannot read .* within 2 s: http://127\.0\.0\.1:9 is unreachable"):
+        store.load("www")
+    assert time.monotonic() - started < 6
+    store.close()
