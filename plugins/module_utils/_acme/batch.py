@@ -28,7 +28,7 @@ from .names import Identifier, check_challenge_fits, identifier_values, normaliz
 from .orders import (ChallengeResponder, OpenOrder, OrderRequest, PendingChallenge, StatelessHttp01,
                      complete_order, open_order, order_from_record, pending_record, tls_alpn_challenge_certificate)
 from .ari import cached_window, meta_at_issuance, renewal_window
-from .renewal import AriWindow, Decision, RenewalPolicy, renewal_decision
+from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
 from .storage import CertificateStore, StoreLock, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
@@ -57,10 +57,18 @@ class CertificateSpec:
         return self.challenge == "tls-alpn-01" or (self.challenge == "http-01" and bool(self.webroot))
 
 
+class Stage(PlainEnum):
+    """Which part of a batch a task runs (host-side challenges need two tasks)."""
+
+    ALL = "all"
+    PREPARE = "prepare"      # open the orders, hand host-side challenges to the hosts
+    COMPLETE = "complete"    # answer them and store the certificates
+
+
 @dataclass
 class CertificateResult:
     name: str
-    action: str                      # keep | issue | renew | failed | pending (stage prepare)
+    action: Action
     reason: str = ""
     domains: list[str] = field(default_factory=list)
     error: Optional[str] = None
@@ -69,10 +77,10 @@ class CertificateResult:
 
     @property
     def changed(self) -> bool:
-        return self.action in ("issue", "renew", "pending")
+        return self.action in (Action.ISSUE, Action.RENEW, Action.PENDING)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "action": self.action, "changed": self.changed,
+        data: dict[str, Any] = {"name": self.name, "action": str(self.action), "changed": self.changed,
                                 "reason": self.reason, "domains": self.domains, "error": self.error,
                                 "not_after": None, "days_left": None, "serial": None, "sha256": None}
         if self.stored is not None:
@@ -83,6 +91,21 @@ class CertificateResult:
             "start": self.ari.start.isoformat(), "end": self.ari.end.isoformat(),
             "selected": self.ari.selected.isoformat()}
         return data
+
+
+@dataclass
+class Opening:
+    """What opening one certificate's order gave: an order to go on with (``order`` and
+    ``decision``), or a final ``result`` (kept after all, or failed)."""
+
+    spec: CertificateSpec
+    decision: Optional[Decision] = None
+    order: Optional[OpenOrder] = None
+    result: Optional[CertificateResult] = None
+
+
+def _failed(spec: CertificateSpec, error: str) -> CertificateResult:
+    return CertificateResult(spec.name, Action.FAILED, error=error, domains=identifier_values(spec.identifiers))
 
 
 def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateResult]]:
@@ -133,7 +156,7 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
                 remaining_fraction=_optional_float(entry, "renew_remaining_fraction", where))
         except InputError as error:
             shown = domains if isinstance(domains, list) else [domains]
-            failures.append(CertificateResult(name=name, action="failed", error=str(error),
+            failures.append(CertificateResult(name=name, action=Action.FAILED, error=str(error),
                                               domains=[str(d) for d in shown]))
             continue
         specs.append(CertificateSpec(name=name, identifiers=identifiers, key_type=key_type,
@@ -309,7 +332,9 @@ class CertificateBatch:
                                   thread_name_prefix="certops-order")
 
     # --- the batch ------------------------------------------------------------------------
-    def run(self, specs: Sequence[CertificateSpec], stage: str = "all") -> list[CertificateResult]:
+    def run(self, specs: Sequence[CertificateSpec], stage: str = Stage.ALL) -> list[CertificateResult]:
+        """Decide every certificate, then order what is due (nothing in check mode)."""
+        stage = Stage(stage)
         now = self.now()
         results: dict[str, CertificateResult] = {}
         due: list[CertificateSpec] = []
@@ -322,16 +347,15 @@ class CertificateBatch:
             results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason, domains, stored=stored,
                                                    ari=self._window_for(stored))
             if not decision.needs_order:
-                if stage == "complete" and spec.on_hosts:
+                if stage == Stage.COMPLETE and spec.on_hosts:
                     self.store.drop_pending(spec.name)  # done by a concurrent run meanwhile
                 continue
-            if spec.on_hosts and stage == "all":
-                results[spec.name] = CertificateResult(
-                    spec.name, "failed", domains=domains,
-                    error=f"{spec.challenge}{' (webroot)' if spec.webroot else ''} is answered on the hosts: run "
-                          "this task with stage: prepare, deploy the returned challenges with "
-                          "certops.acme.challenge, then stage: complete (the certops.acme.certificates "
-                          "role does this)")
+            if spec.on_hosts and stage == Stage.ALL:
+                results[spec.name] = _failed(spec, (
+                    f"{spec.challenge}{' (webroot)' if spec.webroot else ''} is answered on the hosts: run "
+                    "this task with stage: prepare, deploy the returned challenges with "
+                    "certops.acme.challenge, then stage: complete (the certops.acme.certificates "
+                    "role does this)"))
                 continue
             due.append(spec)
         if due and not self.settings.check_mode:
@@ -340,104 +364,129 @@ class CertificateBatch:
                 results[result.name] = result
         return [results[s.name] for s in specs]
 
-    def _order(self, due: Sequence[CertificateSpec], stage: str,
-               deadline: Deadline) -> list[CertificateResult]:
-        finished: list[CertificateResult] = []
-        # Every due certificate's lock is taken before any order is opened, in name order:
-        # runs that want overlapping certificates then queue up instead of each holding some
-        # locks while waiting for the others' (a deadlock until the lock timeout).
-        locks: dict[str, StoreLock] = {}
-        for spec in sorted(due, key=lambda s: s.name):
-            try:
-                locks[spec.name] = self.store.acquire(spec.name, self.settings.lock_timeout)
-            except CertopsError as error:
-                finished.append(CertificateResult(spec.name, "failed", error=str(error),
-                                                  domains=identifier_values(spec.identifiers)))
+    def _order(self, due: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[CertificateResult]:
+        """The phases of ordering: lock all, open all, hand host challenges over (stage
+        prepare), deploy each challenge type once, complete all, clean up, unlock."""
+        locks, finished = self._lock_all(due)
         try:
-            lockable = [s for s in due if s.name in locks]
-            opened: list[tuple[CertificateSpec, OpenOrder, Decision]] = []
-            with self._pool(len(lockable)) as pool:
-                for spec, outcome in zip(lockable, pool.map(self._counted("ordering", len(lockable), lambda s: self._open_one(s, stage, deadline)), lockable)):
-                    if isinstance(outcome, CertificateResult):
-                        finished.append(outcome)
-                    else:
-                        opened.append((spec, *outcome))
-            to_complete = []
-            by_type: dict[str, list[PendingChallenge]] = {}
-            for spec, order, decision in opened:
-                if spec.on_hosts and stage == "prepare":
-                    self.host_challenges.extend(self._for_hosts(spec, order))
-                    finished.append(CertificateResult(spec.name, "pending",
-                                                      decision.reason + " (challenges prepared for the hosts)",
-                                                      identifier_values(spec.identifiers)))
-                    continue
-                to_complete.append((spec, order, decision))
-                if not spec.on_hosts:
-                    by_type.setdefault(spec.challenge, []).extend(order.pending)
-            failed_deploy: dict[str, str] = {}
+            openings = self._open_all([s for s in due if s.name in locks], stage, deadline)
+            finished += [o.result for o in openings if o.result is not None]
+            opened = [o for o in openings if o.result is None]
+            if stage == Stage.PREPARE:
+                finished += self._hand_to_hosts([o for o in opened if o.spec.on_hosts])
+                opened = [o for o in opened if not o.spec.on_hosts]
+            by_type = self._challenges_by_type(opened)
             try:
-                for kind, challenges in by_type.items():
-                    failed_deploy.update(self.responders[kind].deploy(challenges, deadline))
-                ready = [item for item in to_complete if item[0].name not in failed_deploy]
-                finished.extend(CertificateResult(spec.name, "failed", error=failed_deploy[spec.name],
-                                                  domains=identifier_values(spec.identifiers))
-                                for spec, _ignored, _ignored in to_complete if spec.name in failed_deploy)
-                with self._pool(len(ready)) as pool:
-                    finished.extend(pool.map(self._counted(
-                        "issuing", len(ready), lambda item: self._complete_one(*item, deadline=deadline)), ready))
+                failed = self._deploy(by_type, deadline)
+                finished += [_failed(o.spec, failed[o.spec.name]) for o in opened if o.spec.name in failed]
+                finished += self._complete_all([o for o in opened if o.spec.name not in failed], deadline)
             finally:
-                for kind, challenges in by_type.items():
-                    try:
-                        self.responders[kind].cleanup(challenges)
-                    except CertopsError:
-                        pass  # reported by the responder's own checks; never hides the results
+                self._clean_up(by_type)
         finally:
             for lock in locks.values():
                 lock.release()
         return finished
 
-    def _open_one(self, spec: CertificateSpec, stage: str, deadline: Deadline) -> Any:
+    def _lock_all(self, due: Sequence[CertificateSpec]) -> tuple[dict[str, StoreLock], list[CertificateResult]]:
+        """Every due certificate's lock, taken before any order is opened, in name order: runs
+        that want overlapping certificates then queue up instead of each holding some locks
+        while waiting for the others' (a deadlock until the lock timeout). A certificate whose
+        lock cannot be had (held elsewhere too long, a store that refuses writes) is never
+        ordered: what cannot be stored is not ordered."""
+        locks: dict[str, StoreLock] = {}
+        failures: list[CertificateResult] = []
+        for spec in sorted(due, key=lambda s: s.name):
+            try:
+                locks[spec.name] = self.store.acquire(spec.name, self.settings.lock_timeout)
+            except CertopsError as error:
+                failures.append(_failed(spec, str(error)))
+        return locks, failures
+
+    def _open_all(self, specs: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[Opening]:
+        with self._pool(len(specs)) as pool:
+            return list(pool.map(self._counted("ordering", len(specs), lambda s: self._open_one(s, stage, deadline)),
+                                 specs))
+
+    def _hand_to_hosts(self, openings: Sequence[Opening]) -> list[CertificateResult]:
+        """Stage prepare: the hosts deploy these challenges between the two stages."""
+        handed = []
+        for opening in openings:
+            assert opening.order is not None and opening.decision is not None
+            self.host_challenges.extend(self._for_hosts(opening.spec, opening.order))
+            handed.append(CertificateResult(opening.spec.name, Action.PENDING,
+                                            opening.decision.reason + " (challenges prepared for the hosts)",
+                                            identifier_values(opening.spec.identifiers)))
+        return handed
+
+    @staticmethod
+    def _challenges_by_type(openings: Sequence[Opening]) -> dict[str, list[PendingChallenge]]:
+        """The controller-side challenges of the batch, by type (host-side ones are already up)."""
+        by_type: dict[str, list[PendingChallenge]] = {}
+        for opening in openings:
+            if not opening.spec.on_hosts and opening.order is not None:
+                by_type.setdefault(opening.spec.challenge, []).extend(opening.order.pending)
+        return by_type
+
+    def _deploy(self, by_type: dict[str, list[PendingChallenge]], deadline: Deadline) -> dict[str, str]:
+        """Each challenge type once for the whole batch (one dns-01 propagation wait);
+        returns {certificate name: why its challenges could not be deployed}."""
+        failed: dict[str, str] = {}
+        for kind, challenges in by_type.items():
+            failed.update(self.responders[kind].deploy(challenges, deadline))
+        return failed
+
+    def _complete_all(self, openings: Sequence[Opening], deadline: Deadline) -> list[CertificateResult]:
+        with self._pool(len(openings)) as pool:
+            return list(pool.map(self._counted("issuing", len(openings),
+                                               lambda o: self._complete_one(o, deadline)), openings))
+
+    def _clean_up(self, by_type: dict[str, list[PendingChallenge]]) -> None:
+        for kind, challenges in by_type.items():
+            try:
+                self.responders[kind].cleanup(challenges)
+            except CertopsError:
+                pass  # reported by the responder's own checks; never hides the results
+
+    def _open_one(self, spec: CertificateSpec, stage: Stage, deadline: Deadline) -> Opening:
         """Re-check under the (already held) lock, then open (or, at stage complete, reload) the order."""
-        domains = identifier_values(spec.identifiers)
         try:
             # Re-read under the lock: another run may have issued it while we waited.
             stored = self.store.load(spec.name)
             decision = decide(spec, stored, self.now(), self._window_for(stored))
             if not decision.needs_order:
-                return CertificateResult(spec.name, "keep", decision.reason + " (issued by a concurrent run)",
-                                         domains, stored=stored)
+                return Opening(spec, result=CertificateResult(
+                    spec.name, Action.KEEP, decision.reason + " (issued by a concurrent run)",
+                    identifier_values(spec.identifiers), stored=stored))
             transport = self._connected(deadline)
-            if spec.on_hosts and stage == "complete":
-                order = self._pending_order(spec)
-                if order is None:
-                    raise CertopsError(f"certificate {spec.name!r}: no prepared order to complete; run the "
-                                       "task with stage: prepare first")
-            else:
-                order = self._pending_order(spec) if spec.on_hosts else None
-                if order is None:
-                    replaces = None
-                    if stored is not None and decision.action == "renew" and transport.directory(deadline).get(
-                            "renewalInfo"):
-                        replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
-                    request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored),
-                                           spec.challenge, spec.profile, preferred_chain=spec.preferred_chain,
-                                           replaces=replaces)
-                    order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "",
-                                       deadline)
-                    if spec.on_hosts:
-                        # tls-alpn-01 certificates are made here and kept with the pending order;
-                        # certops.acme.challenge ships them from the store (keys never pass
-                        # through task results).
-                        alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
-                                for c in order.pending if c.type == "tls-alpn-01"}
-                        self.store.put_pending(spec.name, pending_record(order, alpn))
-            return order, decision
+            order = self._pending_order(spec) if spec.on_hosts else None
+            if order is None and stage == Stage.COMPLETE and spec.on_hosts:
+                raise CertopsError(f"certificate {spec.name!r}: no prepared order to complete; run the "
+                                   "task with stage: prepare first")
+            if order is None:
+                order = self._new_order(spec, stored, decision, transport, deadline)
+            return Opening(spec, decision=decision, order=order)
         except CertopsError as error:
-            return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
+            return Opening(spec, result=_failed(spec, str(error)))
 
-    def _complete_one(self, spec: CertificateSpec, order: OpenOrder, decision: Decision,
-                      deadline: Deadline) -> CertificateResult:
-        domains = identifier_values(spec.identifiers)
+    def _new_order(self, spec: CertificateSpec, stored: Optional[StoredCertificate], decision: Decision,
+                   transport: AcmeTransport, deadline: Deadline) -> OpenOrder:
+        replaces = None
+        if stored is not None and decision.action == Action.RENEW and transport.directory(deadline).get("renewalInfo"):
+            replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
+        request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored), spec.challenge, spec.profile,
+                               preferred_chain=spec.preferred_chain, replaces=replaces)
+        order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "", deadline)
+        if spec.on_hosts:
+            # tls-alpn-01 certificates are made here and kept with the pending order;
+            # certops.acme.challenge ships them from the store (keys never pass through task results).
+            alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
+                    for c in order.pending if c.type == "tls-alpn-01"}
+            self.store.put_pending(spec.name, pending_record(order, alpn))
+        return order
+
+    def _complete_one(self, opening: Opening, deadline: Deadline) -> CertificateResult:
+        spec, order, decision = opening.spec, opening.order, opening.decision
+        assert order is not None and decision is not None
         try:
             transport = self._connected(deadline)
             issued = complete_order(transport, order, deadline)
@@ -449,11 +498,12 @@ class CertificateBatch:
                 "ari": meta_at_issuance(self.now())})
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)
-            return CertificateResult(spec.name, decision.action, decision.reason, domains, stored=new)
+            return CertificateResult(spec.name, decision.action, decision.reason, identifier_values(spec.identifiers),
+                                     stored=new)
         except CertopsError as error:
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)  # a failed order is not retried; the next run opens a new one
-            return CertificateResult(spec.name, "failed", error=str(error), domains=domains)
+            return _failed(spec, str(error))
 
     def _pending_order(self, spec: CertificateSpec) -> Optional[OpenOrder]:
         """The order prepared for ``spec`` by stage prepare, if it is recent and for the same names

@@ -8,6 +8,7 @@ short-lived certificates (under 10 days), so a 6-day certificate is renewed afte
 from __future__ import annotations
 
 import datetime
+import enum
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -58,14 +59,35 @@ class AriWindow:
         return f"{self.start:%Y-%m-%d %H:%M} - {self.end:%Y-%m-%d %H:%M} UTC"
 
 
+class PlainEnum(str, enum.Enum):
+    """A str enum that compares, prints and formats as its plain value ("keep", not
+    "Action.KEEP"), on every Python the controller runs."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Action(PlainEnum):
+    """What happened (or, in check mode, would happen) to a certificate."""
+
+    KEEP = "keep"
+    ISSUE = "issue"          # nothing usable stored
+    RENEW = "renew"
+    PENDING = "pending"      # stage prepare: challenges handed to the hosts
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Decision:
-    action: str        # "keep", "issue" (nothing usable stored) or "renew"
+    action: Action     # KEEP, ISSUE or RENEW
     reason: str
 
     @property
     def needs_order(self) -> bool:
-        return self.action != "keep"
+        return self.action != Action.KEEP
 
 
 def _days(delta: datetime.timedelta) -> str:
@@ -82,11 +104,11 @@ def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
     must match exactly: a user who switches to RSA wants an RSA certificate now.
     """
     if current is None:
-        return Decision("issue", "no certificate in the store")
+        return Decision(Action.ISSUE, "no certificate in the store")
     if force:
-        return Decision("renew", "forced")
+        return Decision(Action.RENEW, "forced")
     if revoked:
-        return Decision("renew", "the stored certificate was revoked")
+        return Decision(Action.RENEW, "the stored certificate was revoked")
     have, want = set(current.identifiers), set(wanted)
     if have != want:
         added = sorted(i.value for i in want - have)
@@ -96,23 +118,23 @@ def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
             parts.append("added " + ", ".join(added))
         if removed:
             parts.append("removed " + ", ".join(removed))
-        return Decision("renew", "names changed (" + "; ".join(parts) + ")")
+        return Decision(Action.RENEW, "names changed (" + "; ".join(parts) + ")")
     if current.key_type != wanted_key_type:
-        return Decision("renew", f"key type changed ({current.key_type or 'unknown'} -> {wanted_key_type})")
+        return Decision(Action.RENEW, f"key type changed ({current.key_type or 'unknown'} -> {wanted_key_type})")
     remaining = current.not_after - now
     if remaining <= datetime.timedelta(0):
-        return Decision("renew", "expired")
+        return Decision(Action.RENEW, "expired")
     if ari is not None:
         # The CA's window replaces the lifetime rule (RFC 9773 §4.2). A window that moved into
         # the past - the CA asking for early renewal, e.g. before a mass revocation - is open.
         explanation = f"; see {ari.explanation_url}" if ari.explanation_url else ""
         if now >= ari.selected:
             late = " (the window has passed)" if now > ari.end else ""
-            return Decision("renew", f"the CA's renewal window (ARI) is open: {ari.describe()}{late}{explanation}")
-        return Decision("keep", f"{_days(remaining)} left; the CA's renewal window (ARI) is {ari.describe()}, "
+            return Decision(Action.RENEW, f"the CA's renewal window (ARI) is open: {ari.describe()}{late}{explanation}")
+        return Decision(Action.KEEP, f"{_days(remaining)} left; the CA's renewal window (ARI) is {ari.describe()}, "
                                 f"renewing after {ari.selected:%Y-%m-%d %H:%M} UTC")
     threshold = policy.threshold(current.lifetime)
     if remaining <= threshold:
-        return Decision("renew", f"{_days(remaining)} left, inside the renewal window "
+        return Decision(Action.RENEW, f"{_days(remaining)} left, inside the renewal window "
                                  f"(renew with {_days(threshold)} left)")
-    return Decision("keep", f"{_days(remaining)} left (renew with {_days(threshold)} left)")
+    return Decision(Action.KEEP, f"{_days(remaining)} left (renew with {_days(threshold)} left)")
