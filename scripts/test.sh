@@ -20,6 +20,15 @@ if [ -x "$PY313" ] && [ -z "${CERTOPS_SKIP_PY313:-}" ]; then
   with_py313=1
 fi
 
+# Types and lint of the collection's Python (configs: mypy.ini, ruff.toml); mypy reads the code
+# through the ansible_collections path the tests use.
+mkdir -p .tmp/collections/ansible_collections/certops
+[ -L .tmp/collections/ansible_collections/certops/acme ] || ln -s "$PWD" .tmp/collections/ansible_collections/certops/acme
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy"
+(cd .tmp/collections && ../../.venv/bin/mypy --config-file ../../mypy.ini -p ansible_collections.certops.acme.plugins)
+
 describe() {
   echo "== Python $("$1/bin/python" -c 'import sys; print(sys.version.split()[0])'), $("$1/bin/ansible" --version | sed -n 1p)"
 }

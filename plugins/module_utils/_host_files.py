@@ -30,7 +30,7 @@ def resolve_uid(owner):
     try:
         return pwd.getpwnam(owner).pw_uid
     except KeyError:
-        raise ValueError("owner: user %r does not exist on this host" % owner)
+        raise ValueError("owner: user %r does not exist on this host" % owner) from None
 
 
 def resolve_gid(group):
@@ -41,7 +41,7 @@ def resolve_gid(group):
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
-        raise ValueError("group: group %r does not exist on this host" % group)
+        raise ValueError("group: group %r does not exist on this host" % group) from None
 
 
 def sha256_of_file(path):

@@ -225,7 +225,7 @@ def _challenge_dir(root, create):
             except OSError as error:
                 if error.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise SymlinkRefused(error.errno, "%s is a symbolic link or not a directory; refusing to "
-                                         "follow it out of the webroot" % os.path.join(root, part))
+                                         "follow it out of the webroot" % os.path.join(root, part)) from None
                 raise
             os.close(fd)
             fd = child

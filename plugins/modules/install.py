@@ -276,7 +276,9 @@ def install(module, params):
         secrets = json.loads(params.get("key_material") or "{}")
     except ValueError:
         module.fail_json(msg="key_material: not JSON (internal: the action plugin fills it)")
-    results, before, after = [], [], []
+    results = []  # type: list[dict]
+    before = []  # type: list[str]
+    after = []  # type: list[str]
     for bundle in params.get("bundles") or []:
         name = bundle["name"]
         if "/" in name or name.startswith("."):

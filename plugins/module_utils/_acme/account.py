@@ -18,7 +18,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 from .. import _host_files
 from .crypto import PrivateKey, generate_private_key, load_private_key, private_key_pem
 from .errors import AcmeProblem, InputError
-from .transport import AcmeTransport, Deadline, json_object
+from .transport import AcmeTransport, Deadline, json_object, mapping_field
 
 
 @dataclass
@@ -116,7 +116,7 @@ def find_account(transport: AcmeTransport, account: AccountKey, deadline: Deadli
 def create_account(transport: AcmeTransport, account: AccountKey, request: AccountRequest,
                    deadline: Deadline) -> AccountState:
     directory = transport.directory(deadline)
-    meta = directory.get("meta") if isinstance(directory.get("meta"), dict) else {}
+    meta = mapping_field(directory, "meta")
     if meta.get("termsOfService") and not request.terms_agreed:
         raise InputError("terms_agreed", f"the CA requires agreeing to its terms of service "
                                          f"({meta['termsOfService']})", "set terms_agreed: true")

@@ -19,7 +19,7 @@ try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    from cryptography.x509.oid import ExtensionOID, NameOID
+    from cryptography.x509.oid import NameOID
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
@@ -132,7 +132,7 @@ class CertificateFacts:
 def certificate_facts(cert: x509.Certificate) -> CertificateFacts:
     idents: list[Identifier] = []
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         idents.extend(Identifier("dns", n.lower()) for n in san.get_values_for_type(x509.DNSName))
         idents.extend(Identifier("ip", ip.compressed) for ip in san.get_values_for_type(x509.IPAddress))
     except x509.ExtensionNotFound:

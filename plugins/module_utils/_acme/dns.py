@@ -104,7 +104,7 @@ class Rfc2136Provider:
 
     def _update(self, record_name: str, value: str, add: bool) -> None:
         zone = self.zone_for(record_name)
-        update = dns.update.UpdateMessage(zone, keyring=self._keyring, keyname=self.key_name,
+        update = dns.update.UpdateMessage(zone, keyring=self._keyring, keyname=dns.name.from_text(self.key_name),
                                           keyalgorithm=dns.name.from_text(self.key_algorithm))
         if add:
             update.add(record_name + ".", TXT_TTL, "TXT", f'"{value}"')

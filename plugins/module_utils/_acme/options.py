@@ -112,7 +112,7 @@ def apply_environment(args: dict[str, Any], environ: Optional[dict[str, str]] = 
 def rfc2136_settings(given: Optional[dict[str, Any]], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """The TSIG update settings: the task's ``dns_rfc2136`` keys, else the environment's."""
     environ = dict(os.environ) if environ is None else environ
-    settings = {"port": 53, "key_algorithm": "hmac-sha256", "zone": None}
+    settings: dict[str, Any] = {"port": 53, "key_algorithm": "hmac-sha256", "zone": None}
     for key, variable in RFC2136_ENVIRONMENT.items():
         if environ.get(variable):
             settings[key] = environ[variable]

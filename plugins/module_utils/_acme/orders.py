@@ -39,7 +39,7 @@ from .crypto import (MAX_CHAIN_LENGTH, build_csr, certificate_facts, chain_probl
                      private_key_pem, public_key_matches, without_repeats)
 from .errors import AcmeProblem, AcmeTransportError, CertopsError
 from .names import Identifier
-from .transport import PEM_CHAIN, AcmeTransport, Deadline, json_object, parse_retry_after
+from .transport import PEM_CHAIN, AcmeTransport, Deadline, json_object, mapping_field, parse_retry_after
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 POLL_FIRST = 0.05
@@ -220,7 +220,7 @@ def new_order_payload(request: OrderRequest) -> bytes:
     module never needs the library)."""
     global _NEW_ORDER_MESSAGE  # pylint: disable=global-statement
     if _NEW_ORDER_MESSAGE is None:
-        class NewOrderWithReplaces(messages.NewOrder):  # type: ignore[misc,name-defined]
+        class NewOrderWithReplaces(messages.NewOrder):
             """newOrder with ``replaces`` (RFC 9773 §5)."""
 
             replaces: Optional[str] = jose.field("replaces", omitempty=True)
@@ -260,7 +260,7 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
     pending: list[PendingChallenge] = []
     for authz_url in _require(order, "authorizations", list, f"{label}: order"):
         authz = json_object(transport.post(authz_url, None, deadline, kind="authz"), f"{label}: authorization")
-        ident = authz.get("identifier") if isinstance(authz.get("identifier"), dict) else {}
+        ident = mapping_field(authz, "identifier")
         value = str(ident.get("value", "?"))
         if authz.get("wildcard") and not value.startswith("*."):
             value = "*." + value  # RFC 8555 §7.1.4: the authorization names the base domain

@@ -163,7 +163,7 @@ class CertificateStore(abc.ABC):
         from opening its order to storing the result, across worker threads.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a backend without connections has nothing to close
         """Release connections (and stop lock renewals) held by the backend."""
 
     # --- built on the primitives, the same for every backend ------------------------------

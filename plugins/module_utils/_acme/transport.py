@@ -169,7 +169,7 @@ def _bounded_adapter(pool_maxsize: int) -> "HTTPAdapter":
     global _ADAPTER_CLASS  # pylint: disable=global-statement
     if _ADAPTER_CLASS is None:
         def tracked(base: Any) -> Any:
-            class Tracked(base):  # type: ignore[misc,valid-type]
+            class Tracked(base):
                 def request(self, *args: Any, **kwargs: Any) -> Any:
                     exchange = getattr(_CURRENT, "exchange", None)
                     if exchange is not None and exchange.connections is not None:
@@ -177,13 +177,13 @@ def _bounded_adapter(pool_maxsize: int) -> "HTTPAdapter":
                     return super().request(*args, **kwargs)
             return Tracked
 
-        class HttpPool(urllib3.HTTPConnectionPool):  # type: ignore[misc]
+        class HttpPool(urllib3.HTTPConnectionPool):
             ConnectionCls = tracked(urllib3.connection.HTTPConnection)
 
-        class HttpsPool(urllib3.HTTPSConnectionPool):  # type: ignore[misc]
+        class HttpsPool(urllib3.HTTPSConnectionPool):
             ConnectionCls = tracked(urllib3.connection.HTTPSConnection)
 
-        class BoundedAdapter(HTTPAdapter):  # type: ignore[misc]
+        class BoundedAdapter(HTTPAdapter):
             def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
                 super().init_poolmanager(*args, **kwargs)
                 # A dict of our own: urllib3's default is module-wide.
@@ -388,6 +388,12 @@ def _json_or_text(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text[:500] if response.content else None
+
+
+def mapping_field(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """``obj[key]`` when it is a JSON object, else an empty one (a CA's optional objects)."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def json_object(response: requests.Response, what: str) -> dict[str, Any]:

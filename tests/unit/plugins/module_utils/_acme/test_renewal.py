@@ -18,8 +18,8 @@ def facts(days_total=90, days_left=60, names=(WWW,), key_type="ec256"):
                             not_after=not_after, identifiers=tuple(names), issuer="CN=test", key_type=key_type)
 
 
-def decide(current, wanted=(WWW,), key_type="ec256", policy=RenewalPolicy(), force=False):
-    return renewal_decision(list(wanted), key_type, current, policy, NOW, force)
+def decide(current, wanted=(WWW,), key_type="ec256", policy=None, force=False):
+    return renewal_decision(list(wanted), key_type, current, policy or RenewalPolicy(), NOW, force)
 
 
 def test_missing_certificate_is_issued():
