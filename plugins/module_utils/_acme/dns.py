@@ -16,7 +16,6 @@ the CA looks and both are removed afterwards.
 from __future__ import annotations
 
 import importlib
-import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
@@ -206,15 +205,13 @@ class Dns01Responder:
             owners.setdefault(name, set()).add(challenge.certificate)
         # Wait until every authoritative server answers every value: a CA may ask any of them.
         limit = min(self.propagation_timeout, max(1.0, deadline.remaining()))
-        started, delay = time.monotonic(), 0.05
+        backoff = Deadline(limit, "dns-01 propagation").backoff(0.05, 1.5, 2.0)
         missing = {n: self._servers_for(n) for n in wanted}
         while True:
             missing = {n: [s for s in servers if not visible_at(s, n, wanted[n])] for n, servers in missing.items()}
             missing = {n: s for n, s in missing.items() if s}
-            if not missing or time.monotonic() - started > limit:
+            if not missing or not backoff.wait():
                 break
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
         for name, servers in missing.items():
             where = ", ".join(f"{h}:{p}" for h, p in servers)
             for certificate in owners[name]:

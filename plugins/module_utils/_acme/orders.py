@@ -191,17 +191,13 @@ def _links(response: requests.Response, rel: str) -> list[str]:
 def poll(fetch: Callable[[], tuple[dict[str, Any], requests.Response]],
          done: Callable[[dict[str, Any]], bool], deadline: Deadline) -> dict[str, Any]:
     """Re-fetch until ``done(obj)``; start short, back off, honour Retry-After."""
-    delay = POLL_FIRST
+    backoff = deadline.backoff(POLL_FIRST, POLL_GROWTH, POLL_MAX)
     while True:
         obj, response = fetch()
         if done(obj):
             return obj
-        wait = delay
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if retry_after is not None:
-            wait = max(wait, retry_after)
-        deadline.sleep(wait)
-        delay = min(delay * POLL_GROWTH, POLL_MAX)
+        if not backoff.wait(at_least=parse_retry_after(response.headers.get("Retry-After")) or 0.0):
+            deadline.check()
 
 
 def _problem_text(obj: dict[str, Any]) -> str:

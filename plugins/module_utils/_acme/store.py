@@ -29,7 +29,6 @@ import fcntl
 import json
 import os
 import shutil
-import time
 from typing import Any, Iterator, Optional
 
 from .. import _host_files
@@ -37,6 +36,7 @@ from .crypto import split_pem_chain
 from .errors import InputError, StoreError
 from .storage import (KEEP_VERSIONS, TRUST, CertificateStore, StoreLock, StoredCertificate, VersionData,
                       check_certificate_name)
+from .waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
 _PEM_FILES = ("privkey.pem", "cert.pem", "chain.pem")
@@ -218,19 +218,16 @@ class FileStore(CertificateStore):
     @staticmethod
     def _take(path: str, timeout: float, name: str) -> "FileLock":
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + timeout
-        delay = 0.02
+        backoff = Deadline(timeout, f"waiting for the lock of {name!r}").backoff(0.02, 2.0, 0.5)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return FileLock(fd)
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if not backoff.wait():
                     os.close(fd)
                     raise StoreError(f"store: certificate {name!r} is locked by another run "
                                      f"for more than {timeout:.0f} s ({path})") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
 
 
 class FileLock(StoreLock):

@@ -44,6 +44,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
     pass
 
 from .errors import AcmeDeadlineError, AcmeProblem, AcmeTransportError
+from .waiting import Backoff, Deadline
 
 MAX_BAD_NONCE_RETRIES = 25
 MAX_BODY = 4 * 1024 * 1024
@@ -68,28 +69,6 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class Deadline:
-    """A point in monotonic time; every wait in the engine is bounded by one."""
-
-    def __init__(self, seconds: float, what: str) -> None:
-        self.at = time.monotonic() + seconds
-        self.seconds = seconds
-        self.what = what
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def check(self) -> None:
-        if self.remaining() <= 0:
-            raise AcmeDeadlineError(f"{self.what} did not finish within {self.seconds:.0f} s")
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep, but never past the deadline (then raise)."""
-        self.check()
-        time.sleep(max(0.0, min(seconds, self.remaining())))
-        self.check()
 
 
 class _Exchange:
@@ -228,7 +207,7 @@ class AcmeTransport:
     def _send(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> requests.Response:
         """One HTTP exchange with retries for transient network failures, each attempt cut off
         at the deadline however slowly the server answers."""
-        delay = 0.2
+        backoff = deadline.backoff(0.2, 2.0, 5.0)
         # Only plain GETs may follow a redirect: a signed request belongs to the URL it signs.
         kwargs.setdefault("allow_redirects", method == "GET")
         while True:
@@ -247,8 +226,7 @@ class AcmeTransport:
                 if exchange.expired:
                     raise AcmeDeadlineError(f"{deadline.what} did not finish within {deadline.seconds:.0f} s "
                                             f"(the ACME server at {url} was still answering)") from None
-                self._retry_or_raise(error, url, deadline, delay)
-                delay = min(delay * 2, 5.0)
+                self._retry_or_raise(error, url, backoff)
             finally:
                 _CURRENT.exchange = None
                 self._watchdog.done(exchange)
@@ -262,7 +240,7 @@ class AcmeTransport:
                 "to another address, so check acme_directory")
 
     @staticmethod
-    def _retry_or_raise(error: Exception, url: str, deadline: Deadline, delay: float) -> None:
+    def _retry_or_raise(error: Exception, url: str, backoff: Backoff) -> None:
         """Wait before the next attempt after a network failure, or raise the user's error."""
         if isinstance(error, requests.exceptions.SSLError):
             raise AcmeTransportError(f"TLS error talking to the ACME server at {url}: {error}. "
@@ -271,9 +249,9 @@ class AcmeTransport:
         if not isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                                   requests.exceptions.ChunkedEncodingError)):
             raise AcmeTransportError(f"the exchange with the ACME server at {url} failed: {error}") from None
-        if deadline.remaining() < delay:
+        # A retry that could not even start before the deadline is not made: say why instead.
+        if backoff.deadline.remaining() < backoff.delay or not backoff.wait():
             raise AcmeTransportError(f"cannot reach the ACME server at {url}: {error}") from None
-        deadline.sleep(delay)
 
     @staticmethod
     def _read_bounded(response: requests.Response) -> None:

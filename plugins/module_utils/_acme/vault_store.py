@@ -42,6 +42,7 @@ except ImportError:  # options.build_store names the missing package and the pip
 
 from .errors import StoreError
 from .storage import KEEP_VERSIONS, CertificateStore, StoreLock, VersionData
+from .waiting import Deadline
 
 T = TypeVar("T")
 CERTIFICATES, LOCKS = "certificates", "locks"
@@ -105,8 +106,7 @@ class VaultStore(CertificateStore):
 
     # --- transport: every node, backoff, clear errors -------------------------------------
     def _call(self, what: str, operation: Callable[[Any], T]) -> T:
-        deadline = time.monotonic() + self.timeout
-        delay = 0.1
+        backoff = Deadline(self.timeout, f"store operation: {what}").backoff(0.1, 2.0, 2.0)
         last = ""
         while True:
             for offset in range(len(self._clients)):
@@ -133,10 +133,8 @@ class VaultStore(CertificateStore):
                     last = f"{self.urls[index]} answered: {_first_line(error)}"
                 except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
                     last = f"{self.urls[index]} is unreachable ({type(error).__name__})"
-            if time.monotonic() + delay > deadline:
+            if not backoff.wait():
                 raise StoreError(f"store {self.describe()}: cannot {what} within {self.timeout:.0f} s: {last}")
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
     def _path(self, kind: str, key: str) -> str:
         return f"{self.prefix}/{kind}/{key}"
@@ -245,8 +243,7 @@ class VaultStore(CertificateStore):
     # --- locks ----------------------------------------------------------------------------
     def acquire(self, name: str, timeout: float = 300.0) -> StoreLock:
         path = self._path(LOCKS, name)
-        deadline = time.monotonic() + timeout
-        delay = 0.05
+        backoff = Deadline(timeout, f"waiting for the lock of {name!r}").backoff(0.05, 2.0, 1.0)
         holder = ""
         while True:
             current = self._read(path)
@@ -261,12 +258,9 @@ class VaultStore(CertificateStore):
                     continue  # another controller took it first
             else:
                 holder = str(current[0].get("owner")) if current else ""
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if not backoff.wait():
                 raise StoreError(f"store {self.describe()}: certificate {name!r} is locked by another run "
                                  f"({holder}) for more than {timeout:.0f} s")
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
 
 
 class _VaultLock(StoreLock):
