@@ -25,8 +25,8 @@ from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_
                      private_key_pem, split_pem_chain, utcnow)
 from .errors import CertopsError, InputError
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
-from .orders import (ChallengeResponder, OpenOrder, OrderRequest, PendingChallenge, StatelessHttp01,
-                     complete_order, open_order, order_from_record, pending_record, tls_alpn_challenge_certificate)
+from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
+from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
 from .ari import cached_window, meta_at_issuance, renewal_window
 from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
 from .storage import CertificateStore, StoreLock, StoredCertificate, check_certificate_name

@@ -289,3 +289,24 @@ def _b64url(data: bytes) -> str:
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _common_name(name: x509.Name) -> str:
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if values else name.rfc4514_string()
+
+
+def chain_root(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> str:
+    """The issuer of the chain's last certificate: the root the chain leads to."""
+    return _common_name((chain[-1] if chain else leaf).issuer)
+
+
+def chain_matches(chain: Sequence[x509.Certificate], preferred: str) -> bool:
+    """Whether a chain leads to (or passes through) the CA named ``preferred`` - the common name
+    of the issuer of its topmost certificate, or of any certificate in it, like certbot's
+    --preferred-chain and lego's --preferred-chain."""
+    if not chain:
+        return False
+    wanted = preferred.strip().lower()
+    names = {_common_name(chain[-1].issuer).lower()} | {_common_name(c.subject).lower() for c in chain}
+    return wanted in names

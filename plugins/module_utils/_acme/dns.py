@@ -33,7 +33,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
     pass
 
 from .errors import CertopsError, InputError
-from .orders import PendingChallenge
+from .challenges import PendingChallenge
 from .transport import Deadline
 
 #: TSIG algorithm names as RFC 8945 and BIND spell them (dnspython accepts the text form).

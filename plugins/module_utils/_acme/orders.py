@@ -11,33 +11,29 @@ The flow is split in two phases so a batch can deploy every challenge at once (o
 and one propagation wait for the whole batch) and so challenges that live on hosts can be
 deployed by other Ansible tasks between the phases: :func:`open_order` (newOrder and
 authorizations), then :func:`complete_order` (answer, poll, finalize, download, verify).
-Responders plug in through :class:`ChallengeResponder`.
+Responders plug in through :class:`challenges.ChallengeResponder`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
-import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 try:
     import josepy as jose
     from acme import messages
     import requests
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .crypto import (MAX_CHAIN_LENGTH, build_csr, certificate_facts, chain_problems, load_private_key,
-                     private_key_pem, public_key_matches, without_repeats)
+from .crypto import (MAX_CHAIN_LENGTH, build_csr, certificate_facts, chain_matches, chain_problems, chain_root, load_private_key,
+                     public_key_matches, without_repeats)
 from .errors import AcmeProblem, AcmeTransportError, CertopsError
+from .challenges import PendingChallenge
 from .names import Identifier
 from .transport import PEM_CHAIN, AcmeTransport, Deadline, json_object, mapping_field, parse_retry_after
 
@@ -49,69 +45,6 @@ POLL_MAX = 2.0
 
 class OrderError(CertopsError):
     """This certificate could not be issued; the message says which name and why."""
-
-
-@dataclass
-class PendingChallenge:
-    """One challenge the CA waits for; what a responder needs to satisfy it."""
-
-    certificate: str
-    identifier: Identifier
-    type: str
-    url: str
-    token: str
-    key_authorization: str
-    authz_url: str
-
-    @property
-    def dns_record_name(self) -> str:
-        """``_acme-challenge.<name>``; a wildcard shares its base name's record (RFC 8555 §8.4)."""
-        base = self.identifier.value[2:] if self.identifier.value.startswith("*.") else self.identifier.value
-        return f"_acme-challenge.{base}"
-
-    @property
-    def dns_record_value(self) -> str:
-        digest = hashlib.sha256(self.key_authorization.encode("ascii")).digest()
-        return jose.b64encode(digest).decode("ascii")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"certificate": self.certificate, "identifier": self.identifier.value,
-                "identifier_type": self.identifier.type, "type": self.type, "url": self.url,
-                "token": self.token, "key_authorization": self.key_authorization,
-                "authz_url": self.authz_url}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PendingChallenge":
-        return cls(certificate=data["certificate"],
-                   identifier=Identifier(data["identifier_type"], data["identifier"]),
-                   type=data["type"], url=data["url"], token=data["token"],
-                   key_authorization=data["key_authorization"], authz_url=data["authz_url"])
-
-
-class ChallengeResponder(Protocol):
-    """Makes challenges answerable before the CA looks, and removes that afterwards.
-
-    ``deploy`` gets every pending challenge of its type in the batch at once (one DNS update
-    and one propagation wait for a whole batch) and returns, per certificate, why it could
-    not be deployed; those certificates fail, the others go on. ``cleanup`` must remove
-    exactly what ``deploy`` added, and is called even when validation failed.
-    """
-
-    def deploy(self, challenges: Sequence[PendingChallenge], deadline: Deadline) -> dict[str, str]: ...
-
-    def cleanup(self, challenges: Sequence[PendingChallenge]) -> None: ...
-
-
-class StatelessHttp01:
-    """The proxy answers ``/.well-known/acme-challenge/<token>`` with ``<token>.<thumbprint>``
-    by itself, so nothing is deployed per order."""
-
-    def deploy(self, challenges: Sequence[PendingChallenge], deadline: Deadline) -> dict[str, str]:
-        del challenges, deadline
-        return {}
-
-    def cleanup(self, challenges: Sequence[PendingChallenge]) -> None:
-        del challenges
 
 
 @dataclass
@@ -145,32 +78,6 @@ class IssuedCertificate:
     alternate_chain_urls: list[str] = field(default_factory=list)
     #: Name of the CA at the top of the chosen chain (issuer of its last certificate).
     chain_root: str = ""
-
-
-#: id-pe-acmeIdentifier (RFC 8737 §6.1).
-ACME_IDENTIFIER_OID = "1.3.6.1.5.5.7.1.31"
-
-
-def tls_alpn_challenge_certificate(challenge: PendingChallenge) -> tuple[bytes, bytes]:
-    """(cert PEM, key PEM) for tls-alpn-01 (RFC 8737 §3): self-signed, SAN = the name, and the
-    critical acmeIdentifier extension holding SHA-256 of the key authorization."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    digest = hashlib.sha256(challenge.key_authorization.encode("ascii")).digest()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ACME tls-alpn-01 challenge")])
-    if challenge.identifier.type == "ip":
-        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(challenge.identifier.value))
-    else:
-        san = x509.DNSName(challenge.identifier.value)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-            # DER OCTET STRING (0x04, length 32) wrapping the digest.
-            .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(ACME_IDENTIFIER_OID), b"\x04\x20" + digest), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 
 
 def _require(obj: dict[str, Any], key: str, kind: type, what: str) -> Any:
@@ -354,27 +261,6 @@ def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadli
                 break
     return IssuedCertificate(leaf=leaf, chain=chain, order_url=order_url, alternate_chain_urls=alternates,
                              chain_root=chain_root(leaf, chain))
-
-
-def _common_name(name: x509.Name) -> str:
-    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else name.rfc4514_string()
-
-
-def chain_root(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> str:
-    """The issuer of the chain's last certificate: the root the chain leads to."""
-    return _common_name((chain[-1] if chain else leaf).issuer)
-
-
-def chain_matches(chain: Sequence[x509.Certificate], preferred: str) -> bool:
-    """Whether a chain leads to (or passes through) the CA named ``preferred`` - the common name
-    of the issuer of its topmost certificate, or of any certificate in it, like certbot's
-    --preferred-chain and lego's --preferred-chain."""
-    if not chain:
-        return False
-    wanted = preferred.strip().lower()
-    names = {_common_name(chain[-1].issuer).lower()} | {_common_name(c.subject).lower() for c in chain}
-    return wanted in names
 
 
 def _verified_chain(pem: bytes, key: Any, request: OrderRequest,

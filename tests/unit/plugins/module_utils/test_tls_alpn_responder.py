@@ -15,7 +15,7 @@ from cryptography import x509
 
 from ansible_collections.certops.acme.plugins.module_utils import _tls_alpn_responder
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
-from ansible_collections.certops.acme.plugins.module_utils._acme.orders import (
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges import (
     ACME_IDENTIFIER_OID, PendingChallenge, tls_alpn_challenge_certificate)
 
 

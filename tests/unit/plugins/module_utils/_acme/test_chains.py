@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.orders import chain_matches, chain_root
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import chain_matches, chain_root
 
 
 def ca(name, issuer_name=None, issuer_key=None):
