@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 try:
     import josepy as jose
@@ -19,6 +19,9 @@ from .. import _host_files
 from .crypto import PrivateKey, generate_private_key, load_private_key, private_key_pem
 from .errors import AcmeProblem, InputError
 from .transport import AcmeTransport, Deadline, json_object, mapping_field
+
+if TYPE_CHECKING:
+    from .storage import CertificateStore
 
 
 @dataclass
@@ -173,3 +176,84 @@ def change_key(transport: AcmeTransport, old: AccountKey, new: AccountKey, deadl
 
 def deactivate_account(transport: AcmeTransport, deadline: Deadline) -> None:
     transport.post(transport.account_url or "", {"status": "deactivated"}, deadline, kind="account")
+
+
+@dataclass
+class AccountWish:
+    """What the account task wants (``certops.acme.account``'s options, translated)."""
+
+    present: bool = True
+    contact: Optional[list[str]] = None          # None: leave the contact as it is
+    terms_agreed: bool = False
+    allow_creation: bool = True
+    eab_kid: Optional[str] = None
+    eab_hmac_key: Optional[str] = None
+    eab_alg: str = "HS256"
+
+
+def ensure_account(store: "CertificateStore", directory_url: str, key: AccountKey, wish: AccountWish,
+                   transport_factory: Callable[[], AcmeTransport], deadline_seconds: float,
+                   check_mode: bool = False, key_created: bool = False) -> dict[str, Any]:
+    """Make the account of ``key`` at the CA what ``wish`` says: found, created, contact
+    updated or deactivated. Returns the task result. Zero requests when an order through this
+    store already used the account and nothing is to change (the store remembers it)."""
+    known = store.known_account(directory_url, key.thumbprint) if wish.present and not key_created else None
+    if known is not None and (wish.contact is None or sorted(wish.contact) == known.get("contact")):
+        return {"changed": False, "account_url": known["url"], "exists": True, "thumbprint": key.thumbprint,
+                "contact": known.get("contact") or [], "acme_requests": {}, "known_from_store": True}
+    transport = transport_factory()
+    deadline = Deadline(deadline_seconds, "the account operation")
+    try:
+        state = find_account(transport, key, deadline)
+        changed = key_created
+        if wish.present:
+            if not state.exists:
+                if not wish.allow_creation:
+                    return {"failed": True, "msg": "no account exists for this key and allow_creation is false",
+                            "exists": False, "thumbprint": key.thumbprint}
+                changed = True
+                if not check_mode:
+                    state = create_account(transport, key, AccountRequest(
+                        contact=wish.contact or [], terms_agreed=wish.terms_agreed, eab_kid=wish.eab_kid,
+                        eab_hmac_key=wish.eab_hmac_key, eab_alg=wish.eab_alg), deadline)
+            elif wish.contact is not None and sorted(wish.contact) != sorted(state.contact):
+                changed = True
+                if not check_mode:
+                    state = update_contact(transport, wish.contact, deadline)
+        elif state.exists:
+            changed = True
+            if not check_mode:
+                deactivate_account(transport, deadline)
+        if not check_mode and not wish.present:
+            store.remember_account(directory_url, key.thumbprint, None, [])  # deactivated: forget it
+        return {"changed": changed, "account_url": state.url, "exists": wish.present and (state.exists or changed),
+                "thumbprint": key.thumbprint, "contact": state.contact, "acme_requests": dict(transport.requests)}
+    finally:
+        transport.close()
+
+
+def roll_over(store: "CertificateStore", directory_url: str, old: AccountKey, new: AccountKey,
+              transport_factory: Callable[[], AcmeTransport], deadline_seconds: float,
+              check_mode: bool = False) -> dict[str, Any]:
+    """Idempotent key rollover: done when the account already answers to the new key. What the
+    store remembered for the old key is forgotten (it no longer opens the account)."""
+    transport = transport_factory()
+    deadline = Deadline(deadline_seconds, "the account key rollover")
+    try:
+        if find_account(transport, new, deadline).exists:
+            if not check_mode:
+                store.remember_account(directory_url, old.thumbprint, None, [])
+            return {"changed": False, "account_url": transport.account_url, "exists": True,
+                    "thumbprint": new.thumbprint, "acme_requests": dict(transport.requests)}
+        state = find_account(transport, old, deadline)
+        if not state.exists:
+            return {"failed": True, "exists": False, "thumbprint": old.thumbprint,
+                    "msg": "account_key_src: no account answers to the current key or to the new one; "
+                           "nothing to roll over"}
+        if not check_mode:
+            change_key(transport, old, new, deadline)
+            store.remember_account(directory_url, old.thumbprint, None, [])
+        return {"changed": True, "account_url": state.url, "exists": True, "thumbprint": new.thumbprint,
+                "previous_thumbprint": old.thumbprint, "acme_requests": dict(transport.requests)}
+    finally:
+        transport.close()

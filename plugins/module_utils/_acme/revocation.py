@@ -7,7 +7,7 @@ renewal decision reads: the next run orders a replacement without any extra requ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional, Sequence
 
 try:
     import josepy as jose
@@ -15,10 +15,10 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .account import AccountKey
-from .crypto import split_pem_chain, utcnow
-from .errors import AcmeProblem
-from .storage import StoredCertificate
+from .account import AccountKey, find_account
+from .crypto import load_private_key, split_pem_chain, utcnow
+from .errors import AcmeProblem, InputError
+from .storage import CertificateStore, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
 #: RFC 5280 §5.3.1 CRLReason codes a subscriber may ask for (Let's Encrypt accepts these).
@@ -58,3 +58,44 @@ def revoke(transport: AcmeTransport, stored: StoredCertificate, reason: str, dea
 
 def revoked_now() -> str:
     return utcnow().isoformat()
+
+
+def revoke_stored(store: CertificateStore, names: Sequence[str], reason: str, revoke_with: str,
+                  transport_factory: Callable[[], AcmeTransport], account_key: Callable[[], AccountKey],
+                  request_timeout: float, check_mode: bool = False) -> dict[str, Any]:
+    """Revoke the named certificates of the store and mark them revoked there (the next run
+    renews them). Already revoked ones (by the store's record) send nothing. ``revoke_with``
+    is ``account_key`` (the account that ordered them) or ``certificate_key`` (their own keys)."""
+    wanted = []
+    for index, name in enumerate(names):
+        check_certificate_name(name, f"certificates[{index}]")
+        stored = store.load(name)
+        if stored is None:
+            raise InputError(f"certificates[{index}]", f"{name!r} is not in the store ({store.describe()})",
+                             "give the name a certops.acme.certificate task stored it under")
+        wanted.append(stored)
+    due = [s for s in wanted if not s.meta.get("revoked_at")]
+    results: list[dict[str, Any]] = [
+        {"name": s.name, "changed": False, "serial": s.facts.serial, "note": "already revoked (store)"}
+        for s in wanted if s not in due]
+    if not due or check_mode:
+        results += [{"name": s.name, "changed": True, "note": "would revoke"} for s in due]
+        return {"changed": bool(due), "certificates": results}
+    transport = transport_factory()
+    deadline = Deadline(request_timeout * (2 + len(due)), "revocation")
+    try:
+        if revoke_with == "account_key" and not find_account(transport, account_key(), deadline).exists:
+            raise InputError("account_key_src", "no ACME account exists for this key",
+                             "revoke with the account that ordered the certificate, or revoke_with: certificate_key")
+        for stored in due:
+            signer = None
+            if revoke_with == "certificate_key":
+                signer = AccountKey.from_key(load_private_key(stored.key_pem, f"stored key of {stored.name!r}"))
+            done = revoke(transport, stored, reason, deadline, certificate_key=signer)
+            store.update_meta(stored.name, stored.version, revoked_at=revoked_now(), revocation_reason=reason)
+            results.append({"name": done.name, "changed": done.changed, "serial": done.serial,
+                            "reason": done.reason, "note": done.note})
+        return {"changed": any(r["changed"] for r in results), "certificates": results,
+                "acme_requests": dict(transport.requests)}
+    finally:
+        transport.close()
