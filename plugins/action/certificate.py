@@ -16,6 +16,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
     Dns01Responder, DnsProvider, Rfc2136Provider, parse_server, load_provider)
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.spec import CERTIFICATE_OPTIONS
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 from ansible_collections.certops.acme.plugins.plugin_utils._dns_hook import HookProvider
 
@@ -80,7 +81,7 @@ class ProgressLine:
 class ActionModule(CertopsAction):
     ARGUMENT_SPEC = options.merged_spec(
         options.CONNECTION_SPEC, options.ACCOUNT_KEY_SPEC, options.STORE_SPEC,
-        certificates={"type": "list", "elements": "dict", "required": True},
+        certificates={"type": "list", "elements": "dict", "required": True, "options": CERTIFICATE_OPTIONS},
         stage={"type": "str", "default": "all", "choices": ["all", "prepare", "complete"]},
         workers={"type": "int", "default": 4},
         timeout={"type": "int", "default": 600},

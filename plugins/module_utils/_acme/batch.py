@@ -29,13 +29,10 @@ from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, t
 from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
 from .ari import cached_window, meta_at_issuance, renewal_window
 from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
+from .spec import CHALLENGES, SPEC_KEYS
 from .storage import CertificateStore, StoreLock, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
-CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
-SPEC_KEYS = {"name", "domains", "key_type", "challenge", "renew_remaining_days",
-             "renew_remaining_fraction", "force", "reuse_key", "profile", "webroot",
-             "preferred_chain"}
 
 
 @dataclass

@@ -92,3 +92,16 @@ def test_renewal_window_uses_the_clock_given(tmp_path):
         return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=60)
     batch = CertificateBatch(store, BatchSettings(check_mode=True), lambda: None, None, now=later)
     assert batch.run(specs)[0].action == "renew"
+
+
+def test_the_documented_certificate_keys_are_the_validated_ones():
+    """One spec: the module documentation describes exactly the keys Ansible validates."""
+    import yaml
+    from ansible_collections.certops.acme.plugins.modules import certificate as stub
+    from ansible_collections.certops.acme.plugins.module_utils._acme.spec import CERTIFICATE_OPTIONS
+    documented = yaml.safe_load(stub.DOCUMENTATION)["options"]["certificates"]["suboptions"]
+    assert set(documented) == set(CERTIFICATE_OPTIONS)
+    for key, option in CERTIFICATE_OPTIONS.items():
+        assert documented[key]["type"] == option["type"], key
+        assert documented[key].get("choices") == option.get("choices"), key
+        assert bool(documented[key].get("required")) == bool(option.get("required")), key
