@@ -13,10 +13,9 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
+from ansible_collections.certops.acme.plugins.module_utils._acme.spec import SITE_KEYS
 from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
 
-SPEC_KEYS = ("key_type", "challenge", "renew_remaining_days", "renew_remaining_fraction",
-             "reuse_key", "profile")
 
 
 def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:
@@ -27,7 +26,7 @@ def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:
         if not isinstance(site, dict) or not site.get("name") or not site.get("domains"):
             raise AnsibleFilterError("sites[%d]: each site needs 'name' and 'domains'" % index)
         spec = {"name": site.get("certificate") or site["name"], "domains": list(site["domains"])}
-        spec.update({k: site[k] for k in SPEC_KEYS if site.get(k) is not None})
+        spec.update({k: site[k] for k in SITE_KEYS if site.get(k) is not None})
         certificates.append(spec)
     return merge_certificates(certificates)
 
@@ -131,8 +130,9 @@ def merge_certificates(specs: Any) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def passthrough_routes(backends: Any) -> list[dict[str, Any]]:
-    """SNI routes for passthrough proxies from the backends' host variables.
+def passthrough_routes(backends: Any, sites_key: str, address_key: str) -> list[dict[str, Any]]:
+    """SNI routes for passthrough proxies from the backends' host variables: each host's sites
+    under ``sites_key`` and its address under ``address_key``.
 
     One route per site name, with every backend address serving it. A name that two
     different sites claim is an error: the proxy could not know where to send it.
@@ -140,13 +140,12 @@ def passthrough_routes(backends: Any) -> list[dict[str, Any]]:
     routes: dict[str, dict[str, Any]] = {}
     owner_of: dict[str, str] = {}
     for host in backends or []:
-        address = host.get("certops_passthrough_backend_address")
-        sites = checked_sites(host.get("certops_passthrough_sites") or [],
-                              "certops_passthrough_sites on %s" % host.get("inventory_hostname", "?"))
+        address = host.get(address_key)
+        sites = checked_sites(host.get(sites_key) or [], "%s on %s" % (sites_key, host.get("inventory_hostname", "?")))
         for site in sites:
             if not address:
-                raise AnsibleFilterError("%s serves %s but has no certops_passthrough_backend_address"
-                                         % (host.get("inventory_hostname", "?"), site["name"]))
+                raise AnsibleFilterError("%s serves %s but has no %s"
+                                         % (host.get("inventory_hostname", "?"), site["name"], address_key))
             domains = sorted(site["domains"])
             route = routes.setdefault(site["name"], {"name": site["name"], "domains": domains, "servers": []})
             if route["domains"] != domains:
@@ -233,18 +232,19 @@ def _served_state(rows: list[dict[str, Any]]) -> str:
     return "yes" if not stale else "NO: " + ",".join(stale)
 
 
-def certificate_status(certificates: Any, hosts: Any) -> list[dict[str, Any]]:
-    """One status row per certificate result: what happened, expiry, days left, ARI window, and
-    the play hosts that want it (each host's ``_certops_certificates_wanted``).
+def certificate_status(certificates: Any, hosts: Any, wanted_key: str, served_key: str) -> list[dict[str, Any]]:
+    """One status row per certificate result: what happened, expiry, days left, ARI window, the
+    play hosts that want it (the certificate specs under each host's ``wanted_key``) and
+    whether they serve it (the served checks under ``served_key``).
 
     A filter rather than a Jinja loop: looking each certificate up in every host's list is
     quadratic, and with 1000 certificates that took half a minute of templating."""
     hosts_by_name: dict[str, list[str]] = {}
     served_by_name: dict[str, list[dict[str, Any]]] = {}
     for host in hosts or []:
-        for spec in host.get("_certops_certificates_wanted") or []:
+        for spec in host.get(wanted_key) or []:
             hosts_by_name.setdefault(spec["name"], []).append(host.get("inventory_hostname"))
-        for check in host.get("certops_certificates_served") or []:
+        for check in host.get(served_key) or []:
             served_by_name.setdefault(check.get("certificate"), []).append(
                 dict(check, host=host.get("inventory_hostname")))
     return [{"name": cert["name"], "action": cert.get("action"), "domains": list(cert.get("domains") or []),

@@ -5,6 +5,8 @@ from ansible_collections.certops.acme.plugins.filter.certificates import (
     certificate_status, merge_certificates, sites_to_certificates)
 
 
+WANTED, SERVED = "_certops_certificates_wanted", "certops_certificates_served"
+
 def test_sites_become_certificates_named_after_the_site_or_certificate():
     specs = sites_to_certificates([
         {"name": "app", "domains": ["app.example.com"], "backends": ["10.0.0.1:80"], "key_type": "ec384"},
@@ -45,7 +47,7 @@ def test_status_rows_name_the_hosts_that_want_each_certificate():
         {"name": "api", "action": "failed", "error": "rate limited"},
         {"name": "orphan", "action": "keep"},
     ]
-    rows = {row["name"]: row for row in certificate_status(results, hosts)}
+    rows = {row["name"]: row for row in certificate_status(results, hosts, WANTED, SERVED)}
     assert rows["app"]["hosts"] == ["web1", "web2"]
     assert rows["app"]["days_left"] == 39 and rows["app"]["renewal_window"]["end"].startswith("2026-12-22")
     assert rows["api"] == {"name": "api", "action": "failed", "domains": [], "not_after": None, "days_left": None,
@@ -63,7 +65,7 @@ def test_the_served_column_names_the_hosts_that_serve_something_else():
          "certops_certificates_served": [{"certificate": "app", "state": "differs"}]},
     ]
     rows = {row["name"]: row["served"] for row in certificate_status(
-        [{"name": "app"}, {"name": "api"}, {"name": "unchecked"}], hosts)}
+        [{"name": "app"}, {"name": "api"}, {"name": "unchecked"}], hosts, WANTED, SERVED)}
     assert rows == {"app": "NO: web2", "api": "yes", "unchecked": "-"}
 
 
