@@ -193,7 +193,7 @@ class Bench:
                                    "127.0.0.1", "--directory", str(webroot)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_port("127.0.0.1", self.info.ports.http01)
+            wait_port("127.0.0.1", self.info.ports.http01, pid=server.pid)
             return self.measure([command], env, place), self.measure([command], env, place)
         finally:
             server.terminate()

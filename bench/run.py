@@ -62,17 +62,18 @@ frontend acme_http
     http-request return status 200 content-type text/plain lf-string "%[path,field(-1,/)].{thumbprint}" if acme_challenge
 """)
     subprocess.run(["haproxy", "-W", "-D", "-f", str(config), "-p", str(pidfile)], check=True)
-    wait_port("127.0.0.1", port)
+    wait_port("127.0.0.1", port, pidfile=pidfile)
     return pidfile
 
 
-def run_once(work: Path, info: pebble.PebbleInfo, key: Path, names: list[str], workers: int) -> dict:
+def run_once(work: Path, info: pebble.PebbleInfo, key: Path, names: list[str], workers: int,
+             store_options: dict | None = None) -> dict:
     store = work / "store"
     result_file = work / f"result-{uuid.uuid4().hex}.json"
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
         {"certops.acme.certificate": {
             "acme_directory": info.directory_url, "ca_path": info.ca_cert, "account_key_src": str(key),
-            "store_path": str(store), "workers": workers, "timeout": 180,
+            **(store_options or {"store_path": str(store)}), "workers": workers, "timeout": 600,
             "certificates": [{"name": n, "domains": [n]} for n in names]}, "register": "r"},
         {"ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(result_file)}}]}]
     playbook = work / "bench.yml"
@@ -97,7 +98,7 @@ def run_once(work: Path, info: pebble.PebbleInfo, key: Path, names: list[str], w
     result = json.loads(result_file.read_text())
     requests = sum(result["acme_requests"].values())
     return {"seconds": seconds, "orders": info.new_orders() - orders_before, "requests": requests,
-            "peak_mb": peak_kb / 1024}
+            "peak_mb": peak_kb / 1024, "store_requests": result.get("store_requests") or 0}
 
 
 def run_role(work: Path, info: pebble.PebbleInfo, key: Path, hosts: int, per_host: int) -> dict:

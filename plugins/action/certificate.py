@@ -135,6 +135,7 @@ class ActionModule(CertopsAction):
             "acme_requests": batch.request_counts(),
             "account_url": batch.account_url,
             "store": store.describe(),
+            "store_requests": store.requests,
         }
         warnings = list(batch.warnings)
         if check_without_key and any(r.action in ("issue", "renew") for r in ordered):

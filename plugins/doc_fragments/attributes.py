@@ -24,5 +24,5 @@ attributes:
     description:
       - Takes its defaults from C(module_defaults) set for its groups - C(group/certops.acme.acme) for
         the ACME connection (C(acme_directory), C(ca_path), the account key) and
-        C(group/certops.acme.store) for C(store_path).
+        C(group/certops.acme.store) for the store (C(store), C(store_path), the C(vault_*) options).
 """

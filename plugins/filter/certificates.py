@@ -17,7 +17,6 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.spec import SIT
 from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
 
 
-
 def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:
     if not isinstance(sites, list):
         raise AnsibleFilterError("sites_to_certificates: expected a list of sites, got %s" % type(sites).__name__)

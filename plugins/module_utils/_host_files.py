@@ -168,8 +168,8 @@ def swap_in_version(versions_dir, link, version, files, dir_mode, uid=None, gid=
         raise
     if os.path.isdir(link) and not os.path.islink(link):
         os.rename(link, os.path.join(versions_dir, "00000000T000000-migrated"))
-    tmp_link = os.path.join(os.path.dirname(link), ".%s.%d.%d.tmp" % (os.path.basename(link), os.getpid(),
-                                                                       int(time.time() * 1000000)))
+    tmp_name = ".%s.%d.%d.tmp" % (os.path.basename(link), os.getpid(), int(time.time() * 1000000))
+    tmp_link = os.path.join(os.path.dirname(link), tmp_name)
     os.symlink(os.path.relpath(version_dir, os.path.dirname(link)), tmp_link)
     os.rename(tmp_link, link)
     for old in sorted(e for e in os.listdir(versions_dir) if not e.startswith("."))[:-keep]:

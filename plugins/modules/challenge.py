@@ -130,6 +130,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.certops.acme.plugins.module_utils import _host_files
+from ansible_collections.certops.acme.plugins.module_utils._store_options import store_options
 from ansible_collections.certops.acme.plugins.module_utils import _tls_alpn_responder
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -289,7 +290,8 @@ def main():
             responder_port=dict(type="int", default=10443),
             responder_ttl=dict(type="int", default=900),
             alpn_material=dict(type="dict", no_log=True),
-            store_path=dict(type="path"),
+            # Controller-side store options (module_defaults for group/certops.acme.store): ignored here.
+            **store_options()
         ),
         supports_check_mode=True,
     )

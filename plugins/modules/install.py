@@ -232,6 +232,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.certops.acme.plugins.module_utils import _host_files
+from ansible_collections.certops.acme.plugins.module_utils._store_options import store_options
 
 KEY_FILES = _host_files.KEY_FILES
 BUNDLE_FILES = _host_files.BUNDLE_FILES
@@ -413,7 +414,8 @@ def main():
             adopt_trust_roots=dict(type="list", elements="path", default=[]),
             adopt_system_trust=dict(type="bool", default=True),
             remove_unlisted=dict(type="bool", default=False),
-            store_path=dict(type="path"),
+            # Controller-side store options (module_defaults for group/certops.acme.store): ignored here.
+            **store_options(),
             bundles=dict(type="list", elements="dict"),
             # One string, not a dict of keys: Ansible masks every no_log value in every string of
             # the result, so 1000 keys cost 1000 replace() calls per result string (6 s for 1000

@@ -26,13 +26,21 @@ BIN = Path(sys.executable).parent
 CREDENTIAL_TYPES = REPO / "docs" / "awx" / "credential-types"
 
 
-def injected_environment(credential_type: str, inputs: dict[str, str]) -> dict[str, str]:
-    """The environment AWX gives a job for one credential of this type."""
+def injected_environment(credential_type: str, inputs: dict[str, str], files_dir: Path | None = None) -> dict[str, str]:
+    """The environment AWX gives a job for one credential of this type (file injectors are
+    written into ``files_dir`` and named by ``tower.filename.ID``, as AWX does)."""
     definition = yaml.safe_load((CREDENTIAL_TYPES / credential_type).read_text())
     fields = {f["id"]: f for f in definition["inputs"]["fields"]}
     assert set(definition["inputs"].get("required", [])) <= set(inputs), "test gives every required input"
-    values = {name: inputs.get(name, field.get("default", "")) for name, field in fields.items()}
+    values: dict[str, object] = {name: inputs.get(name, field.get("default", "")) for name, field in fields.items()}
     environment = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    filenames = {}
+    for key, template in (definition["injectors"].get("file") or {}).items():
+        assert files_dir is not None, f"{credential_type} injects files: give files_dir"
+        path = files_dir / f"awx-{key.split('.', 1)[1]}"
+        path.write_text(environment.from_string(template).render(**values))
+        filenames[key.split(".", 1)[1]] = str(path)
+    values["tower"] = {"filename": filenames}
     return {name: environment.from_string(template).render(**values)
             for name, template in definition["injectors"]["env"].items()}
 
@@ -40,9 +48,9 @@ def injected_environment(credential_type: str, inputs: dict[str, str]) -> dict[s
 @pytest.mark.parametrize("credential_type", sorted(p.name for p in CREDENTIAL_TYPES.glob("*.yml")))
 def test_credential_types_inject_only_variables_the_collection_reads(credential_type):
     from ansible_collections.certops.acme.plugins.module_utils._acme.options import (
-        ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT)
+        ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT, STORE_ENVIRONMENT)
     definition = yaml.safe_load((CREDENTIAL_TYPES / credential_type).read_text())
-    known = set(ENVIRONMENT_FALLBACKS.values()) | set(RFC2136_ENVIRONMENT.values())
+    known = set(ENVIRONMENT_FALLBACKS.values()) | set(RFC2136_ENVIRONMENT.values()) | set(STORE_ENVIRONMENT.values())
     assert set(definition["injectors"]["env"]) <= known
     secret_fields = {f["id"] for f in definition["inputs"]["fields"] if f.get("secret")}
     assert secret_fields, "every type carries a secret, which AWX must mask"

@@ -13,7 +13,8 @@ from tests.harness.ansible import REPO, collections_path
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-MODULES = ["account", "certificate", "install", "challenge", "haproxy_runtime_cert", "revoke", "served", "orphans"]
+MODULES = ["account", "certificate", "install", "challenge", "haproxy_runtime_cert", "revoke", "served", "orphans",
+           "store_copy"]
 ROLES = ["edge", "passthrough", "certificates"]
 
 

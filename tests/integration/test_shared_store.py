@@ -18,6 +18,7 @@ import pytest
 
 from tests.harness import openbao
 from tests.integration.conftest import Controller
+from tests.integration.test_awx import injected_environment
 
 pytestmark = pytest.mark.integration
 CLUSTER_PORT = int(os.environ.get("CERTOPS_TEST_BAO_PORT", "14400"))
@@ -180,7 +181,35 @@ def test_the_store_options_come_from_the_vault_environment(bao_cluster, pebble_s
     controller = controllers(tmp_path, pebble_server, account, 1)[0]
     batch = names(2)
     playbook = shared_playbook(controller, "env", batch, {"vault_prefix": "certops-acme/env"})
-    env = {"CERTOPS_ACME_STORE_BACKEND": "vault", "VAULT_ADDR": ",".join(bao_cluster.urls),
-           "VAULT_TOKEN": bao_cluster.token, "VAULT_CACERT": bao_cluster.ca_cert}
+    # Exactly what AWX injects for a credential of the shipped type (docs/awx/credential-types/).
+    env = injected_environment("vault-store.yml", {
+        "url": ",".join(bao_cluster.urls), "token": bao_cluster.token,
+        "ca_cert": Path(bao_cluster.ca_cert).read_text()}, files_dir=tmp_path)
+    assert env["CERTOPS_ACME_STORE_BACKEND"] == "vault"
     controller.run(playbook, env=env, check=True)
     assert sorted(bao_cluster.kv_list("certops-acme/env/certificates")) == sorted(batch)
+
+
+def test_the_edge_role_keeps_its_certificates_in_the_shared_store(bao_cluster, pebble_server, account, controller,
+                                                                  tmp_path):
+    """certops_edge_store: the role orders into the cluster, serves what it stored, keeps nothing
+    on the controller's disk, and a rerun orders nothing; the summary names the store."""
+    from tests.integration.test_edge_role import EdgeLayout
+    prefix = f"certops-acme/edge-{uuid.uuid4().hex[:6]}"
+    site_names = [f"{n}-{uuid.uuid4().hex[:4]}.vault.edge.test" for n in ("shop", "blog")]
+    edge = EdgeLayout(controller, pebble_server, account, "haproxy", ["127.0.0.41"], site_names)
+    try:
+        edge.write(certops_edge_store=vault_options(bao_cluster, prefix))
+        orders_before = pebble_server.new_orders()
+        first = edge.run()
+        assert pebble_server.new_orders() - orders_before == 2
+        assert sorted(bao_cluster.kv_list(f"{prefix}/certificates")) == sorted(site_names)
+        for name in site_names:
+            stored = bao_cluster.kv_read(f"{prefix}/certificates/{name}")["data"]
+            assert edge.serial("127.0.0.41", name) == stored["meta"]["serial"]
+        assert not (controller.work / "store").exists(), "the file store was used beside the shared one"
+        assert "store: vault " in first.stdout
+        again = edge.run()
+        assert again.total("changed") == 0 and pebble_server.new_orders() - orders_before == 2
+    finally:
+        edge.stop()

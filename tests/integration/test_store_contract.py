@@ -7,6 +7,7 @@ hold for each. The Raft cluster tests (test_shared_store.py) cover what only a c
 from __future__ import annotations
 
 import datetime
+import json
 import multiprocessing
 import os
 import signal
@@ -225,3 +226,37 @@ def test_an_unreachable_vault_fails_within_its_timeout(tmp_path):
         store.load("www")
     assert time.monotonic() - started < 6
     store.close()
+
+
+def test_store_copy_moves_a_file_store_into_vault_and_back_idempotently(bao_dev, controller, tmp_path):
+    files = FileStore(str(tmp_path / "files"))
+    for name in ("www", "api"):
+        key_pem, leaf, chain = make_chain(root=ROOT)
+        files.save(name, key_pem, leaf, chain, {"order_url": f"https://ca/order/{name}"})
+    files.remember_account("https://ca/dir", "thumb", "https://ca/acct/1", [])
+    prefix = f"certops-acme/copy-{uuid.uuid4().hex[:8]}"
+    vault = {"store": "vault", "vault_url": bao_dev.urls, "vault_token": bao_dev.token, "vault_prefix": prefix}
+
+    def copy(name: str, source: dict[str, Any], target: dict[str, Any], *args: str) -> dict[str, Any]:
+        playbook = controller.playbook(name, [
+            {"certops.acme.store_copy": {"source": source, **target}, "register": "copied"},
+            {"ansible.builtin.copy": {"content": "{{ copied | to_json }}", "dest": str(tmp_path / f"{name}.json")}}])
+        controller.run(playbook, *args, check=True)
+        return json.loads((tmp_path / f"{name}.json").read_text())
+
+    into_vault = {"store": "file", "store_path": str(tmp_path / "files")}
+    preview = copy("preview", into_vault, vault, "--check")
+    assert preview["copied"] == ["api", "www"] and bao_dev.kv_list(f"{prefix}/certificates") == []
+    first = copy("first", into_vault, vault)
+    assert first["changed"] and first["copied"] == ["api", "www"] and first["records_copied"] == 3
+    again = copy("again", into_vault, vault)
+    assert not again["changed"] and again["unchanged"] == ["api", "www"] and again["records_copied"] == 0
+
+    back = copy("back", vault, {"store": "file", "store_path": str(tmp_path / "restored")})
+    assert back["copied"] == ["api", "www"]
+    restored = FileStore(str(tmp_path / "restored"))
+    for name in ("www", "api"):
+        original, copied = files.load(name), restored.load(name)
+        assert (copied.key_pem, copied.cert_pem, copied.chain_pem, copied.version) == \
+            (original.key_pem, original.cert_pem, original.chain_pem, original.version)
+    assert restored.known_account("https://ca/dir", "thumb")["url"] == "https://ca/acct/1"

@@ -34,7 +34,6 @@ from .storage import CertificateStore, StoreLock, StoredCertificate, check_certi
 from .transport import AcmeTransport, Deadline
 
 
-
 @dataclass
 class CertificateSpec:
     name: str
@@ -91,13 +90,21 @@ class CertificateResult:
 
 
 @dataclass
-class Opening:
-    """What opening one certificate's order gave: an order to go on with (``order`` and
-    ``decision``), or a final ``result`` (kept after all, or failed)."""
+class Opened:
+    """An order to go on with, and why it was opened."""
 
     spec: CertificateSpec
-    decision: Optional[Decision] = None
-    order: Optional[OpenOrder] = None
+    order: OpenOrder
+    decision: Decision
+
+
+@dataclass
+class Opening:
+    """What opening one certificate's order gave: ``opened``, or a final ``result`` (kept after
+    all, or failed)."""
+
+    spec: CertificateSpec
+    opened: Optional[Opened] = None
     result: Optional[CertificateResult] = None
 
 
@@ -335,7 +342,7 @@ class CertificateBatch:
         now = self.now()
         results: dict[str, CertificateResult] = {}
         due: list[CertificateSpec] = []
-        loaded = {spec.name: self.store.load(spec.name) for spec in specs}
+        loaded = self.store.load_many([spec.name for spec in specs])
         self._windows({name: stored for name, stored in loaded.items() if stored is not None}, now)
         for spec in specs:
             stored = loaded[spec.name]
@@ -368,7 +375,7 @@ class CertificateBatch:
         try:
             openings = self._open_all([s for s in due if s.name in locks], stage, deadline)
             finished += [o.result for o in openings if o.result is not None]
-            opened = [o for o in openings if o.result is None]
+            opened = [o.opened for o in openings if o.opened is not None]
             if stage == Stage.PREPARE:
                 finished += self._hand_to_hosts([o for o in opened if o.spec.on_hosts])
                 opened = [o for o in opened if not o.spec.on_hosts]
@@ -404,11 +411,10 @@ class CertificateBatch:
             return list(pool.map(self._counted("ordering", len(specs), lambda s: self._open_one(s, stage, deadline)),
                                  specs))
 
-    def _hand_to_hosts(self, openings: Sequence[Opening]) -> list[CertificateResult]:
+    def _hand_to_hosts(self, openings: Sequence[Opened]) -> list[CertificateResult]:
         """Stage prepare: the hosts deploy these challenges between the two stages."""
         handed = []
         for opening in openings:
-            assert opening.order is not None and opening.decision is not None
             self.host_challenges.extend(self._for_hosts(opening.spec, opening.order))
             handed.append(CertificateResult(opening.spec.name, Action.PENDING,
                                             opening.decision.reason + " (challenges prepared for the hosts)",
@@ -416,11 +422,11 @@ class CertificateBatch:
         return handed
 
     @staticmethod
-    def _challenges_by_type(openings: Sequence[Opening]) -> dict[str, list[PendingChallenge]]:
+    def _challenges_by_type(openings: Sequence[Opened]) -> dict[str, list[PendingChallenge]]:
         """The controller-side challenges of the batch, by type (host-side ones are already up)."""
         by_type: dict[str, list[PendingChallenge]] = {}
         for opening in openings:
-            if not opening.spec.on_hosts and opening.order is not None:
+            if not opening.spec.on_hosts:
                 by_type.setdefault(opening.spec.challenge, []).extend(opening.order.pending)
         return by_type
 
@@ -432,7 +438,7 @@ class CertificateBatch:
             failed.update(self.responders[kind].deploy(challenges, deadline))
         return failed
 
-    def _complete_all(self, openings: Sequence[Opening], deadline: Deadline) -> list[CertificateResult]:
+    def _complete_all(self, openings: Sequence[Opened], deadline: Deadline) -> list[CertificateResult]:
         with self._pool(len(openings)) as pool:
             return list(pool.map(self._counted("issuing", len(openings),
                                                lambda o: self._complete_one(o, deadline)), openings))
@@ -461,7 +467,7 @@ class CertificateBatch:
                                    "task with stage: prepare first")
             if order is None:
                 order = self._new_order(spec, stored, decision, transport, deadline)
-            return Opening(spec, decision=decision, order=order)
+            return Opening(spec, opened=Opened(spec, order, decision))
         except CertopsError as error:
             return Opening(spec, result=_failed(spec, str(error)))
 
@@ -481,9 +487,8 @@ class CertificateBatch:
             self.store.put_pending(spec.name, pending_record(order, alpn))
         return order
 
-    def _complete_one(self, opening: Opening, deadline: Deadline) -> CertificateResult:
+    def _complete_one(self, opening: Opened, deadline: Deadline) -> CertificateResult:
         spec, order, decision = opening.spec, opening.order, opening.decision
-        assert order is not None and decision is not None
         try:
             transport = self._connected(deadline)
             issued = complete_order(transport, order, deadline)

@@ -11,6 +11,7 @@ import os
 import re
 from typing import Any, Optional, Union
 
+from .._store_options import store_options
 from .account import AccountKey, load_account_key
 from .errors import InputError
 from .storage import CertificateStore
@@ -51,22 +52,7 @@ ACCOUNT_KEY_SPEC: dict[str, dict[str, Any]] = {
     "account_key_passphrase": {"type": "str", "no_log": True},
 }
 
-STORE_SPEC: dict[str, dict[str, Any]] = {
-    # file (the default, or $CERTOPS_ACME_STORE_BACKEND) or vault: build_store checks it.
-    "store": {"type": "str"},
-    "store_path": {"type": "path"},
-    "vault_url": {"type": "list", "elements": "str"},
-    "vault_token": {"type": "str", "no_log": True},
-    "vault_role_id": {"type": "str"},
-    "vault_secret_id": {"type": "str", "no_log": True},
-    "vault_namespace": {"type": "str"},
-    "vault_mount": {"type": "str"},
-    "vault_prefix": {"type": "str"},
-    "vault_ca_cert": {"type": "path"},
-    "vault_validate_certs": {"type": "bool", "default": True},
-    "vault_timeout": {"type": "int", "default": 30},
-    "vault_lock_lease": {"type": "int", "default": 60},
-}
+STORE_SPEC: dict[str, dict[str, Any]] = store_options()
 
 #: Environment variables for store options a task leaves unset: the usual Vault client ones
 #: (so an AWX HashiCorp Vault credential, or a shell with `bao login`, just works) and ours.

@@ -132,9 +132,9 @@ def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
             late = " (the window has passed)" if now > ari.end else ""
             return Decision(Action.RENEW, f"the CA's renewal window (ARI) is open: {ari.describe()}{late}{explanation}")
         return Decision(Action.KEEP, f"{_days(remaining)} left; the CA's renewal window (ARI) is {ari.describe()}, "
-                                f"renewing after {ari.selected:%Y-%m-%d %H:%M} UTC")
+                                     f"renewing after {ari.selected:%Y-%m-%d %H:%M} UTC")
     threshold = policy.threshold(current.lifetime)
     if remaining <= threshold:
         return Decision(Action.RENEW, f"{_days(remaining)} left, inside the renewal window "
-                                 f"(renew with {_days(threshold)} left)")
+                                      f"(renew with {_days(threshold)} left)")
     return Decision(Action.KEEP, f"{_days(remaining)} left (renew with {_days(threshold)} left)")

@@ -29,7 +29,7 @@ import datetime
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 try:
     from cryptography import x509
@@ -113,6 +113,8 @@ class CertificateStore(abc.ABC):
 
     #: Check mode: the store is only read; nothing is written, not even its directories.
     read_only: bool = False
+    #: Requests sent to a remote store so far (0 for the file store), for results and the benchmark.
+    requests: int = 0
 
     # --- primitives a backend provides ----------------------------------------------------
     @abc.abstractmethod
@@ -176,6 +178,10 @@ class CertificateStore(abc.ABC):
         return StoredCertificate(name=name, key_pem=data.key_pem, cert_pem=data.cert_pem, chain_pem=data.chain_pem,
                                  meta=data.meta, facts=certificate_facts(certs[0]), version=data.version)
 
+    def load_many(self, names: Sequence[str]) -> dict[str, Optional[StoredCertificate]]:
+        """``load`` for each name (a remote backend reads them concurrently)."""
+        return {name: self.load(name) for name in names}
+
     def save(self, name: str, key_pem: bytes, leaf: x509.Certificate,
              chain: list[x509.Certificate], meta: dict[str, Any]) -> StoredCertificate:
         """Store a new version and make it current in one atomic step."""
@@ -215,6 +221,23 @@ class CertificateStore(abc.ABC):
             yield
         finally:
             handle.release()
+
+    # --- copying between stores (migration) ----------------------------------------------
+    def export_version(self, name: str) -> Optional[VersionData]:
+        """The current version as the backend keeps it (for copying to another store)."""
+        return self._read_version(check_certificate_name(name))
+
+    def import_version(self, name: str, data: VersionData) -> None:
+        """Make ``data`` (exported from another store) the current version here, as it is."""
+        self._write_version(check_certificate_name(name), data)
+
+    def export_records(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Every record of ``kind`` (ACCOUNTS or TRUST), by key."""
+        found = {key: self._get_record(kind, key) for key in self._record_keys(kind)}
+        return {key: record for key, record in found.items() if record is not None}
+
+    def import_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        self._put_record(kind, key, record)
 
     # --- accounts -------------------------------------------------------------------------
     @staticmethod

@@ -6,17 +6,20 @@ Layout under ``MOUNT/PREFIX`` (defaults ``secret/certops-acme``)::
     pending/NAME        an opened order waiting for its host-side challenges
     accounts/ID         the account URL and contact known for a key at a CA
     trust/SHA256        a chain top the CA issued through (adoption anchor)
-    locks/NAME          {owner, expires, released}              a lease, see below
+    locks/NAME          {owner}                                 a certificate's lock, see below
+    owners/OWNER        {expires}                               a running controller's lease
 
 Every write that can race uses KV v2 check-and-set (``cas``): a new certificate version and a
 metadata update only land on the version they were computed from; a lost race reads again.
 KV's own versions keep the previous certificate (rollback), so nothing is pruned here.
 
-Locks are leases (certmagic's lock files with ``LockLeaseRenewer``, in KV): created with
-``cas=0``, holding an owner and an expiry, renewed by one heartbeat thread while held, and
-taken over with ``cas=<version>`` once expired or released. A controller killed while holding
-one blocks the name for at most one lease (``vault_lock_lease``, 60 s by default). Expiry is
-wall-clock time, so the controllers' clocks must agree to within a few seconds (NTP).
+Locks are leases (certmagic's lock files with ``LockLeaseRenewer``, in KV). A lock is created
+with ``cas=0`` and names its owner, a run; the run keeps one lease record, renewed by one
+heartbeat thread every third of a lease while it holds locks, so a batch holding 1000 locks
+renews with one write. A lock whose owner's lease ran out is taken over with
+``cas=<version>``; a released lock is deleted. A controller killed while holding locks blocks
+them for at most one lease (``vault_lock_lease``, 60 s by default). Expiry is wall-clock time,
+so the controllers' clocks must agree to within a few seconds (NTP).
 
 High availability: the client knows every node's address. A node that is unreachable, sealed,
 or a standby without a leader (an election in progress) is skipped, and the request goes to
@@ -31,6 +34,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
 try:
@@ -41,11 +45,13 @@ except ImportError:  # options.build_store names the missing package and the pip
     hvac = None
 
 from .errors import StoreError
-from .storage import KEEP_VERSIONS, CertificateStore, StoreLock, VersionData
+from .storage import KEEP_VERSIONS, CertificateStore, StoredCertificate, StoreLock, VersionData
 from .waiting import Deadline
 
 T = TypeVar("T")
-CERTIFICATES, LOCKS = "certificates", "locks"
+CERTIFICATES, LOCKS, OWNERS = "certificates", "locks", "owners"
+#: Certificates read at once by load_many (an idempotent run reads every one).
+LOAD_WORKERS = 8
 DEFAULT_MOUNT, DEFAULT_PREFIX = "secret", "certops-acme"
 #: Retries of one compare-and-set when other writers keep winning.
 CAS_ATTEMPTS = 20
@@ -87,8 +93,8 @@ class VaultStore(CertificateStore):
             if not (role_id and secret_id):
                 raise StoreError("store: vault needs a token (vault_token or $VAULT_TOKEN) or an AppRole "
                                  "(vault_role_id and vault_secret_id)")
-            answer = self._call("log in with AppRole", lambda c: c.auth.approle.login(role_id=role_id,
-                                                                                       secret_id=secret_id))
+            answer = self._call("log in with AppRole",
+                                lambda c: c.auth.approle.login(role_id=role_id, secret_id=secret_id))
             token = answer["auth"]["client_token"]
             for client in self._clients:
                 client.token = token
@@ -217,9 +223,15 @@ class VaultStore(CertificateStore):
         return [str(k) for k in (answer.get("data") or {}).get("keys") or []]
 
     def _remove(self, name: str) -> None:
-        path = self._path(CERTIFICATES, name)
-        self._call(f"remove {path}", lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(
-            path=path, mount_point=self.mount))
+        self._remove_path(self._path(CERTIFICATES, name))
+
+    def _remove_path(self, path: str) -> None:
+        """Remove a secret with every version; a missing one is fine."""
+        try:
+            self._call(f"remove {path}", lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(
+                path=path, mount_point=self.mount))
+        except hvac.exceptions.InvalidPath:
+            pass
 
     # --- records --------------------------------------------------------------------------
     def _get_record(self, kind: str, key: str) -> Optional[dict[str, Any]]:
@@ -230,69 +242,101 @@ class VaultStore(CertificateStore):
         self._write(self._path(kind, key), record)
 
     def _drop_record(self, kind: str, key: str) -> None:
-        path = self._path(kind, key)
-        try:
-            self._call(f"remove {path}", lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(
-                path=path, mount_point=self.mount))
-        except hvac.exceptions.InvalidPath:
-            pass
+        self._remove_path(self._path(kind, key))
 
     def _record_keys(self, kind: str) -> list[str]:
         return [k for k in self._list(kind) if not k.endswith("/")]
 
     # --- locks ----------------------------------------------------------------------------
     def acquire(self, name: str, timeout: float = 300.0) -> StoreLock:
+        """Create ``locks/NAME`` with ``cas=0`` naming this run; a lock whose owner's lease has
+        run out (its ``owners/OWNER`` record expired or gone) is taken over with ``cas``."""
         path = self._path(LOCKS, name)
         backoff = Deadline(timeout, f"waiting for the lock of {name!r}").backoff(0.05, 2.0, 1.0)
+        self._leases.start()
         holder = ""
         while True:
+            try:
+                self._write(path, {"owner": self.owner}, cas=0)
+                return self._leases.hold(path)
+            except _CasConflict:
+                pass
             current = self._read(path)
-            now = time.time()
-            free = current is None or current[0].get("released") or float(current[0].get("expires") or 0) < now
-            if free:
+            if current is None:
+                continue  # released meanwhile
+            holder = str(current[0].get("owner") or "")
+            if not self._leases.alive(holder):
                 try:
-                    version = self._write(path, {"owner": self.owner, "expires": now + self.lock_lease,
-                                                 "released": False}, cas=current[1] if current else 0)
-                    return self._leases.hold(path, version)
+                    self._write(path, {"owner": self.owner, "took_over_from": holder}, cas=current[1])
+                    return self._leases.hold(path)
                 except _CasConflict:
-                    continue  # another controller took it first
-            else:
-                holder = str(current[0].get("owner")) if current else ""
+                    continue  # another controller took it over first
             if not backoff.wait():
                 raise StoreError(f"store {self.describe()}: certificate {name!r} is locked by another run "
                                  f"({holder}) for more than {timeout:.0f} s")
 
+    def load_many(self, names: Sequence[str]) -> dict[str, Optional[StoredCertificate]]:
+        """Many certificates at once: a few requests in flight instead of one after another."""
+        if len(names) < 2:
+            return super().load_many(names)
+        with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="certops-vault-load") as pool:
+            return dict(zip(names, pool.map(self.load, names)))
+
 
 class _VaultLock(StoreLock):
-    def __init__(self, keeper: "_LeaseKeeper", path: str, version: int) -> None:
+    def __init__(self, keeper: "_LeaseKeeper", path: str) -> None:
         self.keeper = keeper
         self.path = path
-        self.version = version
-        self.lost = False
-        #: Renewal and release never interleave: each writes onto the version the other made.
-        self.mutex = threading.Lock()
+
+    @property
+    def lost(self) -> bool:
+        """True once this run's lease could not be renewed for a whole lease: others may have
+        taken the lock over."""
+        return self.keeper.lapsed
 
     def release(self) -> None:
         self.keeper.release(self)
 
 
 class _LeaseKeeper:
-    """Renews every lease this store holds, from one thread, a third of a lease apart."""
+    """This run's lease: one record, ``owners/OWNER`` {expires}, renewed every third of a lease
+    while the run holds any lock. Every lock names its owner, so renewing costs one write
+    however many certificates a batch holds, and a dead run's locks all expire together."""
 
     def __init__(self, store: VaultStore) -> None:
         self.store = store
+        self.path = store._path(OWNERS, store.owner)  # pylint: disable=protected-access
         self._held: dict[str, _VaultLock] = {}
         self._guard = threading.Condition()
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
+        self._renewed_at = 0.0
+        self.lapsed = False
 
-    def hold(self, path: str, version: int) -> _VaultLock:
-        lock = _VaultLock(self, path, version)
+    def _renew(self) -> None:
+        started = time.time()
+        self.store._write(self.path, {"expires": started + self.store.lock_lease})  # pylint: disable=protected-access
+        self._renewed_at = started
+
+    def start(self) -> None:
+        """Before the first lock: the owner record must exist before a lock names it."""
+        with self._guard:
+            if self._thread is not None:
+                return
+            self._renew()
+            self._thread = threading.Thread(target=self._run, name="certops-vault-lease", daemon=True)
+            self._thread.start()
+
+    def alive(self, owner: str) -> bool:
+        if owner == self.store.owner:
+            return True
+        found = self.store._read(self.store._path(OWNERS, owner)) if owner else None  # pylint: disable=protected-access
+        return found is not None and float(found[0].get("expires") or 0) > time.time()
+
+    def hold(self, path: str) -> _VaultLock:
+        lock = _VaultLock(self, path)
         with self._guard:
             self._held[path] = lock
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="certops-vault-leases", daemon=True)
-                self._thread.start()
         return lock
 
     def release(self, lock: _VaultLock) -> None:
@@ -300,12 +344,12 @@ class _LeaseKeeper:
             if self._held.get(lock.path) is not lock:
                 return
             del self._held[lock.path]
-        with lock.mutex:
-            try:
-                self.store._write(lock.path, {"owner": self.store.owner, "expires": 0,  # pylint: disable=protected-access
-                                              "released": True}, cas=lock.version)
-            except (_CasConflict, StoreError):
-                pass  # taken over after our lease ran out, or the store is gone: it expires anyway
+        if self.lapsed:
+            return  # the lock may be someone else's by now; ours expired anyway
+        try:
+            self.store._remove_path(lock.path)  # pylint: disable=protected-access
+        except StoreError:
+            pass  # the store is gone: the lock expires with our lease
 
     def stop(self) -> None:
         with self._guard:
@@ -315,6 +359,12 @@ class _LeaseKeeper:
         with self._guard:
             self._stopped = True
             self._guard.notify_all()
+            started = self._thread is not None
+        if started and not self.lapsed:
+            try:
+                self.store._remove_path(self.path)  # pylint: disable=protected-access
+            except StoreError:
+                pass
 
     def _run(self) -> None:
         interval = max(self.store.lock_lease / 3.0, 0.2)
@@ -323,20 +373,12 @@ class _LeaseKeeper:
                 self._guard.wait(interval)
                 if self._stopped:
                     return
-                held = list(self._held.values())
-            for lock in held:
-                with lock.mutex:
-                    with self._guard:
-                        if self._held.get(lock.path) is not lock:
-                            continue  # released meanwhile
-                    try:
-                        lock.version = self.store._write(lock.path, {  # pylint: disable=protected-access
-                            "owner": self.store.owner, "expires": time.time() + self.store.lock_lease,
-                            "released": False}, cas=lock.version)
-                    except _CasConflict:
-                        lock.lost = True  # someone took it over: our lease had run out
-                    except StoreError:
-                        pass  # the next beat tries again; the lease covers a short outage
+            try:
+                self._renew()
+            except StoreError:
+                # Tried again next beat; a lease lapses only after a whole lease without renewal.
+                if time.time() - self._renewed_at > self.store.lock_lease:
+                    self.lapsed = True
 
 
 def _first_line(error: Exception) -> str:

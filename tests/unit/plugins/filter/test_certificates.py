@@ -7,6 +7,7 @@ from ansible_collections.certops.acme.plugins.filter.certificates import (
 
 WANTED, SERVED = "_certops_certificates_wanted", "certops_certificates_served"
 
+
 def test_sites_become_certificates_named_after_the_site_or_certificate():
     specs = sites_to_certificates([
         {"name": "app", "domains": ["app.example.com"], "backends": ["10.0.0.1:80"], "key_type": "ec384"},

@@ -1,0 +1,91 @@
+"""The shared store against the file store, in one run on one machine.
+
+A local Pebble (badNonce at its default 5 %), a real HAProxy answering http-01, and a real
+3-node OpenBao Raft cluster on 127.0.0.31-33 with TLS (tests/harness/openbao.py). For each
+backend: 100 fresh certificates in one certops.acme.certificate task, then 1000 certificates
+already stored, checked idempotently (the daily run). Reports wall time (ansible-playbook
+start-up included) and store requests per certificate (counted by the Vault client).
+
+    .venv/bin/python bench/store.py            # target: vault within 1.5x of file
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.run import run_once, start_responder  # noqa: E402
+from tests.harness import openbao, pebble  # noqa: E402
+from tests.harness.processes import stop_pidfile  # noqa: E402
+
+from ansible_collections.certops.acme.plugins.module_utils._acme.account import (  # noqa: E402
+    AccountRequest, create_account, find_account, load_account_key)
+from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fresh", type=int, default=100)
+    parser.add_argument("--idempotent", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="idempotent re-runs per backend (median)")
+    parser.add_argument("--base-port", type=int, default=14600)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="certops-bench-store-"))
+    info = pebble.start(work / "pebble", base_port=args.base_port, env={"PEBBLE_AUTHZREUSE": "0"})
+    cluster = openbao.start_cluster(work / "bao", port=args.base_port + 100)
+    key_path = work / "account.key"
+    key, _ignored = load_account_key(str(key_path), None, None, create=True)
+    transport = AcmeTransport(info.directory_url, verify=info.ca_cert)
+    if not find_account(transport, key, Deadline(30, "bench")).exists:
+        create_account(transport, key, AccountRequest(terms_agreed=True), Deadline(30, "bench"))
+    transport.close()
+    responder = start_responder(work, info.ports.http01, key.thumbprint)
+    rows = []
+    try:
+        for backend in ("file", "vault"):
+            run_dir = work / backend
+            run_dir.mkdir()
+            if backend == "file":
+                store = {"store": "file", "store_path": str(run_dir / "store")}
+            else:
+                store = {"store": "vault", "vault_url": cluster.urls, "vault_token": cluster.token,
+                         "vault_ca_cert": cluster.ca_cert, "vault_prefix": f"certops-acme/bench-{uuid.uuid4().hex[:6]}"}
+            fresh_names = [f"f{i}-{uuid.uuid4().hex[:8]}.bench.test" for i in range(args.fresh)]
+            fresh = run_once(run_dir, info, key_path, fresh_names, 4, store)
+            many = [f"m{i}-{uuid.uuid4().hex[:8]}.bench.test" for i in range(args.idempotent)]
+            run_once(run_dir, info, key_path, many, 8, store)  # stored once, not timed
+            again = [run_once(run_dir, info, key_path, many, 8, store) for _ignored in range(args.repeat)]
+            assert all(r["orders"] == 0 for r in again), "an idempotent run ordered"
+            rows.append({"backend": backend, "fresh_s": fresh["seconds"],
+                         "fresh_store_req": fresh["store_requests"] / args.fresh,
+                         "idem_s": statistics.median(r["seconds"] for r in again),
+                         "idem_store_req": statistics.median(r["store_requests"] for r in again) / args.idempotent,
+                         "peak_mb": max(r["peak_mb"] for r in [fresh, *again])})
+    finally:
+        stop_pidfile(responder)
+        cluster.stop()
+        pebble.stop(info)
+    print(f"store backends on {os.cpu_count()} cores: {args.fresh} fresh in one task; {args.idempotent} stored, "
+          f"checked idempotently (median of {args.repeat}); Vault = 3-node OpenBao Raft cluster, TLS, loopback")
+    print(f"{'backend':>8} {'fresh s':>8} {'store req/cert':>15} {'idempotent s':>13} {'store req/cert':>15} {'peak MB':>8}")
+    for row in rows:
+        print(f"{row['backend']:>8} {row['fresh_s']:>8.2f} {row['fresh_store_req']:>15.1f} {row['idem_s']:>13.2f} "
+              f"{row['idem_store_req']:>15.1f} {row['peak_mb']:>8.0f}")
+    file_row, vault_row = rows
+    print(f"ratio vault/file: fresh {vault_row['fresh_s'] / file_row['fresh_s']:.2f}x, "
+          f"idempotent {vault_row['idem_s'] / file_row['idem_s']:.2f}x (target <= 1.5x)")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
