@@ -45,13 +45,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.run import start_responder  # noqa: E402
+from bench.run import start_ca, start_responder  # noqa: E402
 from tests.harness import pebble  # noqa: E402
 from tests.harness.ansible import playbook_command  # noqa: E402
 from tests.harness.processes import stop_pidfile, wait_port  # noqa: E402
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import (  # noqa: E402
-    AccountRequest, create_account, find_account, load_account_key)
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline  # noqa: E402
+from ansible_collections.certops.acme.plugins.module_utils._acme.account import load_account_key  # noqa: E402
 
 TIME = "/usr/bin/time"
 CRYPTO_VENV = Path(os.environ.get("CERTOPS_BENCH_CRYPTO_VENV", REPO / ".venv-bench-crypto"))
@@ -224,15 +222,9 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="certops-compare-"))
-    info = pebble.start(work / "pebble", base_port=args.base_port, env={"PEBBLE_AUTHZREUSE": "0"})
-    key_path = work / "account.key"
-    key, _ignored = load_account_key(str(key_path), None, None, create=True)
-    transport = AcmeTransport(info.directory_url, verify=info.ca_cert)
-    if not find_account(transport, key, Deadline(30, "bench")).exists:
-        create_account(transport, key, AccountRequest(terms_agreed=True), Deadline(30, "bench"))
-    transport.close()
+    info, key_path, thumbprint = start_ca(work, args.base_port)
     load_account_key(str(work / "crypto-account.key"), None, None, create=True)
-    bench = Bench(work, info, key_path, key.thumbprint)
+    bench = Bench(work, info, key_path, thumbprint)
     rows: dict[tuple[str, int], dict[str, list]] = {}
     try:
         for tool in args.tools:  # warm-up: accounts, caches; not measured

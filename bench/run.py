@@ -49,6 +49,22 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.transport impor
 TIME = "/usr/bin/time"
 
 
+def start_ca(work: Path, base_port: int) -> tuple[pebble.PebbleInfo, Path, str]:
+    """A local Pebble and an account on it: (pebble, account key path, key thumbprint).
+
+    Pebble 2.4 was seen to stop answering newOrder under hundreds of concurrent orders with
+    authorization reuse on (bench runs only; the client waited out its deadline correctly).
+    Fresh authorizations are what a benchmark of fresh certificates should measure anyway."""
+    info = pebble.start(work / "pebble", base_port=base_port, env={"PEBBLE_AUTHZREUSE": "0"})
+    key_path = work / "account.key"
+    key, _ignored = load_account_key(str(key_path), None, None, create=True)
+    transport = AcmeTransport(info.directory_url, verify=info.ca_cert)
+    if not find_account(transport, key, Deadline(30, "bench")).exists:
+        create_account(transport, key, AccountRequest(terms_agreed=True), Deadline(30, "bench"))
+    transport.close()
+    return info, key_path, key.thumbprint
+
+
 def start_responder(work: Path, port: int, thumbprint: str) -> Path:
     config, pidfile = work / "haproxy.cfg", work / "haproxy.pid"
     config.write_text(f"""defaults
@@ -150,17 +166,8 @@ def main() -> int:
     parser.add_argument("--per-host", type=int, default=100)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="certops-bench-"))
-    # Pebble 2.4 was seen to stop answering newOrder under hundreds of concurrent orders with
-    # authorization reuse on (bench runs only; the client waited out its deadline correctly).
-    # Fresh authorizations are what a benchmark of fresh certificates should measure anyway.
-    info = pebble.start(work / "pebble", base_port=args.base_port, env={"PEBBLE_AUTHZREUSE": "0"})
-    key_path = work / "account.key"
-    key, _ignored = load_account_key(str(key_path), None, None, create=True)
-    transport = AcmeTransport(info.directory_url, verify=info.ca_cert)
-    if not find_account(transport, key, Deadline(30, "bench")).exists:
-        create_account(transport, key, AccountRequest(terms_agreed=True), Deadline(30, "bench"))
-    transport.close()
-    responder = start_responder(work, info.ports.http01, key.thumbprint)
+    info, key_path, thumbprint = start_ca(work, args.base_port)
+    responder = start_responder(work, info.ports.http01, thumbprint)
     rows = []
     if args.hosts:
         try:

@@ -78,6 +78,17 @@ def _descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process descending from it (ansible-playbook's workers start
+    sessions of their own, so killing its process group is not enough)."""
+    family = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _descends_from(int(p.name), pid)]
+    for member in family:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def wait_port(address: str, port: int, timeout: float = 10.0, *, pid: int = 0,
               pidfile: Path | None = None) -> None:
     """Wait until the process we started listens on ``address``:``port``: ``pid`` or the PID in

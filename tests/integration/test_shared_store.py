@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any, Iterator
 import pytest
 
 from tests.harness import openbao
+from tests.harness.ansible import playbook_command
+from tests.harness.processes import kill_tree
 from tests.integration.conftest import Controller
 from tests.integration.test_awx import injected_environment
 
@@ -158,7 +161,7 @@ def test_a_store_that_cannot_be_written_orders_nothing(bao_cluster, pebble_serve
         cases = {
             "read-only": (vault_options(bao_cluster, "certops-acme/ro",
                                         vault_token=bao_cluster.make_token(["certops-read-only"])),
-                          r"permission denied to write certops-acme/ro/locks/"),
+                          r"permission denied to write certops-acme/ro/(owners|locks)/"),
             "unreachable": (vault_options(bao_cluster, "certops-acme/x", vault_url=["https://127.0.0.1:9"],
                                           vault_timeout=3), r"https://127\.0\.0\.1:9 is unreachable"),
             "sealed": ({"store": "vault", "vault_url": sealed.urls, "vault_token": sealed.root_token,
@@ -213,3 +216,44 @@ def test_the_edge_role_keeps_its_certificates_in_the_shared_store(bao_cluster, p
         assert again.total("changed") == 0 and pebble_server.new_orders() - orders_before == 2
     finally:
         edge.stop()
+
+
+def test_a_controller_killed_holding_locks_is_taken_over_after_its_lease(bao_cluster, pebble_server, account,
+                                                                         http01_responder, tmp_path):
+    """SIGKILL a whole ansible-playbook (workers too) while it holds its batch's locks: another
+    controller waits for the lease to run out, orders nothing before, then takes every
+    certificate over and stores it."""
+    lease = 9
+    batch = names(12)
+    prefix = f"certops-acme/killed-{uuid.uuid4().hex[:6]}"
+    store = vault_options(bao_cluster, prefix, vault_lock_lease=lease)
+    first, second = controllers(tmp_path, pebble_server, account, 2)
+    command, env = playbook_command(shared_playbook(first, "run", batch, store), first.inventory, first.work)
+    doomed = subprocess.Popen(command, env=env, cwd=first.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(bao_cluster.kv_list(f"{prefix}/locks")) < len(batch):
+        assert doomed.poll() is None and time.monotonic() < deadline, "the batch never held its locks"
+        time.sleep(0.02)
+    kill_tree(doomed.pid)
+    doomed.wait()
+    killed_at = time.monotonic()
+    # newOrders the dead run had already sent still land in Pebble's log: count from when it is quiet.
+    orders_at_kill = pebble_server.new_orders()
+    while True:
+        time.sleep(0.5)
+        if pebble_server.new_orders() == orders_at_kill:
+            break
+        orders_at_kill = pebble_server.new_orders()
+
+    taker = second.spawn(shared_playbook(second, "run", batch, store))
+    # The dead run's lease was renewed a third of a lease before it died at the latest.
+    time.sleep(max(0.0, killed_at + lease / 2 - time.monotonic()))
+    assert pebble_server.new_orders() == orders_at_kill, "ordered before the dead controller's lease ran out"
+    output = taker.communicate(timeout=300)[0]
+    assert taker.returncode == 0, output[-3000:]
+    assert time.monotonic() - killed_at >= lease / 2
+    issued = results(second, "run")["issued"]["certificates"]
+    assert {c["action"] for c in issued} == {"issue"} and len({c["serial"] for c in issued}) == len(batch)
+    assert sorted(bao_cluster.kv_list(f"{prefix}/certificates")) == sorted(batch)
+    assert bao_cluster.kv_list(f"{prefix}/locks") == [], "the taker left locks behind"

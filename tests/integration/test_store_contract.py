@@ -240,7 +240,8 @@ def test_store_copy_moves_a_file_store_into_vault_and_back_idempotently(bao_dev,
     def copy(name: str, source: dict[str, Any], target: dict[str, Any], *args: str) -> dict[str, Any]:
         playbook = controller.playbook(name, [
             {"certops.acme.store_copy": {"source": source, **target}, "register": "copied"},
-            {"ansible.builtin.copy": {"content": "{{ copied | to_json }}", "dest": str(tmp_path / f"{name}.json")}}])
+            {"ansible.builtin.copy": {"content": "{{ copied | to_json }}", "dest": str(tmp_path / f"{name}.json")},
+             "check_mode": False}])
         controller.run(playbook, *args, check=True)
         return json.loads((tmp_path / f"{name}.json").read_text())
 

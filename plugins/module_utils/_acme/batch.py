@@ -387,24 +387,48 @@ class CertificateBatch:
             finally:
                 self._clean_up(by_type)
         finally:
-            for lock in locks.values():
-                lock.release()
+            self._release_all(locks)
         return finished
 
     def _lock_all(self, due: Sequence[CertificateSpec]) -> tuple[dict[str, StoreLock], list[CertificateResult]]:
-        """Every due certificate's lock, taken before any order is opened, in name order: runs
-        that want overlapping certificates then queue up instead of each holding some locks
-        while waiting for the others' (a deadlock until the lock timeout). A certificate whose
-        lock cannot be had (held elsewhere too long, a store that refuses writes) is never
-        ordered: what cannot be stored is not ordered."""
-        locks: dict[str, StoreLock] = {}
-        failures: list[CertificateResult] = []
-        for spec in sorted(due, key=lambda s: s.name):
+        """Every due certificate's lock before any order is opened. A certificate whose lock
+        cannot be had (held elsewhere too long, a store that refuses writes) is never ordered:
+        what cannot be stored is not ordered.
+
+        Runs that want overlapping certificates must not deadlock (each holding some locks and
+        waiting for the others'), so a run only ever waits for a lock while holding none with a
+        later name. First every lock is tried at once, in parallel (with a shared store each
+        take is a network write); if some are taken elsewhere, the run gives back those after
+        the first one it missed and waits for the rest in name order."""
+        by_name = {spec.name: spec for spec in due}
+        names = sorted(by_name)
+        failures: dict[str, CertificateResult] = {}
+
+        def attempt(name: str) -> Optional[StoreLock]:
             try:
-                locks[spec.name] = self.store.acquire(spec.name, self.settings.lock_timeout)
+                return self.store.try_acquire(name)
             except CertopsError as error:
-                failures.append(_failed(spec, str(error)))
-        return locks, failures
+                failures[name] = _failed(by_name[name], str(error))
+                return None
+        with self._pool(len(names)) as pool:
+            tried = dict(zip(names, pool.map(attempt, names)))
+        locks = {name: lock for name, lock in tried.items() if lock is not None}
+        waiting = [name for name in names if name not in locks and name not in failures]
+        if waiting:
+            self._release_all({name: locks.pop(name) for name in list(locks) if name > waiting[0]})
+            for name in names:
+                if name < waiting[0] or name in failures:
+                    continue
+                try:
+                    locks[name] = self.store.acquire(name, self.settings.lock_timeout)
+                except CertopsError as error:
+                    failures[name] = _failed(by_name[name], str(error))
+        return locks, list(failures.values())
+
+    def _release_all(self, locks: dict[str, StoreLock]) -> None:
+        if locks:
+            with self._pool(len(locks)) as pool:
+                list(pool.map(lambda lock: lock.release(), locks.values()))
 
     def _open_all(self, specs: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[Opening]:
         with self._pool(len(specs)) as pool:

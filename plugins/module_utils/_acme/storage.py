@@ -165,6 +165,11 @@ class CertificateStore(abc.ABC):
         from opening its order to storing the result, across worker threads.
         """
 
+    @abc.abstractmethod
+    def try_acquire(self, name: str) -> Optional[StoreLock]:
+        """Take the certificate's lock if it is free now (or its holder's lease ran out);
+        None when someone else holds it. Raises StoreError when the store refuses."""
+
     def close(self) -> None:  # noqa: B027 - optional: a backend without connections has nothing to close
         """Release connections (and stop lock renewals) held by the backend."""
 

@@ -207,6 +207,16 @@ class FileStore(CertificateStore):
         path = os.path.join(self.root, "locks", check_certificate_name(name) + ".lock")
         return self._take(path, timeout, name)
 
+    def try_acquire(self, name: str) -> Optional["FileLock"]:
+        path = os.path.join(self.root, "locks", check_certificate_name(name) + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return FileLock(fd)
+
     @contextlib.contextmanager
     def _flock(self, path: str, timeout: float, name: str) -> Iterator[None]:
         handle = self._take(path, timeout, name)

@@ -251,29 +251,40 @@ class VaultStore(CertificateStore):
     def acquire(self, name: str, timeout: float = 300.0) -> StoreLock:
         """Create ``locks/NAME`` with ``cas=0`` naming this run; a lock whose owner's lease has
         run out (its ``owners/OWNER`` record expired or gone) is taken over with ``cas``."""
-        path = self._path(LOCKS, name)
         backoff = Deadline(timeout, f"waiting for the lock of {name!r}").backoff(0.05, 2.0, 1.0)
-        self._leases.start()
-        holder = ""
         while True:
+            lock, holder = self._take(name)
+            if lock is not None:
+                return lock
+            if not backoff.wait():
+                raise StoreError(f"store {self.describe()}: certificate {name!r} is locked by another run "
+                                 f"({holder}) for more than {timeout:.0f} s")
+
+    def try_acquire(self, name: str) -> Optional[StoreLock]:
+        return self._take(name)[0]
+
+    def _take(self, name: str) -> tuple[Optional[StoreLock], str]:
+        """One attempt: (the lock, "") or (None, who holds it)."""
+        path = self._path(LOCKS, name)
+        self._leases.start()
+        for _attempt in range(CAS_ATTEMPTS):
             try:
                 self._write(path, {"owner": self.owner}, cas=0)
-                return self._leases.hold(path)
+                return self._leases.hold(path), ""
             except _CasConflict:
                 pass
             current = self._read(path)
             if current is None:
                 continue  # released meanwhile
             holder = str(current[0].get("owner") or "")
-            if not self._leases.alive(holder):
-                try:
-                    self._write(path, {"owner": self.owner, "took_over_from": holder}, cas=current[1])
-                    return self._leases.hold(path)
-                except _CasConflict:
-                    continue  # another controller took it over first
-            if not backoff.wait():
-                raise StoreError(f"store {self.describe()}: certificate {name!r} is locked by another run "
-                                 f"({holder}) for more than {timeout:.0f} s")
+            if self._leases.alive(holder):
+                return None, holder
+            try:
+                self._write(path, {"owner": self.owner, "took_over_from": holder}, cas=current[1])
+                return self._leases.hold(path), ""
+            except _CasConflict:
+                continue  # another controller took it over first
+        return None, "contended"
 
     def load_many(self, names: Sequence[str]) -> dict[str, Optional[StoredCertificate]]:
         """Many certificates at once: a few requests in flight instead of one after another."""

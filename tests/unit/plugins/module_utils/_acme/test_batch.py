@@ -105,3 +105,28 @@ def test_the_documented_certificate_keys_are_the_validated_ones():
         assert documented[key]["type"] == option["type"], key
         assert documented[key].get("choices") == option.get("choices"), key
         assert bool(documented[key].get("required")) == bool(option.get("required")), key
+
+
+def test_a_batch_waits_for_a_held_lock_holding_no_later_one(tmp_path):
+    """Locks are tried all at once; when one is held elsewhere, the batch gives back every lock
+    after it and waits in name order, so two runs can never each hold what the other waits for."""
+    import threading
+    import time
+    store, elsewhere = FileStore(str(tmp_path)), FileStore(str(tmp_path))
+    specs, _ignored = parse_specs([{"name": n, "domains": [f"{n}.example.com"]} for n in ("a", "b", "c")])
+    held_b = elsewhere.acquire("b", timeout=1)
+    batch = CertificateBatch(store, BatchSettings(lock_timeout=10), lambda: None, account_key=None)
+    outcome = {}
+    waiter = threading.Thread(target=lambda: outcome.update(zip(("locks", "failures"), batch._lock_all(specs))))
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive(), "the batch did not wait for the held lock"
+    assert elsewhere.try_acquire("a") is None, "the lock before the held one was given back"
+    later = elsewhere.try_acquire("c")
+    assert later is not None, "the batch kept a later lock while it waited"
+    later.release()
+    held_b.release()
+    waiter.join(10)
+    assert sorted(outcome["locks"]) == ["a", "b", "c"] and outcome["failures"] == []
+    batch._release_all(outcome["locks"])
+    assert elsewhere.try_acquire("b") is not None
