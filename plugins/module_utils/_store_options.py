@@ -15,7 +15,7 @@ __metaclass__ = type
 
 STORE_OPTIONS = {  # type: dict[str, dict[str, object]]
     # file (the default, or $CERTOPS_ACME_STORE_BACKEND) or vault: options.build_store checks it.
-    "store": {"type": "str"},
+    "store": {"type": "str", "choices": ["file", "vault"]},
     "store_path": {"type": "path"},
     "vault_url": {"type": "list", "elements": "str"},
     "vault_token": {"type": "str", "no_log": True},
