@@ -31,13 +31,16 @@ class ActionModule(CertopsAction):
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         present = args["state"] == "present"
-        src = args.get("account_key_src")
-        if self.check_mode and present and args["account_key_create"] and src \
-                and not os.path.exists(os.path.expanduser(src)):
-            return self._would_create(args, src)
-        create_key = present and args["account_key_create"] and not self.check_mode
-        key, key_created = options.build_account_key(args, create=create_key)
         store = self.open_store(args)
+        in_store = options.account_key_in_store(args)
+        src = args.get("account_key_src")
+        if self.check_mode and present and args["account_key_create"]:
+            if in_store and store.account_key_pem() is None:
+                return self._would_create(args, f"in the store ({store.describe()})")
+            if src and not os.path.exists(os.path.expanduser(src)):
+                return self._would_create(args, src)
+        create_key = present and args["account_key_create"] and not self.check_mode
+        key, key_created = options.build_account_key(args, create=create_key, store=store)
         directory_url = options.directory_url(args)
         timeout = float(args["request_timeout"]) * 4
         new_src, new_content = args.get("new_account_key_src"), args.get("new_account_key_content")

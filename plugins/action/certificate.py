@@ -101,7 +101,12 @@ class ActionModule(CertopsAction):
         workers = max(1, min(int(args["workers"]), 32))
         account_key = None
         check_without_key = ""
-        if args.get("account_key_src") or args.get("account_key_content"):
+        if options.account_key_in_store(args):
+            if self.check_mode and store.account_key_pem() is None:
+                check_without_key = "the store holds no account key yet (the account task creates it)"
+            else:
+                account_key, _ignored = options.build_account_key(args, store=store)
+        elif args.get("account_key_src") or args.get("account_key_content"):
             src = args.get("account_key_src")
             if self.check_mode and src and not os.path.exists(os.path.expanduser(src)):
                 # The first --check on a fresh controller: the account task would create the key.

@@ -20,7 +20,8 @@ class ActionModule(CertopsAction):
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        return revoke_stored(self.open_store(args), args["certificates"], args["reason"], args["revoke_with"],
+        store = self.open_store(args)
+        return revoke_stored(store, args["certificates"], args["reason"], args["revoke_with"],
                              lambda: options.build_transport(args, pool_size=1),
-                             lambda: options.build_account_key(args)[0], float(args["request_timeout"]),
+                             lambda: options.build_account_key(args, store=store)[0], float(args["request_timeout"]),
                              self.check_mode)

@@ -42,6 +42,14 @@ notes:
 
     ACCOUNT_KEY = r"""
 options:
+  account_key_in_store:
+    description:
+      - Keep the account key in the store (O(store)) instead of a file or the task, so a fresh
+        controller or AWX container that can read a shared store needs nothing else.
+        M(certops.acme.account) with O(certops.acme.account#module:account_key_create=true) makes it once.
+      - Defaults to E(CERTOPS_ACME_ACCOUNT_KEY_IN_STORE) (V(true)/V(false)), else V(false). Not with
+        O(account_key_src) or O(account_key_content).
+    type: bool
   account_key_src:
     description:
       - Path on the controller to the PEM account private key (EC P-256/P-384 or RSA).

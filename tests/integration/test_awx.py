@@ -48,9 +48,9 @@ def injected_environment(credential_type: str, inputs: dict[str, str], files_dir
 @pytest.mark.parametrize("credential_type", sorted(p.name for p in CREDENTIAL_TYPES.glob("*.yml")))
 def test_credential_types_inject_only_variables_the_collection_reads(credential_type):
     from ansible_collections.certops.acme.plugins.module_utils._acme.options import (
-        ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT, STORE_ENVIRONMENT)
+        ENV_ACCOUNT_KEY_IN_STORE, ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT, STORE_ENVIRONMENT)
     definition = yaml.safe_load((CREDENTIAL_TYPES / credential_type).read_text())
-    known = set(ENVIRONMENT_FALLBACKS.values()) | set(RFC2136_ENVIRONMENT.values()) | set(STORE_ENVIRONMENT.values())
+    known = set(ENVIRONMENT_FALLBACKS.values()) | set(RFC2136_ENVIRONMENT.values()) | set(STORE_ENVIRONMENT.values()) | {ENV_ACCOUNT_KEY_IN_STORE}
     assert set(definition["injectors"]["env"]) <= known
     secret_fields = {f["id"] for f in definition["inputs"]["fields"] if f.get("secret")}
     assert secret_fields, "every type carries a secret, which AWX must mask"

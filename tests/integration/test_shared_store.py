@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -257,3 +258,46 @@ def test_a_controller_killed_holding_locks_is_taken_over_after_its_lease(bao_clu
     assert {c["action"] for c in issued} == {"issue"} and len({c["serial"] for c in issued}) == len(batch)
     assert sorted(bao_cluster.kv_list(f"{prefix}/certificates")) == sorted(batch)
     assert bao_cluster.kv_list(f"{prefix}/locks") == [], "the taker left locks behind"
+
+
+def test_the_account_key_can_live_in_the_shared_store(bao_cluster, pebble_server, account, http01_responder,
+                                                      tmp_path):
+    """A fresh controller with nothing but the Vault credential (as AWX injects it) creates the
+    account key in the store once; a second fresh controller orders with the same account,
+    and no key file is ever written on either."""
+    prefix = f"certops-acme/key-{uuid.uuid4().hex[:6]}"
+    env = injected_environment("vault-store.yml", {
+        "url": ",".join(bao_cluster.urls), "token": bao_cluster.token, "prefix": prefix,
+        "ca_cert": Path(bao_cluster.ca_cert).read_text(), "account_key_in_store": True}, files_dir=tmp_path)
+    env["CHALLTESTSRV_URL"] = pebble_server.dns_management_url
+    hook = tmp_path / "challtestsrv-hook"
+    hook.write_text(f'#!/bin/sh\nexec {sys.executable} {openbao.REPO / "tests" / "harness" / "challtestsrv_hook.py"} "$@"\n')
+    hook.chmod(0o755)
+    outcomes = []
+    for index, controller in enumerate(controllers(tmp_path, pebble_server, account, 2)):
+        name = names(1)[0]
+        play = [{"hosts": "localhost", "gather_facts": False,
+                 "module_defaults": {"group/certops.acme.acme": {"acme_directory": pebble_server.directory_url,
+                                                                 "ca_path": pebble_server.ca_cert}},
+                 "tasks": [
+                     {"certops.acme.account": {"account_key_create": True, "terms_agreed": True}, "register": "acct"},
+                     # dns-01 through Pebble's DNS: the stateless http-01 responder answers for the
+                     # session's account key, and this account key is a new one.
+                     {"certops.acme.certificate": {
+                         "certificates": [{"name": name, "domains": [name], "challenge": "dns-01"}],
+                         "dns_provider": "hook", "dns_hook": str(hook),
+                         "dns_check_servers": [f"127.0.0.1:{pebble_server.ports.dns}"]}, "register": "issued"},
+                     {"ansible.builtin.copy": {"content": "{{ {'acct': acct, 'issued': issued} | to_json }}",
+                                               "dest": str(controller.work / "out.json")}}]}]
+        playbook = controller.work / f"key{index}.yml"
+        playbook.write_text(json.dumps(play))
+        run = controller.run(playbook, "-vvvv", env=env, check=True)
+        assert "PRIVATE KEY" not in run.stdout + run.stderr
+        outcomes.append(json.loads((controller.work / "out.json").read_text()))
+        assert list(controller.work.rglob("*.key")) == [], "an account key was written on the controller"
+    first, second = outcomes
+    assert first["acct"]["changed"] is True and second["acct"]["changed"] is False
+    assert first["acct"]["thumbprint"] == second["acct"]["thumbprint"]
+    assert first["acct"]["account_url"] == second["acct"]["account_url"]
+    assert [c["action"] for c in first["issued"]["certificates"] + second["issued"]["certificates"]] == ["issue"] * 2
+    assert bao_cluster.kv_read(f"{prefix}/account-keys/default")["data"]["pem"].startswith("-----BEGIN")

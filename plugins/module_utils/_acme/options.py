@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 
 from .._store_options import store_options
 from .account import AccountKey, load_account_key
+from .crypto import generate_private_key, load_private_key, private_key_pem
 from .errors import InputError
 from .storage import CertificateStore
 from .store import FileStore, default_store_path
@@ -47,6 +48,7 @@ CONNECTION_SPEC: dict[str, dict[str, Any]] = {
 }
 
 ACCOUNT_KEY_SPEC: dict[str, dict[str, Any]] = {
+    "account_key_in_store": {"type": "bool"},
     "account_key_src": {"type": "path", "aliases": ["account_key_path"]},
     "account_key_content": {"type": "str", "no_log": True},
     "account_key_passphrase": {"type": "str", "no_log": True},
@@ -147,7 +149,38 @@ def build_transport(args: dict[str, Any], pool_size: int = 4) -> AcmeTransport:
                          timeout=float(args.get("request_timeout") or 30), pool_size=pool_size)
 
 
-def build_account_key(args: dict[str, Any], create: bool = False) -> tuple[AccountKey, bool]:
+ENV_ACCOUNT_KEY_IN_STORE = "CERTOPS_ACME_ACCOUNT_KEY_IN_STORE"
+
+
+def account_key_in_store(args: dict[str, Any], environ: Optional[dict[str, str]] = None) -> bool:
+    """Whether the account key lives in the store: the task's ``account_key_in_store``, else
+    ``$CERTOPS_ACME_ACCOUNT_KEY_IN_STORE`` (the shared store's AWX credential sets it)."""
+    environ = dict(os.environ) if environ is None else environ
+    value = args.get("account_key_in_store")
+    if value is None:
+        value = environ.get(ENV_ACCOUNT_KEY_IN_STORE, "").strip().lower() in ("1", "true", "yes", "on")
+    if value and (args.get("account_key_src") or args.get("account_key_content")):
+        raise InputError("account_key_in_store", "cannot be combined with account_key_src or account_key_content",
+                         "keep the account key in one place")
+    return bool(value)
+
+
+def build_account_key(args: dict[str, Any], create: bool = False,
+                      store: Optional[CertificateStore] = None) -> tuple[AccountKey, bool]:
+    """The account key the task names: from a path or content, or kept in the store. ``create``
+    makes it when missing (the account task's ``account_key_create``). Returns (key, created)."""
+    if store is not None and account_key_in_store(args):
+        pem = store.account_key_pem()
+        created = False
+        if pem is None:
+            if not create:
+                raise InputError("account_key_in_store", f"the store ({store.describe()}) holds no account key yet",
+                                 "create it once with certops.acme.account (account_key_create: true, "
+                                 "account_key_in_store: true)")
+            fresh = private_key_pem(generate_private_key("ec256"))
+            pem = store.keep_account_key(fresh)
+            created = pem == fresh
+        return AccountKey.from_key(load_private_key(pem, "the store's account key")), created
     return load_account_key(args.get("account_key_src"), args.get("account_key_content"),
                             args.get("account_key_passphrase"), create=create)
 

@@ -46,7 +46,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEEP_VERSIONS = 2
 
 #: Kinds of small JSON records a store keeps beside the certificates.
-ACCOUNTS, PENDING, TRUST = "accounts", "pending", "trust"
+ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS = "accounts", "pending", "trust", "account-keys"
+#: The lock that serialises creating the account key kept in the store.
+ACCOUNT_KEY_LOCK = "certops-account-key"
 
 
 def check_certificate_name(name: object, field: str = "name") -> str:
@@ -265,6 +267,22 @@ class CertificateStore(abc.ABC):
         self._put_record(ACCOUNTS, key, {
             "directory": directory_url, "thumbprint": thumbprint, "url": url, "contact": sorted(contact),
             "checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+
+    def account_key_pem(self) -> Optional[bytes]:
+        """The ACME account key kept in the store (``account_key_in_store``), or None."""
+        record = self._get_record(ACCOUNT_KEYS, "default")
+        pem = record.get("pem") if isinstance(record, dict) else None
+        return pem.encode("ascii") if isinstance(pem, str) and pem else None
+
+    def keep_account_key(self, key_pem: bytes) -> bytes:
+        """Keep ``key_pem`` as the store's account key unless another controller kept one first;
+        returns the one kept (so two controllers starting together end with the same key)."""
+        with self.lock(ACCOUNT_KEY_LOCK, timeout=60):
+            existing = self.account_key_pem()
+            if existing is not None:
+                return existing
+            self._put_record(ACCOUNT_KEYS, "default", {"pem": key_pem.decode("ascii")})
+            return key_pem
 
     # --- trust anchors --------------------------------------------------------------------
     def remember_anchor(self, cert: x509.Certificate) -> None:

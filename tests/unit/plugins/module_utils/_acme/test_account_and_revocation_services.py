@@ -62,3 +62,18 @@ def test_check_mode_and_already_revoked_certificates_send_nothing(tmp_path):
     assert {r["name"]: r["note"] for r in result["certificates"]} == {"api": "already revoked (store)",
                                                                       "www": "would revoke"}
     assert "revoked_at" not in store.load("www").meta
+
+
+def test_the_account_key_kept_in_the_store_is_made_once_and_then_read(tmp_path):
+    from ansible_collections.certops.acme.plugins.module_utils._acme import options
+    store = FileStore(str(tmp_path))
+    args = {"account_key_in_store": True}
+    with pytest.raises(InputError, match="account_key_in_store: the store .* holds no account key yet"):
+        options.build_account_key(args, store=store)
+    made, created = options.build_account_key(args, create=True, store=store)
+    again, created_again = options.build_account_key(args, create=True, store=FileStore(str(tmp_path)))
+    assert created and not created_again and made.thumbprint == again.thumbprint
+    with pytest.raises(InputError, match="cannot be combined with account_key_src"):
+        options.account_key_in_store({"account_key_in_store": True, "account_key_src": "/k"})
+    assert options.account_key_in_store({}, {"CERTOPS_ACME_ACCOUNT_KEY_IN_STORE": "True"})
+    assert not options.account_key_in_store({"account_key_in_store": False}, {"CERTOPS_ACME_ACCOUNT_KEY_IN_STORE": "1"})
