@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import multiprocessing
 import os
-import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -143,14 +142,19 @@ def test_a_lock_excludes_other_holders_until_released(make_store):
     again.release()
 
 
-def _hold_lock_forever(kind: str, where: str, prefix: str, token: str, ready: Any) -> None:
-    if kind == "file":
-        store: CertificateStore = FileStore(where)
-    else:
-        store = VaultStore([where], token=token, prefix=prefix, lock_lease=2)
-    store.acquire("www", timeout=5)
-    ready.set()
-    time.sleep(3600)
+#: A separate Python process (not a fork of this multi-threaded one) that takes the lock and
+#: says so on stdout, then sleeps until it is killed.
+HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
+kind, where, prefix, token = sys.argv[2:6]
+store = FileStore(where) if kind == "file" else VaultStore([where], token=token, prefix=prefix, lock_lease=2)
+store.acquire("www", timeout=5)
+print("held", flush=True)
+time.sleep(3600)
+"""
 
 
 def test_a_holder_killed_with_sigkill_gives_the_lock_up(make_store, request, tmp_path):
@@ -162,16 +166,15 @@ def test_a_holder_killed_with_sigkill_gives_the_lock_up(make_store, request, tmp
     else:
         server = request.getfixturevalue("bao_dev")
         where, prefix, token = server.urls[0], store.prefix, server.token
-    ready = multiprocessing.get_context("fork").Event()
-    holder = multiprocessing.get_context("fork").Process(target=_hold_lock_forever,
-                                                         args=(kind, where, prefix, token, ready))
-    holder.start()
+    collections = str(Path(sys.modules["ansible_collections"].__path__[0]).parent)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, collections, kind, where, prefix, token],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        assert ready.wait(20), "the holder never got the lock"
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held", "the holder never got the lock"
         with pytest.raises(StoreError):
             store.acquire("www", timeout=0.3)  # held and renewed while the holder lives
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.join(5)
+        holder.kill()
+        holder.wait(5)
         started = time.monotonic()
         taken = store.acquire("www", timeout=15)
         waited = time.monotonic() - started
@@ -180,8 +183,8 @@ def test_a_holder_killed_with_sigkill_gives_the_lock_up(make_store, request, tmp
             assert waited > 0.2, "a lease was taken over before it ran out"
         assert waited < 10
     finally:
-        if holder.is_alive():
-            os.kill(holder.pid, signal.SIGKILL)
+        holder.kill()
+        holder.wait(5)
 
 
 def test_a_held_vault_lease_is_renewed_past_its_length(bao_dev):
