@@ -233,15 +233,20 @@ def start_cluster(work: Path, port: int = 8200, addresses: tuple[str, ...] = ("1
                         raise
                     time.sleep(0.5)
         _wait_for_voters(cluster)
-        leader = cluster.leader()
-        cluster.api("POST", f"sys/mounts/{MOUNT}", {"type": "kv", "options": {"version": "2"}}, node=leader)
-        cluster.api("PUT", "sys/policies/acl/certops-acme", {"policy": POLICY_FILE.read_text()}, node=leader)
-        cluster.token = cluster.make_token(["certops-acme"])
-        _wait_for_kv(cluster)
+        cluster.api("POST", f"sys/mounts/{MOUNT}", {"type": "kv", "options": {"version": "2"}}, node=cluster.leader())
+        _provision(cluster)
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+def _provision(cluster: BaoCluster) -> None:
+    """The collection's policy (the file it ships) and a token with only that policy, once the
+    KV v2 mount answers writes."""
+    cluster.api("PUT", "sys/policies/acl/certops-acme", {"policy": POLICY_FILE.read_text()}, node=cluster.leader())
+    cluster.token = cluster.make_token(["certops-acme"])
+    _wait_for_kv(cluster)
 
 
 def _wait_for_voters(cluster: BaoCluster, timeout: float = 60.0) -> None:
@@ -284,9 +289,7 @@ def start_dev(work: Path, port: int = 8300, address: str = "127.0.0.1") -> BaoCl
     node.pid, node.log_file = proc.pid, str(log)
     try:
         wait_port(address, port, timeout=30, pid=proc.pid)
-        cluster.api("PUT", "sys/policies/acl/certops-acme", {"policy": POLICY_FILE.read_text()})
-        cluster.token = cluster.make_token(["certops-acme"])
-        _wait_for_kv(cluster)
+        _provision(cluster)  # a -dev server mounts KV v2 at secret/ itself
     except BaseException:
         cluster.stop()
         raise

@@ -229,13 +229,25 @@ def test_a_controller_killed_holding_locks_is_taken_over_after_its_lease(bao_clu
     prefix = f"certops-acme/killed-{uuid.uuid4().hex[:6]}"
     store = vault_options(bao_cluster, prefix, vault_lock_lease=lease)
     first, second = controllers(tmp_path, pebble_server, account, 2)
-    command, env = playbook_command(shared_playbook(first, "run", batch, store), first.inventory, first.work)
+    # The doomed run answers dns-01 through a hook that never returns: it is certain to be
+    # holding its locks, with nothing stored, when it dies, however loaded the machine is.
+    stuck, reached = tmp_path / "stuck-hook", tmp_path / "hook-reached"
+    stuck.write_text(f"#!/bin/sh\ntouch {reached}\nexec sleep 600\n")
+    stuck.chmod(0o755)
+    doomed_playbook = shared_playbook(first, "run", batch, store)
+    plays = json.loads(doomed_playbook.read_text())
+    plays[0]["tasks"][0]["certops.acme.certificate"].update(
+        certificates=[{"name": n, "domains": [n], "challenge": "dns-01"} for n in batch],
+        dns_provider="hook", dns_hook=str(stuck))
+    doomed_playbook.write_text(json.dumps(plays))
+    command, env = playbook_command(doomed_playbook, first.inventory, first.work)
     doomed = subprocess.Popen(command, env=env, cwd=first.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while len(bao_cluster.kv_list(f"{prefix}/locks")) < len(batch):
-        assert doomed.poll() is None and time.monotonic() < deadline, "the batch never held its locks"
-        time.sleep(0.02)
+    while not reached.exists():
+        assert doomed.poll() is None and time.monotonic() < deadline, "the batch never reached its hook"
+        time.sleep(0.05)
+    assert len(bao_cluster.kv_list(f"{prefix}/locks")) == len(batch)
     kill_tree(doomed.pid)
     doomed.wait()
     killed_at = time.monotonic()

@@ -264,3 +264,32 @@ def test_store_copy_moves_a_file_store_into_vault_and_back_idempotently(bao_dev,
         assert (copied.key_pem, copied.cert_pem, copied.chain_pem, copied.version) == \
             (original.key_pem, original.cert_pem, original.chain_pem, original.version)
     assert restored.known_account("https://ca/dir", "thumb")["url"] == "https://ca/acct/1"
+
+
+def test_a_write_whose_answer_was_lost_counts_as_written(bao_dev, monkeypatch):
+    """A node that commits a write and dies before answering makes the client send it again to
+    the next node, where it conflicts with itself. The real server commits the first attempt;
+    only the lost answer is simulated (a ConnectionError after the write), which a dying node
+    cannot be made to produce on cue here."""
+    import requests
+    store = vault_store(bao_dev, f"certops-acme/lost-{uuid.uuid4().hex[:8]}", timeout=10)
+    kv = store._clients[0].secrets.kv.v2  # pylint: disable=protected-access
+    real = kv.create_or_update_secret
+    lost: list[str] = []
+
+    def commit_then_lose_the_answer(*args: Any, **kwargs: Any) -> Any:
+        answer = real(*args, **kwargs)
+        if len(lost) < 3:
+            lost.append(kwargs["path"])
+            raise requests.exceptions.ConnectionError("connection reset after the commit")
+        return answer
+    monkeypatch.setattr(kv, "create_or_update_secret", commit_then_lose_the_answer)
+    try:
+        held = store.acquire("www", timeout=5)  # the answers for the lease record and the lock are lost
+        key_pem, leaf, chain = make_chain(root=ROOT)
+        saved = store.save("www", key_pem, leaf, chain, {})
+        assert len(lost) == 3 and store.load("www").version == saved.version
+        held.release()
+        assert bao_dev.kv_list(f"{store.prefix}/locks") == []
+    finally:
+        store.close()

@@ -170,18 +170,26 @@ class VaultStore(CertificateStore):
         return int(((answer or {}).get("data") or {}).get("version") or 0)
 
     def _cas_update(self, path: str, change: Callable[[Optional[dict[str, Any]]], Optional[dict[str, Any]]]) -> bool:
-        """Read, change, write back with check-and-set; again on a lost race. ``change``
-        returns None to write nothing (then False is returned)."""
+        """Read, change, write back with check-and-set; again, after a pause, on a lost race.
+        ``change`` returns None to write nothing (then False is returned).
+
+        What is already there counts as written: a write whose answer was lost (the node died
+        after committing it, and the request went again to the next node) then conflicts with
+        itself, and the next read shows it."""
+        backoff = Deadline(self.timeout, f"updating {path}").backoff(0.05, 2.0, 1.0)
         for _attempt in range(CAS_ATTEMPTS):
             current = self._read(path)
             new = change(current[0] if current else None)
             if new is None:
                 return False
+            if current is not None and new == current[0]:
+                return True
             try:
                 self._write(path, new, cas=current[1] if current else 0)
                 return True
             except _CasConflict:
-                continue
+                if not backoff.wait():
+                    break
         raise StoreError(f"store {self.describe()}: {path} kept changing under {CAS_ATTEMPTS} attempts to update it")
 
     # --- certificates ---------------------------------------------------------------------
@@ -277,6 +285,9 @@ class VaultStore(CertificateStore):
             if current is None:
                 continue  # released meanwhile
             holder = str(current[0].get("owner") or "")
+            if holder == self.owner and not self._leases.holds(path):
+                # Our own write whose answer was lost (its node died after committing it).
+                return self._leases.hold(path), ""
             if self._leases.alive(holder):
                 return None, holder
             try:
@@ -343,6 +354,10 @@ class _LeaseKeeper:
             return True
         found = self.store._read(self.store._path(OWNERS, owner)) if owner else None  # pylint: disable=protected-access
         return found is not None and float(found[0].get("expires") or 0) > time.time()
+
+    def holds(self, path: str) -> bool:
+        with self._guard:
+            return path in self._held
 
     def hold(self, path: str) -> _VaultLock:
         lock = _VaultLock(self, path)
