@@ -278,8 +278,14 @@ account_url:
   description: The account URL used, when anything was ordered.
   returned: always
   type: str
-store_path:
-  description: The controller store used.
+store:
+  description:
+    - The store used, for example C(files at /root/.local/share/certops-acme), or for a shared store
+      its first address, KV mount and prefix. Never a secret.
   returned: always
   type: str
+store_requests:
+  description: Requests sent to a shared store in this task (0 for the file store).
+  returned: always
+  type: int
 """
