@@ -293,3 +293,25 @@ def test_a_write_whose_answer_was_lost_counts_as_written(bao_dev, monkeypatch):
         assert bao_dev.kv_list(f"{store.prefix}/locks") == []
     finally:
         store.close()
+
+
+def test_an_approle_logs_in_and_works_with_the_shipped_policy(bao_dev):
+    """AppRole instead of a token: the store logs in once, and the token it gets carries only
+    the collection's policy."""
+    bao_dev.api("POST", "sys/auth/approle", {"type": "approle"})
+    bao_dev.api("POST", "auth/approle/role/certops-acme", {"token_policies": ["certops-acme"], "token_ttl": "1h"})
+    role_id = bao_dev.api("GET", "auth/approle/role/certops-acme/role-id")["data"]["role_id"]
+    secret_id = bao_dev.api("POST", "auth/approle/role/certops-acme/secret-id")["data"]["secret_id"]
+    store = VaultStore(bao_dev.urls, role_id=role_id, secret_id=secret_id, prefix="certops-acme/approle")
+    outside = VaultStore(bao_dev.urls, role_id=role_id, secret_id=secret_id, prefix="elsewhere", timeout=3)
+    try:
+        key_pem, leaf, chain = make_chain(root=ROOT)
+        store.save("www", key_pem, leaf, chain, {})
+        assert store.load("www").key_pem == key_pem
+        with pytest.raises(StoreError, match="permission denied"):
+            outside.load("www")  # the policy grants certops-acme/ only
+    finally:
+        store.close()
+        outside.close()
+    with pytest.raises(StoreError, match="needs a token .* or an AppRole"):
+        VaultStore(bao_dev.urls, role_id=role_id)

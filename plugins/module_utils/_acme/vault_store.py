@@ -41,11 +41,11 @@ try:
     import hvac
     import hvac.exceptions
     import requests
-except ImportError:  # options.build_store names the missing package and the pip command
+except ImportError:  # VaultStore() names the missing package and the pip command
     hvac = None
 
 from .errors import StoreError
-from .storage import KEEP_VERSIONS, CertificateStore, StoredCertificate, StoreLock, VersionData
+from .storage import CertificateStore, StoredCertificate, StoreLock, VersionData
 from .waiting import Deadline
 
 T = TypeVar("T")
@@ -69,8 +69,7 @@ class VaultStore(CertificateStore):
     def __init__(self, urls: Sequence[str], *, token: Optional[str] = None, role_id: Optional[str] = None,
                  secret_id: Optional[str] = None, namespace: Optional[str] = None, mount: str = DEFAULT_MOUNT,
                  prefix: str = DEFAULT_PREFIX, verify: Any = True, timeout: float = 30.0,
-                 lock_lease: float = 60.0, read_only: bool = False,
-                 client_factory: Optional[Callable[..., Any]] = None) -> None:
+                 lock_lease: float = 60.0, read_only: bool = False) -> None:
         if hvac is None:
             raise StoreError("store: vault needs the Python package hvac on the controller: pip install hvac")
         if not urls:
@@ -82,9 +81,8 @@ class VaultStore(CertificateStore):
         self.lock_lease = lock_lease
         self.read_only = read_only
         self.owner = f"{uuid.uuid4().hex[:12]}"
-        make = client_factory or hvac.Client
         # One client (and connection pool) per node; requests go to the last one that answered.
-        self._clients = [make(url=url, token=token, verify=verify, namespace=namespace,
+        self._clients = [hvac.Client(url=url, token=token, verify=verify, namespace=namespace,
                               timeout=min(timeout, 10.0)) for url in self.urls]
         self._preferred = 0
         self._lock = threading.Lock()
@@ -412,4 +410,4 @@ def _first_line(error: Exception) -> str:
     return (text[0] if text else type(error).__name__)[:300]
 
 
-__all__ = ["VaultStore", "DEFAULT_MOUNT", "DEFAULT_PREFIX", "KEEP_VERSIONS"]
+__all__ = ["VaultStore", "DEFAULT_MOUNT", "DEFAULT_PREFIX"]
