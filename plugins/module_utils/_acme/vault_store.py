@@ -83,7 +83,7 @@ class VaultStore(CertificateStore):
         self.owner = f"{uuid.uuid4().hex[:12]}"
         # One client (and connection pool) per node; requests go to the last one that answered.
         self._clients = [hvac.Client(url=url, token=token, verify=verify, namespace=namespace,
-                              timeout=min(timeout, 10.0)) for url in self.urls]
+                                     timeout=min(timeout, 10.0)) for url in self.urls]
         self._preferred = 0
         self._lock = threading.Lock()
         self.requests = 0
