@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import Any, Optional
 
 from ansible.utils.display import Display
 
@@ -22,6 +22,25 @@ display = Display()
 MODULE = "certops.acme.install"
 SECRET_FILES = ("privkey.pem", "haproxy.pem")
 PASSED_THROUGH = ("dest", "owner", "group", "key_mode", "cert_mode", "dir_mode")
+
+
+def _inspected_fingerprints(raw: Any) -> Optional[dict[str, Optional[str]]]:
+    """{name: fingerprint, or None unless held exactly} from an inspect task's result, or None
+    when none was given."""
+    if raw is None or (isinstance(raw, dict) and raw.get("skipped")):
+        return None
+    held = raw.get("held") if isinstance(raw, dict) else None
+    if not isinstance(held, list):
+        raise InputError("inspected", "has no 'held' list",
+                         "give the registered result of an install task with state=inspect for the same host")
+    found: dict[str, Optional[str]] = {}
+    for index, item in enumerate(held):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InputError(f"inspected.held[{index}]", "has no name",
+                             "give the registered result of an install task with state=inspect")
+        fingerprint = item.get("fingerprint")
+        found[item["name"]] = fingerprint if isinstance(fingerprint, str) and item.get("exact") is True else None
+    return found
 
 
 def _names(raw: Any) -> list[str]:
@@ -51,6 +70,7 @@ class ActionModule(CertopsAction):
         adopt_trust_roots={"type": "list", "elements": "path", "default": []},
         adopt_system_trust={"type": "bool", "default": True},
         remove_unlisted={"type": "bool", "default": False},
+        inspected={"type": "dict"},
     )
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
@@ -61,33 +81,82 @@ class ActionModule(CertopsAction):
         if args.get("certificates") is None:
             raise InputError("certificates", "is required with state=present", "list the names to install")
         names = _names(args["certificates"])
-        bundles, key_material, missing = [], {}, []
-        for name in names:
-            stored = store.load(name)
-            if stored is None:
-                missing.append(name)
-                continue
-            files = {k: v.decode("ascii") for k, v in stored.files().items()}
-            # Keys travel in their own no_log option so Ansible masks them (and only them).
-            key_material[name] = {k: files.pop(k) for k in SECRET_FILES}
-            bundles.append({"name": name, "serial": stored.facts.serial, "files": files})
+        found = store.fingerprints(names)
+        missing = [name for name in names if found[name] is None]
+        stored = {name: print_ for name, print_ in found.items() if print_ is not None}
         if missing and not self.check_mode:
             raise InputError("certificates", f"not in the controller store ({store.describe()}): "
                                              f"{', '.join(missing)}",
                              "order them first with certops.acme.certificate, or check store_path")
-        module_args.update(state="present", bundles=bundles, key_material=json.dumps(key_material),
-                           remove_unlisted=args["remove_unlisted"])
-        result = self.run_target_module(MODULE, module_args, task_vars)
-        host = str(task_vars.get("inventory_hostname", "?"))
-        for name in result.get("unlisted") or []:
-            # Displayed, not appended to the module's own "warnings": ansible-core 2.20+ keeps
-            # those as objects by the time the result gets here.
-            display.warning(f"{host}: {module_args.get('dest') or '/etc/certops/acme'}/{name} still holds the key of a "
-                            "certificate no longer listed here; remove it with remove_unlisted: true (the roles' "
-                            "*_remove_unlisted)")
+        present = [name for name in names if name in stored]
+        held = _inspected_fingerprints(args.get("inspected"))
+        # Fingerprints first: ship at once what the host did not hold exactly when inspected;
+        # the host checks the rest against the store's fingerprints and asks for those that differ.
+        ship = [] if held is None else [n for n in present if held.get(n) != stored[n].fingerprint]
+        if held is not None and not ship and not missing:
+            unlisted = [str(n) for n in (args["inspected"].get("unlisted") or []) if n not in names]
+            if not (args["remove_unlisted"] and unlisted):
+                # Inspected moments ago in this run: every bundle is the store's, with the wanted
+                # modes and owner, and nothing is to be removed. Nothing to send or ask.
+                return self._unchanged(names, stored, unlisted, module_args.get("dest") or "/etc/certops/acme",
+                                       task_vars)
+        module_args.update(state="present", remove_unlisted=args["remove_unlisted"])
+        for calls in range(1, 4):
+            module_args.update(self._bundles(store, ship))
+            module_args["expected"] = {n: stored[n].fingerprint for n in present if n not in ship}
+            result = self.run_target_module(MODULE, module_args, task_vars)
+            result.update(host_calls=calls, bundles_sent=len(ship))
+            needed = set(result.pop("needed", None) or [])
+            if result.get("failed") or not needed:
+                break
+            ship = [n for n in present if n in needed or n in ship]
+        else:
+            raise InputError("certificates", "the bundles on the host kept changing while they were installed",
+                             "find what else writes under dest, and run again")
+        for entry in result.get("certificates") or []:
+            if entry.get("serial") is None and entry.get("name") in stored:
+                entry["serial"] = stored[entry["name"]].meta.get("serial")
+        position = {name: index for index, name in enumerate(names)}
+        result["certificates"] = sorted(result.get("certificates") or [],
+                                        key=lambda entry: position.get(entry.get("name"), len(position)))
+        self._warn_unlisted(result.get("unlisted") or [], module_args.get("dest") or "/etc/certops/acme", task_vars)
         if missing and not result.get("failed"):
             result.update(self._would_install(result, names, missing, module_args.get("dest") or "/etc/certops/acme"))
         return result
+
+    def _unchanged(self, names: list[str], stored: dict[str, Any], unlisted: list[str], dest: str,
+                   task_vars: dict[str, Any]) -> dict[str, Any]:
+        self._warn_unlisted(unlisted, dest, task_vars)
+        return {"changed": False, "removed": [], "unlisted": unlisted, "changed_certificates": [],
+                "host_calls": 0, "bundles_sent": 0,
+                "certificates": [{"name": name, "path": f"{dest}/{name}", "changed": False, "changed_files": [],
+                                  "serial": stored[name].meta.get("serial")} for name in names]}
+
+    @staticmethod
+    def _warn_unlisted(unlisted: list[str], dest: str, task_vars: dict[str, Any]) -> None:
+        host = str(task_vars.get("inventory_hostname", "?"))
+        for name in unlisted:
+            # Displayed, not appended to the module's own "warnings": ansible-core 2.20+ keeps
+            # those as objects by the time the result gets here.
+            display.warning(f"{host}: {dest}/{name} still holds the key of a certificate no longer listed here; "
+                            "remove it with remove_unlisted: true (the roles' *_remove_unlisted)")
+
+    @staticmethod
+    def _bundles(store: Any, names: list[str]) -> dict[str, Any]:
+        """The module options carrying the bundles of ``names``: public files in ``bundles``,
+        keys in the one no_log string ``key_material``."""
+        bundles, key_material = [], {}
+        loaded = store.load_many(names) if names else {}
+        for name in names:
+            current = loaded[name]
+            if current is None:
+                raise InputError("certificates", f"{name} left the controller store ({store.describe()}) during "
+                                                 "this task", "run again")
+            files = {k: v.decode("ascii") for k, v in current.files().items()}
+            # Keys travel in their own no_log option so Ansible masks them (and only them).
+            key_material[name] = {k: files.pop(k) for k in SECRET_FILES}
+            bundles.append({"name": name, "serial": current.facts.serial, "files": files})
+        return {"bundles": bundles, "key_material": json.dumps(key_material)}
 
     def _would_install(self, result: dict[str, Any], names: list[str], missing: list[str],
                        dest: str) -> dict[str, Any]:
@@ -111,20 +180,40 @@ class ActionModule(CertopsAction):
     def _inspect(self, args: dict[str, Any], store: Any, module_args: dict[str, Any],
                  task_vars: dict[str, Any]) -> dict[str, Any]:
         module_args["state"] = "inspect"
+        stored: dict[str, Any] = {}
         if args.get("certificates") is not None:
             module_args["certificates"] = _names(args["certificates"])
+            # The host sends the files only of bundles that differ from the store's.
+            stored = {n: p for n, p in store.fingerprints(module_args["certificates"]).items() if p is not None}
+            module_args["expected"] = {name: found.fingerprint for name, found in stored.items()}
         result = self.run_target_module(MODULE, module_args, task_vars)
         if result.get("failed"):
             result.pop("held", None)
             return result
         host = str(task_vars.get("inventory_hostname", "?"))
-        held = adopt_held(store, result.pop("held", []) or [], host, self._policy(args, store),
-                          adopt=args["adopt"] and not self.check_mode)
+        reported = result.pop("held", []) or []
+        fingerprints = {item.get("name"): item.get("fingerprint") for item in reported}
+        exact = {item.get("name"): item.get("exact") is True for item in reported}
+        judged = iter(adopt_held(store, [item for item in reported if "files" in item], host,
+                                 self._policy(args, store), adopt=args["adopt"] and not self.check_mode))
+        held = []
+        for item in reported:
+            if "files" in item:
+                entry = next(judged)
+            elif item.get("name") in stored:
+                entry = {"name": item["name"], "path": item.get("path"), "adopted": False,
+                         **stored[item["name"]].summary()}
+            else:  # a fingerprint the store never gave: not from this module
+                continue
+            entry["fingerprint"] = fingerprints.get(entry["name"])
+            entry["exact"] = exact.get(entry["name"], False)
+            held.append(entry)
         adopted = [h["name"] for h in held if h.get("adopted")]
         rejected = [h for h in held if h.get("problem")]
         out: dict[str, Any] = {"changed": False, "held": held, "adopted": adopted,
                                "rejected": [{"host": host, "name": h["name"], "why": h["problem"]} for h in rejected],
-                               "certificates": [], "changed_certificates": [], "removed": []}
+                               "certificates": [], "changed_certificates": [], "removed": [],
+                               "unlisted": result.get("unlisted") or []}
         if rejected:
             out["warnings"] = [f"{host}: {h['name']}: not adopted, {h['problem']}" for h in rejected]
         return out

@@ -146,6 +146,28 @@ def bundle_files(cert_pem, chain_pem, key_pem):
             "privkey.pem": key_pem, "haproxy.pem": fullchain + key_pem}
 
 
+def bundle_fingerprint(digests):
+    """One fingerprint for a whole bundle from the hex SHA-256 of each of its BUNDLE_FILES
+    (``{file: hex}``): what the controller and a host compare instead of shipping the files.
+    None when a file is missing."""
+    if any(digests.get(filename) is None for filename in BUNDLE_FILES):
+        return None
+    combined = hashlib.sha256()
+    for filename in BUNDLE_FILES:
+        combined.update(("%s %s\n" % (filename, digests[filename])).encode("ascii"))
+    return "sha256:" + combined.hexdigest()
+
+
+def fingerprint_of_files(files):
+    """bundle_fingerprint of bundle contents (``{file: bytes}``, e.g. from bundle_files)."""
+    return bundle_fingerprint(dict((f, hashlib.sha256(data).hexdigest()) for f, data in files.items()))
+
+
+def held_digests(cert_dir):
+    """Hex SHA-256 of each of the BUNDLE_FILES held in ``cert_dir`` (None for a missing one)."""
+    return dict((f, sha256_of_file(os.path.join(cert_dir, f))) for f in BUNDLE_FILES)
+
+
 def swap_in_version(versions_dir, link, version, files, dir_mode, uid=None, gid=None, keep=2):
     """Write ``files`` ({name: (bytes, mode)}) into ``versions_dir/version``, then point the
     symlink ``link`` at it with one rename, and keep only the newest ``keep`` versions.

@@ -122,6 +122,21 @@ options:
     description: Internal, filled in by the action plugin from the store (keys as one JSON document,
       never logged). Do not set.
     type: str
+  expected:
+    description:
+      - Internal, filled in by the action plugin: the store's bundle fingerprint per certificate
+        it did not ship. The host checks what it holds against it and asks only for the bundles
+        that differ. Do not set.
+    type: dict
+  inspected:
+    description:
+      - With O(state=present), the registered result of an O(state=inspect) task of the same run
+        for this host (same O(dest), O(owner), O(group) and modes). Bundles the host did not
+        hold then are sent at once; when it held every one exactly (content, modes, owner) and
+        nothing is to be removed, the host is not contacted again.
+      - Optional: without it, the host is asked first which bundles differ (one more call when
+        some do).
+    type: dict
 seealso:
   - module: certops.acme.certificate
 """
@@ -171,10 +186,20 @@ unlisted:
   description:
     - Without O(remove_unlisted), certificate directories under O(dest) (with a key) that
       O(certificates) does not name; the action plugin warns about each, since they keep a
-      private key no site uses.
-  returned: with O(state=present)
+      private key no site uses. With O(state=inspect), the same for the names inspected.
+  returned: always
   type: list
   elements: str
+host_calls:
+  description:
+    - With O(state=present), how many times the target was called (0 when O(inspected) showed
+      every bundle held exactly; 2 when the host first had to say which bundles differ).
+  returned: with O(state=present)
+  type: int
+bundles_sent:
+  description: With O(state=present), how many bundles were sent to the target (in its last call).
+  returned: with O(state=present)
+  type: int
 changed_certificates:
   description: Names of the certificates whose files changed (handy for handlers).
   returned: always
@@ -217,6 +242,16 @@ held:
       elements: str
     adopted:
       description: Whether it was copied into the controller store by this task.
+      type: bool
+    fingerprint:
+      description:
+        - SHA-256 over the digests of the held bundle files (null when one is missing); give
+          the whole result to O(inspected) of the install task that follows.
+      type: str
+    exact:
+      description:
+        - Whether the host holds the store's bundle with the wanted modes and owner (present
+          only for bundles equal to the store's).
       type: bool
     problem:
       description: Why it was not adopted, if it was not usable.
@@ -265,18 +300,19 @@ def _swap_in(dest, name, wanted, uid, gid, dir_mode):
 
 def install(module, params):
     dest = params["dest"]
-    try:
-        uid = _host_files.resolve_uid(params.get("owner"))
-        gid = _host_files.resolve_gid(params.get("group"))
-    except ValueError as error:
-        module.fail_json(msg=str(error))
-    key_mode = _mode(module, params["key_mode"], "key_mode")
-    cert_mode = _mode(module, params["cert_mode"], "cert_mode")
-    dir_mode = _mode(module, params["dir_mode"], "dir_mode")
+    key_mode, cert_mode, dir_mode, uid, gid = wanted_meta = _wanted_meta(module, params)
     try:
         secrets = json.loads(params.get("key_material") or "{}")
     except ValueError:
         module.fail_json(msg="key_material: not JSON (internal: the action plugin fills it)")
+    # Fingerprints first: certificates the action plugin did not ship are checked against the
+    # store's fingerprint. If any differs (or its mode or owner does), nothing is done and the
+    # action plugin is told which bundles to send (a second call).
+    verified, needed = verify_held(dest, params.get("expected") or {}, wanted_meta)
+    if needed:
+        module.exit_json(changed=False, needed=needed, certificates=[], changed_certificates=[], removed=[],
+                         unlisted=[])
+        return
     results = []  # type: list[dict]
     before = []  # type: list[str]
     after = []  # type: list[str]
@@ -325,6 +361,7 @@ def install(module, params):
         changed_files = content_changed + meta_changed
         results.append({"name": name, "path": cert_dir, "changed": bool(changed_files),
                         "changed_files": changed_files, "serial": bundle.get("serial")})
+    results.extend(verified)
     listed = [r["name"] for r in results]
     removed = remove_unlisted(module, dest, listed) if params["remove_unlisted"] else []
     changed = [r["name"] for r in results if r["changed"]]
@@ -339,6 +376,37 @@ def install(module, params):
                           "after": "\n".join(after) + ("\n" if after else ""),
                           "before_header": dest, "after_header": dest}
     module.exit_json(**result)
+
+
+def _usable_name(name):
+    return isinstance(name, str) and name != "" and "/" not in name and not name.startswith(".")
+
+
+def held_exactly(cert_dir, fingerprint, wanted_meta):
+    """True when ``cert_dir`` holds the bundle with this fingerprint, each file and the directory
+    with the wanted mode and owner (``wanted_meta``: key_mode, cert_mode, dir_mode, uid, gid)."""
+    if fingerprint is None or _host_files.bundle_fingerprint(_host_files.held_digests(cert_dir)) != fingerprint:
+        return False
+    key_mode, cert_mode, dir_mode, uid, gid = wanted_meta
+    try:
+        return not (_host_files.file_meta_differs(os.path.realpath(cert_dir), dir_mode, uid, gid) or any(
+            _host_files.file_meta_differs(os.path.join(cert_dir, f), key_mode if f in KEY_FILES else cert_mode,
+                                          uid, gid) for f in BUNDLE_FILES))
+    except OSError:
+        return False
+
+
+def verify_held(dest, expected, wanted_meta):
+    """Split ``expected`` ({name: store fingerprint}) into the certificates the host holds exactly
+    so (content, modes and owner), as unchanged results, and the names whose bundle must be sent."""
+    verified, needed = [], []
+    for name in sorted(expected):
+        cert_dir = os.path.join(dest, name)
+        if _usable_name(name) and held_exactly(cert_dir, expected[name], wanted_meta):
+            verified.append({"name": name, "path": cert_dir, "changed": False, "changed_files": [], "serial": None})
+        else:
+            needed.append(name)
+    return verified, needed
 
 
 def unlisted_certificates(dest, keep):
@@ -381,9 +449,18 @@ def inspect(module, params):
                            if not n.startswith(".") and os.path.isdir(os.path.join(dest, n)))
         except OSError:
             names = []
+    expected = params.get("expected") or {}
+    wanted_meta = _wanted_meta(module, params)
     held = []
     for name in names:
         cert_dir = os.path.join(dest, str(name))
+        fingerprint = _host_files.bundle_fingerprint(_host_files.held_digests(cert_dir))
+        if fingerprint is not None and fingerprint == expected.get(name):
+            # The store's very bundle: its facts are the store's, nothing to send or adopt.
+            # "exact": modes and owner are as wanted too, so installing it would change nothing.
+            held.append({"name": name, "path": cert_dir, "fingerprint": fingerprint,
+                         "exact": held_exactly(cert_dir, fingerprint, wanted_meta)})
+            continue
         files = {}
         for filename in INSPECT_FILES:
             try:
@@ -392,10 +469,23 @@ def inspect(module, params):
             except (IOError, OSError):
                 pass
         if "cert.pem" in files and "privkey.pem" in files:
-            held.append({"name": name, "path": cert_dir, "files": files})
+            held.append({"name": name, "path": cert_dir, "files": files, "fingerprint": fingerprint})
     # The action plugin parses these on the controller and strips key material before any
     # result is shown; the module itself only reads.
-    module.exit_json(changed=False, held=held, certificates=[], changed_certificates=[], removed=[])
+    listed = params.get("certificates")
+    module.exit_json(changed=False, held=held, certificates=[], changed_certificates=[], removed=[],
+                     unlisted=unlisted_certificates(dest, listed) if listed is not None else [])
+
+
+def _wanted_meta(module, params):
+    """(key_mode, cert_mode, dir_mode, uid, gid) from the options, failing on bad ones."""
+    try:
+        uid = _host_files.resolve_uid(params.get("owner"))
+        gid = _host_files.resolve_gid(params.get("group"))
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    return (_mode(module, params["key_mode"], "key_mode"), _mode(module, params["cert_mode"], "cert_mode"),
+            _mode(module, params["dir_mode"], "dir_mode"), uid, gid)
 
 
 def main():
@@ -417,6 +507,8 @@ def main():
             # Controller-side store options (module_defaults for group/certops.acme.store): ignored here.
             **store_options(),
             bundles=dict(type="list", elements="dict"),
+            expected=dict(type="dict"),
+            inspected=dict(type="dict"),
             # One string, not a dict of keys: Ansible masks every no_log value in every string of
             # the result, so 1000 keys cost 1000 replace() calls per result string (6 s for 1000
             # certificates); one value masks the same secrets in one pass.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -30,3 +31,53 @@ def test_twenty_hosts_sharing_a_name_make_exactly_one_order(controller, pebble_s
     second = controller.run(playbook, "--forks", "10", check=True)
     assert second.total("changed") == 0 and pebble_server.new_orders() - orders_before == 1
     print(f"\n20 hosts, one shared certificate: first run {first.seconds:.1f} s, re-run {second.seconds:.1f} s")
+
+
+def test_an_idempotent_run_sends_no_bundle_and_a_tampered_host_gets_only_its_own_back(
+        controller, pebble_server, http01_responder, account):
+    """Fingerprints first: each host is inspected once; a host holding every bundle exactly (content,
+    modes, owner) is not contacted by the install task at all, and a host where one file changed
+    gets that one bundle back, in one call."""
+    hosts = {f"f{i}": controller.local_host(
+        certops_certificates_dest=str(controller.work / f"f{i}"),
+        certops_certificates_list=[{"name": "shared.prints.test", "domains": ["shared.prints.test"]},
+                                   {"name": f"own{i}.prints.test", "domains": [f"own{i}.prints.test"]}])
+        for i in range(2)}
+    controller.write_inventory({"all": {"hosts": hosts, "vars": {
+        "certops_certificates_acme_directory": pebble_server.directory_url,
+        "certops_certificates_acme_ca_path": pebble_server.ca_cert,
+        "certops_certificates_account_key_src": account["key_path"],
+        "certops_certificates_store_path": str(controller.work / "store")}}})
+    playbook = controller.work / "prints.yml"
+    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
+                                     "roles": [{"role": "certops.acme.certificates"}],
+                                     "post_tasks": [{"ansible.builtin.copy": {
+                                         "content": "{{ certops_certificates_installed | to_json }}",
+                                         "dest": str(controller.work / "{{ inventory_hostname }}.json")},
+                                         "check_mode": False, "changed_when": False}]}]))
+
+    def installed(host):
+        return json.loads((controller.work / f"{host}.json").read_text())
+
+    controller.run(playbook, check=True)
+    assert installed("f0")["bundles_sent"] == 2 and installed("f1")["bundles_sent"] == 2
+    controller.run(playbook, check=True)
+    for host in hosts:
+        assert (installed(host)["host_calls"], installed(host)["bundles_sent"], installed(host)["changed"]) == (
+            0, 0, False), host
+
+    f0, f1 = controller.work / "f0", controller.work / "f1"
+    (f0 / "shared.prints.test" / "chain.pem").write_bytes(b"tampered\n")
+    (f1 / "own1.prints.test" / "privkey.pem").chmod(0o644)
+    untouched = sorted(os.listdir(f0 / ".versions" / "own0.prints.test"))
+    third = controller.run(playbook, check=True)
+    assert third.total("changed") == 2
+    assert (installed("f0")["changed_certificates"], installed("f0")["bundles_sent"],
+            installed("f0")["host_calls"]) == (["shared.prints.test"], 1, 1)
+    assert (installed("f1")["changed_certificates"], installed("f1")["bundles_sent"],
+            installed("f1")["host_calls"]) == (["own1.prints.test"], 1, 1)
+    assert (f0 / "shared.prints.test" / "chain.pem").read_bytes() == (f1 / "shared.prints.test" / "chain.pem").read_bytes()
+    assert (f1 / "own1.prints.test" / "privkey.pem").stat().st_mode & 0o777 == 0o600
+    assert sorted(os.listdir(f0 / ".versions" / "own0.prints.test")) == untouched, "an unchanged bundle was rewritten"
+    controller.run(playbook, check=True)
+    assert installed("f0")["host_calls"] == 0 and installed("f1")["host_calls"] == 0

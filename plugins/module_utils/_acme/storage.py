@@ -29,7 +29,7 @@ import datetime
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 try:
     from cryptography import x509
@@ -40,6 +40,7 @@ from .. import _host_files
 from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
 from .errors import InputError
 
+_T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: Versions of a certificate kept: the current one and the previous (rollback, and so an
 #: installer that read the current one a moment ago still finds its files).
@@ -89,6 +90,19 @@ class StoredCertificate:
             "issuer": self.facts.issuer,
             "key_type": self.facts.key_type,
         }
+
+
+@dataclass(frozen=True)
+class StoredFingerprint:
+    """What an installer needs to know of a stored certificate without loading it."""
+
+    name: str
+    fingerprint: str
+    meta: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        """The public facts the metadata records (the same keys as StoredCertificate.summary)."""
+        return {key: self.meta.get(key) for key in ("serial", "sha256", "not_after", "domains", "issuer")}
 
 
 @dataclass(frozen=True)
@@ -187,7 +201,24 @@ class CertificateStore(abc.ABC):
 
     def load_many(self, names: Sequence[str]) -> dict[str, Optional[StoredCertificate]]:
         """``load`` for each name (a remote backend reads them concurrently)."""
-        return {name: self.load(name) for name in names}
+        return self._for_each(self.load, names)
+
+    def fingerprints(self, names: Sequence[str]) -> dict[str, Optional["StoredFingerprint"]]:
+        """The bundle fingerprint (_host_files.bundle_fingerprint) and metadata of the current
+        version of each name, or None: what an installer compares with what a host holds before
+        shipping anything. No certificate is parsed."""
+        return self._for_each(self._fingerprint, names)
+
+    def _fingerprint(self, name: str) -> Optional["StoredFingerprint"]:
+        data = self._read_version(check_certificate_name(name))
+        if data is None:
+            return None
+        files = _host_files.bundle_files(data.cert_pem.encode("ascii"), data.chain_pem.encode("ascii"), data.key_pem)
+        return StoredFingerprint(name, _host_files.fingerprint_of_files(files), data.meta)
+
+    def _for_each(self, read: Callable[[str], _T], names: Sequence[str]) -> dict[str, _T]:
+        """``read`` for each name, in order; a remote backend overrides this to read concurrently."""
+        return {name: read(name) for name in names}
 
     def save(self, name: str, key_pem: bytes, leaf: x509.Certificate,
              chain: list[x509.Certificate], meta: dict[str, Any]) -> StoredCertificate:

@@ -45,7 +45,7 @@ except ImportError:  # VaultStore() names the missing package and the pip comman
     hvac = None
 
 from .errors import StoreError
-from .storage import CertificateStore, StoredCertificate, StoreLock, VersionData
+from .storage import CertificateStore, StoreLock, VersionData
 from .waiting import Deadline
 
 T = TypeVar("T")
@@ -295,12 +295,13 @@ class VaultStore(CertificateStore):
                 continue  # another controller took it over first
         return None, "contended"
 
-    def load_many(self, names: Sequence[str]) -> dict[str, Optional[StoredCertificate]]:
-        """Many certificates at once: a few requests in flight instead of one after another."""
+    def _for_each(self, read: Callable[[str], T], names: Sequence[str]) -> dict[str, T]:
+        """Many certificates at once (load_many, fingerprints): a few requests in flight instead
+        of one after another."""
         if len(names) < 2:
-            return super().load_many(names)
+            return super()._for_each(read, names)
         with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="certops-vault-load") as pool:
-            return dict(zip(names, pool.map(self.load, names)))
+            return dict(zip(names, pool.map(read, names)))
 
 
 class _VaultLock(StoreLock):
