@@ -16,6 +16,11 @@ adopts, decides and installs nothing. --hosts 1 --per-host 1000 is "1000 on one 
 
     .venv/bin/python bench/run.py --hosts 20 --per-host 100 --repeat 1
 
+With --edge N it runs the edge role (HAProxy) on one host with N fresh sites, its idempotent
+re-run, and a bare certops.acme.certificate task ordering N other fresh names, for the ratio.
+
+    .venv/bin/python bench/run.py --edge 100 --repeat 1
+
 The comparison with certbot, lego and community.crypto is bench/compare.py (bench/run.sh).
 """
 
@@ -156,6 +161,43 @@ def run_role(work: Path, info: pebble.PebbleInfo, key: Path, hosts: int, per_hos
     return out
 
 
+def run_edge(work: Path, info: pebble.PebbleInfo, key: Path, sites: int, https_port: int) -> dict:
+    """The edge role on one simulated HAProxy host (127.0.0.1) serving ``sites`` fresh sites,
+    then its idempotent re-run, then a bare certificate task ordering as many other fresh names
+    (the edge's HAProxy answers their http-01 too: same account)."""
+    from tests.harness.hosts import haproxy_service
+    host_dir = work / "edge0"
+    names = [f"e{i}-{uuid.uuid4().hex[:6]}.bench.test" for i in range(sites)]
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "certops_edge_proxy": "haproxy", "certops_edge_acme_directory": info.directory_url,
+            "certops_edge_acme_ca_path": info.ca_cert, "certops_edge_account_key_src": str(key),
+            "certops_edge_terms_agreed": True, "certops_edge_store_path": str(work / "store"),
+            "certops_edge_bind_address": "127.0.0.1", "certops_edge_http_port": info.ports.http01,
+            "certops_edge_https_port": https_port, "certops_edge_cert_dir": str(host_dir / "certs"),
+            "certops_edge_haproxy_admin_socket": str(host_dir / "admin.sock"), "certops_edge_workers": 4,
+            "certops_edge_sites": [{"name": n, "domains": [n], "backends": ["127.0.0.1:18999"]} for n in names],
+            **haproxy_service(host_dir, "certops_edge")}
+    inventory = work / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"children": {"edge": {"hosts": {"edge0": host}}}}}))
+    command, env = playbook_command(REPO / "playbooks" / "edge.yml", inventory, work)
+    out = {}
+    try:
+        for label in ("fresh", "rerun"):
+            orders_before = info.new_orders()
+            started = time.monotonic()
+            proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=work, check=False)
+            if proc.returncode != 0:
+                raise SystemExit(proc.stdout[-3000:] + proc.stderr[-3000:])
+            out[label] = {"seconds": time.monotonic() - started, "orders": info.new_orders() - orders_before}
+        bare_dir = work / "bare"
+        bare_dir.mkdir()
+        bare_names = [f"t{i}-{uuid.uuid4().hex[:6]}.bench.test" for i in range(sites)]
+        out["bare"] = run_once(bare_dir, info, key, bare_names, 4)
+    finally:
+        stop_pidfile(host_dir / "haproxy.pid")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
@@ -164,9 +206,31 @@ def main() -> int:
     parser.add_argument("--base-port", type=int, default=14300)
     parser.add_argument("--hosts", type=int, default=0, help="run the certificates role on this many hosts")
     parser.add_argument("--per-host", type=int, default=100)
+    parser.add_argument("--edge", type=int, default=0, metavar="SITES",
+                        help="run the edge role (HAProxy) on one host with this many sites, against a bare task")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="certops-bench-"))
     info, key_path, thumbprint = start_ca(work, args.base_port)
+    if args.edge:
+        try:
+            runs = []
+            for round_no in range(args.repeat):
+                run_dir = work / f"edge-{round_no}"
+                run_dir.mkdir()
+                runs.append(run_edge(run_dir, info, key_path, args.edge, args.base_port + 90))
+        finally:
+            pebble.stop(info)
+        fresh = statistics.median(r["fresh"]["seconds"] for r in runs)
+        bare = statistics.median(r["bare"]["seconds"] for r in runs)
+        print(f"certops.acme.edge role (HAProxy), {args.edge} fresh sites on one host, {os.cpu_count()} cores, "
+              f"median of {args.repeat}")
+        print(f"  edge fresh   {fresh:7.2f} s, orders {statistics.median(r['fresh']['orders'] for r in runs):.0f}")
+        print(f"  edge re-run  {statistics.median(r['rerun']['seconds'] for r in runs):7.2f} s, "
+              f"orders {max(r['rerun']['orders'] for r in runs)}")
+        print(f"  bare task    {bare:7.2f} s for {args.edge} other fresh certificates (certops.acme.certificate)")
+        print(f"  edge / bare  {fresh / bare:7.2f}x")
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     responder = start_responder(work, info.ports.http01, thumbprint)
     rows = []
     if args.hosts:

@@ -124,8 +124,8 @@ options:
     type: str
   expected:
     description:
-      - Internal, filled in by the action plugin: the store's bundle fingerprint per certificate
-        it did not ship. The host checks what it holds against it and asks only for the bundles
+      - Internal, filled in by the action plugin (the store's bundle fingerprint per certificate
+        it did not ship). The host checks what it holds against it and asks only for the bundles
         that differ. Do not set.
     type: dict
   inspected:
@@ -134,7 +134,7 @@ options:
         for this host (same O(dest), O(owner), O(group) and modes). Bundles the host did not
         hold then are sent at once; when it held every one exactly (content, modes, owner) and
         nothing is to be removed, the host is not contacted again.
-      - Optional: without it, the host is asked first which bundles differ (one more call when
+      - Without it, the host is asked first which bundles differ (one more call when
         some do).
     type: dict
 seealso:

@@ -38,11 +38,11 @@ def test_an_idempotent_run_sends_no_bundle_and_a_tampered_host_gets_only_its_own
     """Fingerprints first: each host is inspected once; a host holding every bundle exactly (content,
     modes, owner) is not contacted by the install task at all, and a host where one file changed
     gets that one bundle back, in one call."""
-    hosts = {f"f{i}": controller.local_host(
-        certops_certificates_dest=str(controller.work / f"f{i}"),
-        certops_certificates_list=[{"name": "shared.prints.test", "domains": ["shared.prints.test"]},
-                                   {"name": f"own{i}.prints.test", "domains": [f"own{i}.prints.test"]}])
-        for i in range(2)}
+    def wanted(index):
+        return [{"name": "shared.prints.test", "domains": ["shared.prints.test"]},
+                {"name": f"own{index}.prints.test", "domains": [f"own{index}.prints.test"]}]
+    hosts = {f"f{i}": controller.local_host(certops_certificates_dest=str(controller.work / f"f{i}"),
+                                            certops_certificates_list=wanted(i)) for i in range(2)}
     controller.write_inventory({"all": {"hosts": hosts, "vars": {
         "certops_certificates_acme_directory": pebble_server.directory_url,
         "certops_certificates_acme_ca_path": pebble_server.ca_cert,
