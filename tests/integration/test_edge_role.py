@@ -317,3 +317,19 @@ def test_the_edge_role_leaves_the_certificates_role_of_the_same_play_alone(layou
     assert (own_dest / own / "cert.pem").exists(), "the certificates role did not install its own list"
     assert not (own_dest / site).exists(), "the certificates role installed the edge sites"
     assert wait_for(lambda: handshake(address, HTTPS_PORT, site, pebble_server.root_pem())).names == [site]
+
+
+def test_a_sites_profile_and_renewal_settings_reach_its_certificate(layout, pebble_server):
+    """The per-site certificate settings (profile, reuse_key, preferred_chain, renewal thresholds)
+    pass the role's argument spec and reach the order: a profile this CA does not offer fails
+    that site before anything is ordered for it, and the other site is served."""
+    edge = layout("haproxy", ["127.0.0.17"], ["plain.settings.edge.test", "profiled.settings.edge.test"])
+    edge.write(sites=[dict(edge.sites[0], reuse_key=True, renew_remaining_fraction=0.5),
+                      dict(edge.sites[1], profile="nosuchprofile", preferred_chain="No Such Root",
+                           renew_remaining_days=2.5)])
+    orders_before = pebble_server.new_orders()
+    run = edge.run(check=False)
+    assert run.returncode != 0
+    assert "profile 'nosuchprofile' is not offered by this CA" in run.stdout, run.stdout[-2000:]
+    assert pebble_server.new_orders() - orders_before == 1, "only the site without the unknown profile is ordered"
+    assert edge.serial("127.0.0.17", "plain.settings.edge.test")
