@@ -194,8 +194,9 @@ class ActionModule(CertopsAction):
         reported = result.pop("held", []) or []
         fingerprints = {item.get("name"): item.get("fingerprint") for item in reported}
         exact = {item.get("name"): item.get("exact") is True for item in reported}
-        judged = iter(adopt_held(store, [item for item in reported if "files" in item], host,
-                                 self._policy(args, store), adopt=args["adopt"] and not self.check_mode))
+        to_judge = [item for item in reported if "files" in item]
+        policy = self._policy(args, store, {str(item.get("name")) for item in to_judge})
+        judged = iter(adopt_held(store, to_judge, host, policy, adopt=args["adopt"] and not self.check_mode))
         held = []
         for item in reported:
             if "files" in item:
@@ -219,10 +220,11 @@ class ActionModule(CertopsAction):
         return out
 
     @staticmethod
-    def _policy(args: dict[str, Any], store: Any) -> AdoptionPolicy:
+    def _policy(args: dict[str, Any], store: Any, judged: set[str]) -> AdoptionPolicy:
         """Trust anchors (configured ones read now, so a bad path is an error on every run; the
         store's and the system's only if something is to be verified) and the names each
-        certificate is wanted for."""
+        certificate in ``judged`` is wanted for (IDNA takes time: an idempotent run of hundreds
+        of certificates judges none)."""
         anchors = []
         for index, path in enumerate(args["adopt_trust_roots"]):
             try:
@@ -239,7 +241,7 @@ class ActionModule(CertopsAction):
             return [*store.anchors(), *(system_trust() if args["adopt_system_trust"] else ())]
         wanted = {}
         for index, item in enumerate(args.get("certificates") or []):
-            if isinstance(item, dict) and item.get("domains"):
+            if isinstance(item, dict) and item.get("domains") and item.get("name") in judged:
                 wanted[item["name"]] = normalize_names(item["domains"], f"certificates[{index}].domains")
         return AdoptionPolicy(anchors=anchors, min_remaining=datetime.timedelta(days=args["adopt_min_days"]),
                               wanted=wanted, more_anchors=more_anchors)
