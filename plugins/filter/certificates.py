@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
+import datetime
 import re
+import time
 
 from ansible.errors import AnsibleFilterError
 
@@ -190,6 +192,81 @@ def installable(wanted: Any, issued: Any) -> list[str]:
     return [name for name in names if name in usable]
 
 
+def _label(value: Any) -> str:
+    """A label value in the text exposition format (backslash, quote and newline escaped)."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _timestamp(iso: Any) -> Optional[float]:
+    try:
+        moment = datetime.datetime.fromisoformat(str(iso))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+#: (metric name, type, help) of what openmetrics writes, in order.
+_METRICS = (
+    ("certops_acme_certificate_expiry_timestamp_seconds", "gauge", "When the stored certificate expires."),
+    ("certops_acme_certificate_days_left", "gauge", "Days of validity left."),
+    ("certops_acme_certificate_failed", "gauge", "1 when this run could not issue or renew the certificate."),
+    ("certops_acme_certificate_served", "gauge",
+     "1 when every checked listener of this host serves the installed certificate, 0 when one does not."),
+    ("certops_acme_certificate_run_action", "gauge", "What this run did with the certificate (label action)."),
+    ("certops_acme_run_timestamp_seconds", "gauge", "When this run wrote the file."),
+)
+
+
+def openmetrics(status: Any, host: Any, served: Any = None, now: Any = None) -> str:
+    """The status rows of the certificates ``host`` wants, in the Prometheus/OpenMetrics text
+    format that node_exporter's textfile collector reads; ``served`` is the host's served checks."""
+    rows = [row for row in status or [] if host in (row.get("hosts") or [])]
+    served_rows: dict[str, list[str]] = {}
+    for check in served or []:
+        served_rows.setdefault(str(check.get("certificate")), []).append(str(check.get("state")))
+    samples: dict[str, list[str]] = {name: [] for name, _type, _help in _METRICS}
+    for row in rows:
+        label = 'certificate="%s"' % _label(row["name"])
+        expiry = _timestamp(row.get("not_after")) if row.get("not_after") else None
+        if expiry is not None:
+            samples["certops_acme_certificate_expiry_timestamp_seconds"].append("{%s} %d" % (label, expiry))
+        if row.get("days_left") is not None:
+            samples["certops_acme_certificate_days_left"].append("{%s} %s" % (label, float(row["days_left"])))
+        samples["certops_acme_certificate_failed"].append(
+            "{%s} %d" % (label, 1 if row.get("action") in ("failed", "pending") else 0))
+        states = served_rows.get(row["name"])
+        if states:
+            samples["certops_acme_certificate_served"].append(
+                "{%s} %d" % (label, 1 if all(state == "match" for state in states) else 0))
+        samples["certops_acme_certificate_run_action"].append(
+            '{%s,action="%s"} 1' % (label, _label(row.get("action") or "unknown")))
+    moment = float(now) if now is not None else time.time()
+    samples["certops_acme_run_timestamp_seconds"].append(" %d" % moment)
+    lines = []
+    for name, kind, text in _METRICS:
+        lines += ["# HELP %s %s" % (name, text), "# TYPE %s %s" % (name, kind)]
+        lines += [name + sample for sample in samples[name]]
+    return "\n".join(lines + ["# EOF"]) + "\n"
+
+
+def at_risk(status: Any, days: Any) -> list[str]:
+    """Lines naming the certificates with fewer than ``days`` days left, or none stored (0 or
+    less: none), for a run that fails so cron and AWX alert."""
+    limit = float(days or 0)
+    if limit <= 0:
+        return []
+    found = []
+    for row in status or []:
+        left = row.get("days_left")
+        if left is None:
+            found.append("%s: no certificate (%s)" % (row["name"], row.get("error") or row.get("action")))
+        elif float(left) < limit:
+            found.append("%s: %.1f days left, expires %s" % (row["name"], float(left), row.get("not_after")))
+    return found
+
+
 def _listener_address(address: str) -> str:
     """Where a host reaches its own listener bound to ``address``."""
     address = str(address).strip("[]")
@@ -271,4 +348,5 @@ class FilterModule(object):
                 "passthrough_routes": passthrough_routes, "merge_stage_results": merge_stage_results, "invalid_addresses": invalid_addresses,
                 "certificate_status": certificate_status, "served_checks": served_checks,
                 "split_listen": split_listen, "stale_message": stale_message, "checked_sites": checked_sites,
-                "setting_problems": setting_problems, "installable": installable}
+                "setting_problems": setting_problems, "installable": installable, "openmetrics": openmetrics,
+                "at_risk": at_risk}

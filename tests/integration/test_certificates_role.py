@@ -81,3 +81,44 @@ def test_an_idempotent_run_sends_no_bundle_and_a_tampered_host_gets_only_its_own
     assert sorted(os.listdir(f0 / ".versions" / "own0.prints.test")) == untouched, "an unchanged bundle was rewritten"
     controller.run(playbook, check=True)
     assert installed("f0")["host_calls"] == 0 and installed("f1")["host_calls"] == 0
+
+
+def test_each_host_gets_a_metrics_file_and_a_run_fails_below_the_days_threshold(
+        controller, pebble_server, http01_responder, account):
+    """Alerts without e-mail: node_exporter's textfile on each host, written even by a run that
+    then fails because certificates have fewer days left than certops_certificates_fail_below_days."""
+    from cryptography import x509
+    from prometheus_client.parser import text_string_to_metric_families
+
+    hosts = {f"m{i}": controller.local_host(
+        certops_certificates_dest=str(controller.work / f"m{i}"),
+        certops_certificates_metrics_file=str(controller.work / f"m{i}.prom"),
+        certops_certificates_list=[{"name": f"alert{i}.metrics.test", "domains": [f"alert{i}.metrics.test"]}])
+        for i in range(2)}
+
+    def write(threshold):
+        controller.write_inventory({"all": {"hosts": hosts, "vars": {
+            "certops_certificates_acme_directory": pebble_server.directory_url,
+            "certops_certificates_acme_ca_path": pebble_server.ca_cert,
+            "certops_certificates_account_key_src": account["key_path"],
+            "certops_certificates_fail_below_days": threshold,
+            "certops_certificates_store_path": str(controller.work / "store")}}})
+    playbook = controller.work / "metrics.yml"
+    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
+                                     "roles": [{"role": "certops.acme.certificates"}]}]))
+    write(100000)
+    failing = controller.run(playbook)
+    assert failing.returncode != 0
+    assert "Fewer than 100000 days of validity left" in failing.stdout
+    assert "alert0.metrics.test" in failing.stdout and "alert1.metrics.test" in failing.stdout
+    for i in range(2):
+        text = (controller.work / f"m{i}.prom").read_text()
+        values = {(s.name, s.labels.get("certificate")): s.value
+                  for family in text_string_to_metric_families(text) for s in family.samples}
+        leaf = x509.load_pem_x509_certificate((controller.work / f"m{i}" / f"alert{i}.metrics.test" / "cert.pem").read_bytes())
+        assert values[("certops_acme_certificate_expiry_timestamp_seconds", f"alert{i}.metrics.test")] == int(
+            leaf.not_valid_after_utc.timestamp())
+        assert values[("certops_acme_certificate_failed", f"alert{i}.metrics.test")] == 0
+        assert ("certops_acme_certificate_days_left", f"alert{1 - i}.metrics.test") not in values, "the other host's"
+    write(1)
+    assert controller.run(playbook, check=True).total("changed") == 0
