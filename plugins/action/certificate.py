@@ -12,7 +12,8 @@ from ansible.utils.display import Display
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
-    BatchSettings, CertificateBatch, parse_specs)
+    BatchSettings, CertificateBatch, next_run_due_by, parse_specs)
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
     Dns01Responder, DnsProvider, Rfc2136Provider, parse_server, load_provider)
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
@@ -142,6 +143,8 @@ class ActionModule(CertopsAction):
             "store": store.describe(),
             "store_requests": store.requests,
         }
+        due_by = next_run_due_by(ordered, utcnow())
+        out["next_run_due_by"] = due_by.isoformat() if due_by is not None else None
         warnings = list(batch.warnings)
         if check_without_key and any(r.action in ("issue", "renew") for r in ordered):
             warnings.append(f"check mode: {check_without_key}; the certificates marked issue/renew would be ordered")

@@ -172,6 +172,14 @@ def merge_stage_results(prepared: Any, completed: Any) -> dict[str, Any]:
     failed = [c for c in merged if c.get("action") in ("failed", "pending")]
     result = dict(prepared)
     result.update(certificates=merged, changed=any(c.get("changed") for c in merged), failed=bool(failed))
+    # The earliest renewal point, not before the earliest time a stage gave (the prepare stage
+    # said "now" while challenges were pending); after a failure, that time. UTC ISO strings.
+    points = sorted(c["renew_at"] for c in merged if c.get("renew_at"))
+    said = sorted(stage["next_run_due_by"] for stage in ((completed or {}), prepared) if stage.get("next_run_due_by"))
+    if failed or not points:
+        result["next_run_due_by"] = said[0] if failed and said else None
+    else:
+        result["next_run_due_by"] = max(points[0], said[0]) if said else points[0]
     if failed:
         result["msg"] = "%d of %d certificate(s) failed (%d stored or kept): %s" % (
             len(failed), len(merged), len(merged) - len(failed),

@@ -121,4 +121,11 @@ def test_each_host_gets_a_metrics_file_and_a_run_fails_below_the_days_threshold(
         assert values[("certops_acme_certificate_failed", f"alert{i}.metrics.test")] == 0
         assert ("certops_acme_certificate_days_left", f"alert{1 - i}.metrics.test") not in values, "the other host's"
     write(1)
-    assert controller.run(playbook, check=True).total("changed") == 0
+    again = controller.run(playbook, check=True)
+    assert again.total("changed") == 0
+    # The schedule hint: the earliest renewal point (here the lifetime rule: a third left).
+    leaves = [x509.load_pem_x509_certificate((controller.work / f"m{i}" / f"alert{i}.metrics.test" / "cert.pem")
+                                             .read_bytes()) for i in range(2)]
+    earliest = min(leaf.not_valid_after_utc - (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 3
+                   for leaf in leaves)
+    assert f"next run due by: {earliest:%Y-%m-%dT%H:%M} UTC" in again.stdout, again.stdout[-1500:]

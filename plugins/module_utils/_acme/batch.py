@@ -70,6 +70,9 @@ class CertificateResult:
     error: Optional[str] = None
     stored: Optional[StoredCertificate] = None
     ari: Optional[AriWindow] = None
+    #: When the stored certificate becomes due (the chosen point of the CA's window, else the
+    #: lifetime rule), for the "next run due by" of a schedule; None without a certificate.
+    renew_at: Optional[datetime.datetime] = None
 
     @property
     def changed(self) -> bool:
@@ -83,6 +86,7 @@ class CertificateResult:
             summary = self.stored.summary()
             data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
             data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
+        data["renew_at"] = self.renew_at.isoformat() if self.renew_at is not None else None
         data["renewal_window"] = None if self.ari is None else {
             "start": self.ari.start.isoformat(), "end": self.ari.end.isoformat(),
             "selected": self.ari.selected.isoformat()}
@@ -180,6 +184,27 @@ def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[flo
         return float(value)
     except (TypeError, ValueError):
         raise InputError(f"{where}.{key}", f"{value!r} is not a number") from None
+
+
+def next_run_due_by(results: Sequence[CertificateResult], now: datetime.datetime) -> Optional[datetime.datetime]:
+    """The latest time the next run should start: now when something failed or waits on the
+    hosts, else the earliest renewal point (None when nothing is stored)."""
+    if any(r.action in (Action.FAILED, Action.PENDING) for r in results):
+        return now
+    points = [r.renew_at for r in results if r.renew_at is not None]
+    return max(now, min(points)) if points else None
+
+
+def renewal_point(result: CertificateResult, policy: RenewalPolicy) -> Optional[datetime.datetime]:
+    """When ``result``'s stored certificate is due: the point chosen in the CA's window when one
+    applies to it, else expiry minus the policy's threshold. A certificate issued by this run
+    has no window yet (the CA is first asked a day later): the lifetime rule stands until then."""
+    if result.stored is None:
+        return None
+    facts = result.stored.facts
+    if result.ari is not None and result.action == Action.KEEP:
+        return result.ari.selected
+    return facts.not_after - policy.threshold(facts.lifetime)
 
 
 def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
@@ -366,6 +391,8 @@ class CertificateBatch:
             deadline = Deadline(self.settings.deadline_seconds, "the certificate batch")
             for result in self._order(due, stage, deadline):
                 results[result.name] = result
+        for spec in specs:
+            results[spec.name].renew_at = renewal_point(results[spec.name], spec.policy)
         return [results[s.name] for s in specs]
 
     def _order(self, due: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[CertificateResult]:
