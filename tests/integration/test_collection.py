@@ -14,7 +14,7 @@ from tests.harness.ansible import REPO, collections_path
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 MODULES = ["account", "certificate", "install", "challenge", "haproxy_runtime_cert", "revoke", "served", "orphans",
-           "store_copy"]
+           "store_copy", "config_files"]
 ROLES = ["edge", "passthrough", "certificates"]
 
 
@@ -49,7 +49,7 @@ def test_ansible_doc_renders_every_role(tmp_path, role):
 
 
 @pytest.mark.parametrize("name", ["sites_to_certificates", "merge_certificates", "passthrough_routes",
-                                  "merge_stage_results"])
+                                  "merge_stage_results", "installable", "openmetrics", "at_risk"])
 def test_ansible_doc_renders_the_filters(tmp_path, name):
     env = {"ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)), "PATH": f"{BIN}:/usr/bin:/bin"}
     out = subprocess.run([str(BIN / "ansible-doc"), "-t", "filter", f"certops.acme.{name}"], env=env,
