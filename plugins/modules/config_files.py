@@ -57,8 +57,8 @@ options:
     type: int
     default: 120
 seealso:
-  - role: certops.acme.edge
-  - role: certops.acme.passthrough
+  - module: certops.acme.served
+    description: Checks, after the reload, that each listener serves the installed certificate.
 """
 
 EXAMPLES = r"""
