@@ -385,8 +385,12 @@ def _usable_name(name):
 def held_exactly(cert_dir, fingerprint, wanted_meta):
     """True when ``cert_dir`` holds the bundle with this fingerprint, each file and the directory
     with the wanted mode and owner (``wanted_meta``: key_mode, cert_mode, dir_mode, uid, gid)."""
-    if fingerprint is None or _host_files.bundle_fingerprint(_host_files.held_digests(cert_dir)) != fingerprint:
-        return False
+    return (fingerprint is not None and _host_files.bundle_fingerprint(_host_files.held_digests(cert_dir)) == fingerprint
+            and meta_as_wanted(cert_dir, wanted_meta))
+
+
+def meta_as_wanted(cert_dir, wanted_meta):
+    """True when each bundle file and the directory have the wanted mode and owner."""
     key_mode, cert_mode, dir_mode, uid, gid = wanted_meta
     try:
         return not (_host_files.file_meta_differs(os.path.realpath(cert_dir), dir_mode, uid, gid) or any(
@@ -459,7 +463,7 @@ def inspect(module, params):
             # The store's very bundle: its facts are the store's, nothing to send or adopt.
             # "exact": modes and owner are as wanted too, so installing it would change nothing.
             held.append({"name": name, "path": cert_dir, "fingerprint": fingerprint,
-                         "exact": held_exactly(cert_dir, fingerprint, wanted_meta)})
+                         "exact": meta_as_wanted(cert_dir, wanted_meta)})
             continue
         files = {}
         for filename in INSPECT_FILES:
