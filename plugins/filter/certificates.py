@@ -220,6 +220,7 @@ _METRICS = (
     ("certops_acme_certificate_expiry_timestamp_seconds", "gauge", "When the stored certificate expires."),
     ("certops_acme_certificate_days_left", "gauge", "Days of validity left."),
     ("certops_acme_certificate_failed", "gauge", "1 when this run could not issue or renew the certificate."),
+    ("certops_acme_certificate_failures", "gauge", "Failed attempts in a row (0 when not failing)."),
     ("certops_acme_certificate_served", "gauge",
      "1 when every checked listener of this host serves the installed certificate, 0 when one does not."),
     ("certops_acme_certificate_run_action", "gauge", "What this run did with the certificate (label action)."),
@@ -244,6 +245,7 @@ def openmetrics(status: Any, host: Any, served: Any = None, now: Any = None) -> 
             samples["certops_acme_certificate_days_left"].append("{%s} %s" % (label, float(row["days_left"])))
         samples["certops_acme_certificate_failed"].append(
             "{%s} %d" % (label, 1 if row.get("action") in ("failed", "pending") else 0))
+        samples["certops_acme_certificate_failures"].append("{%s} %d" % (label, int(row.get("failures") or 0)))
         states = served_rows.get(row["name"])
         if states:
             samples["certops_acme_certificate_served"].append(
@@ -346,7 +348,8 @@ def certificate_status(certificates: Any, hosts: Any, wanted_key: str, served_ke
              "not_after": cert.get("not_after"), "days_left": cert.get("days_left"),
              "hosts": hosts_by_name.get(cert["name"], []), "renewal_window": cert.get("renewal_window"),
              "served": _served_state(served_by_name.get(cert["name"], [])),
-             "error": cert.get("error")}
+             "error": cert.get("error"), "failing_since": cert.get("failing_since"),
+             "next_try_at": cert.get("next_try_at"), "failures": cert.get("failures") or 0}
             for cert in certificates or []]
 
 

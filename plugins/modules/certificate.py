@@ -261,8 +261,34 @@ certificates:
       description: SHA-256 fingerprint of the stored certificate (DER), if any.
       type: str
     error:
-      description: Why this certificate failed, if it did.
+      description:
+        - Why this certificate failed, if it did. A certificate waiting out its failure backoff
+          says C(failing since ..., next try after ...).
       type: str
+    renew_at:
+      description:
+        - When the stored certificate becomes due (ISO 8601): the point chosen in the CA's ARI
+          window, else expiry minus the renewal threshold; null without a certificate.
+      type: str
+    failing_since:
+      description: When the failures in a row of this certificate began (ISO 8601), or null.
+      type: str
+    next_try_at:
+      description:
+        - When a failing certificate is ordered again at the earliest (ISO 8601), or null. Until
+          then runs report it failed without contacting the CA, unless its settings change or
+          O(certificates[].force) is set. The wait doubles from an hour to a day (less up to a
+          fifth, at random), or is the CA's Retry-After when longer.
+      type: str
+    failures:
+      description: Failed attempts in a row (0 when not failing).
+      type: int
+next_run_due_by:
+  description:
+    - The latest time the next run should start (ISO 8601): the earliest renewal point or
+      failing certificate's next try, now after any other failure; null when nothing is stored.
+  returned: always
+  type: str
 challenges:
   description:
     - With O(stage=prepare), the challenges to put in place on hosts (for

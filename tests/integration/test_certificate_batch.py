@@ -186,3 +186,33 @@ def test_a_key_left_by_a_certificate_no_longer_listed_is_reported(controller, pe
     assert "".join(f"localhost: {dest}/{drop} still holds the key of a certificate no longer listed here".split()) \
         in warning
     assert (dest / drop / "privkey.pem").exists(), "remove_unlisted is off: nothing is removed"
+
+
+def test_a_certificate_that_keeps_failing_is_not_ordered_again_before_its_next_try(
+        controller, pebble_server, http01_responder):
+    """Failure memory against the real CA: a name whose validation fails (it points where
+    nothing answers) is ordered once; the next run reports it failing without a new order; a
+    change of its settings orders it again at once."""
+    name = f"unreachable-{uuid.uuid4().hex[:8]}.batch.test"
+    pebble_server.set_address(name, "127.0.0.99")
+
+    def run_with(**spec):
+        order = certificate_task(controller.store, {name: [name]})
+        order["certops.acme.certificate"]["certificates"][0].update(spec)
+        playbook = controller.playbook("failing", [dict(order, ignore_errors=True),
+                                                   dump_task("issued", controller.work / "issued.json")])
+        controller.run(playbook, check=True)
+        [result] = json.loads((controller.work / "issued.json").read_text())["certificates"]
+        return result
+
+    orders_before = pebble_server.new_orders()
+    first = run_with()
+    assert first["action"] == "failed" and first["failures"] == 1
+    assert pebble_server.new_orders() - orders_before == 1
+    second = run_with()
+    assert second["action"] == "failed" and second["error"].startswith("failing since")
+    assert second["next_try_at"] == first["next_try_at"]
+    assert pebble_server.new_orders() - orders_before == 1, "ordered again before its next try"
+    third = run_with(key_type="ec384")
+    assert third["action"] == "failed" and pebble_server.new_orders() - orders_before == 2, \
+        "a change of its settings is tried at once"

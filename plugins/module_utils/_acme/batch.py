@@ -18,12 +18,13 @@ import datetime
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from .account import AccountKey, find_account
 from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_key, key_type_of, load_private_key,
                      private_key_pem, split_pem_chain, utcnow)
 from .errors import CertopsError, InputError
+from .failures import FailureRecord, after_failure, settings_key
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
 from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
@@ -73,6 +74,13 @@ class CertificateResult:
     #: When the stored certificate becomes due (the chosen point of the CA's window, else the
     #: lifetime rule), for the "next run due by" of a schedule; None without a certificate.
     renew_at: Optional[datetime.datetime] = None
+    #: A failure: the CA's problem type and Retry-After, and whether it counts towards the
+    #: failure memory (not for errors in the task's own input, nor for a certificate held back).
+    error_type: str = ""
+    retry_after: Optional[float] = None
+    counts_as_failure: bool = False
+    #: The failure memory of a failing certificate (after this run).
+    failing: Optional[FailureRecord] = None
 
     @property
     def changed(self) -> bool:
@@ -87,6 +95,9 @@ class CertificateResult:
             data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
             data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
         data["renew_at"] = self.renew_at.isoformat() if self.renew_at is not None else None
+        data["failing_since"] = self.failing.first_failed_at.isoformat() if self.failing else None
+        data["next_try_at"] = self.failing.next_try_at.isoformat() if self.failing else None
+        data["failures"] = self.failing.count if self.failing else 0
         data["renewal_window"] = None if self.ari is None else {
             "start": self.ari.start.isoformat(), "end": self.ari.end.isoformat(),
             "selected": self.ari.selected.isoformat()}
@@ -112,8 +123,13 @@ class Opening:
     result: Optional[CertificateResult] = None
 
 
-def _failed(spec: CertificateSpec, error: str) -> CertificateResult:
-    return CertificateResult(spec.name, Action.FAILED, error=error, domains=identifier_values(spec.identifiers))
+def _failed(spec: CertificateSpec, error: Union[str, Exception]) -> CertificateResult:
+    """A failed certificate; an exception (not the task's own input) counts towards its failure
+    memory, with the CA's problem type and Retry-After when it is the CA's answer."""
+    counts = isinstance(error, Exception) and not isinstance(error, InputError)
+    return CertificateResult(spec.name, Action.FAILED, error=str(error), domains=identifier_values(spec.identifiers),
+                             error_type=(getattr(error, "type", "") or type(error).__name__) if counts else "",
+                             retry_after=getattr(error, "retry_after", None), counts_as_failure=counts)
 
 
 def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateResult]]:
@@ -187,12 +203,23 @@ def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[flo
 
 
 def next_run_due_by(results: Sequence[CertificateResult], now: datetime.datetime) -> Optional[datetime.datetime]:
-    """The latest time the next run should start: now when something failed or waits on the
-    hosts, else the earliest renewal point (None when nothing is stored)."""
-    if any(r.action in (Action.FAILED, Action.PENDING) for r in results):
-        return now
-    points = [r.renew_at for r in results if r.renew_at is not None]
+    """The latest time the next run should start: the earliest renewal point, or a failing
+    certificate's next try, or now when something failed outside the failure memory or waits
+    on the hosts (None when nothing is stored or failing)."""
+    points = [r.renew_at for r in results if r.renew_at is not None and r.action != Action.FAILED]
+    for result in results:
+        if result.action == Action.PENDING or (result.action == Action.FAILED and result.failing is None):
+            return now
+        if result.failing is not None:
+            points.append(result.failing.next_try_at)
     return max(now, min(points)) if points else None
+
+
+def failure_settings(spec: CertificateSpec) -> str:
+    """What a failing certificate was asked to be: a change is tried at once (failures.py)."""
+    return settings_key({"identifiers": sorted(identifier_values(spec.identifiers)), "key_type": spec.key_type,
+                         "challenge": spec.challenge, "profile": spec.profile, "webroot": spec.webroot,
+                         "preferred_chain": spec.preferred_chain, "reuse_key": spec.reuse_key})
 
 
 def renewal_point(result: CertificateResult, policy: RenewalPolicy) -> Optional[datetime.datetime]:
@@ -387,13 +414,55 @@ class CertificateBatch:
                     "role does this)"))
                 continue
             due.append(spec)
+        # Failure memory: a certificate that failed lately waits out its backoff, unless its
+        # settings changed or it is forced; it stays reported as failing meanwhile.
+        memory = self._failure_memory(due, stage)
+        by_spec = {spec.name: spec for spec in due}
+        for spec in due:
+            record = memory.get(spec.name)
+            if record is not None and not spec.force and record.holds_back(failure_settings(spec), now):
+                results[spec.name] = CertificateResult(spec.name, Action.FAILED, error=record.describe(),
+                                                       domains=results[spec.name].domains,
+                                                       stored=results[spec.name].stored, failing=record)
+        due = [spec for spec in due if results[spec.name].failing is None]
         if due and not self.settings.check_mode:
             deadline = Deadline(self.settings.deadline_seconds, "the certificate batch")
             for result in self._order(due, stage, deadline):
                 results[result.name] = result
+                self._remember_outcome(result, by_spec[result.name], memory, now)
         for spec in specs:
             results[spec.name].renew_at = renewal_point(results[spec.name], spec.policy)
         return [results[s.name] for s in specs]
+
+    def _failure_memory(self, due: Sequence[CertificateSpec], stage: Stage) -> dict[str, Optional[FailureRecord]]:
+        """The failure records of the certificates due (read only for those: an idempotent run
+        reads none). A stage complete finishes orders already opened: nothing is held back."""
+        if stage == Stage.COMPLETE:
+            return {}
+        found = {spec.name: self.store.failure(spec.name) for spec in due}
+        return {name: FailureRecord.from_json(raw) if raw else None for name, raw in found.items()}
+
+    def _remember_outcome(self, result: CertificateResult, spec: CertificateSpec,
+                          memory: dict[str, Optional[FailureRecord]], now: datetime.datetime) -> None:
+        """A counted failure extends the certificate's failure memory; a success ends it."""
+        if result.action not in (Action.FAILED, Action.ISSUE, Action.RENEW):
+            return
+        if result.name in memory:
+            previous = memory[result.name]
+        else:  # not read before ordering (a stage complete)
+            previous = FailureRecord.from_json(self.store.failure(result.name) or {})
+        if result.action == Action.FAILED and result.counts_as_failure:
+            result.failing = after_failure(previous, failure_settings(spec), now, result.error or "",
+                                           result.error_type, result.retry_after)
+            try:
+                self.store.remember_failure(result.name, result.failing.to_json())
+            except CertopsError as error:
+                self.warnings.append(f"{result.name}: its failure could not be recorded: {error}")
+        elif result.action in (Action.ISSUE, Action.RENEW) and previous is not None:
+            try:
+                self.store.forget_failure(result.name)
+            except CertopsError as error:
+                self.warnings.append(f"{result.name}: its old failure record could not be removed: {error}")
 
     def _order(self, due: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[CertificateResult]:
         """The phases of ordering: lock all, open all, hand host challenges over (stage
@@ -409,7 +478,7 @@ class CertificateBatch:
             by_type = self._challenges_by_type(opened)
             try:
                 failed = self._deploy(by_type, deadline)
-                finished += [_failed(o.spec, failed[o.spec.name]) for o in opened if o.spec.name in failed]
+                finished += [_failed(o.spec, CertopsError(failed[o.spec.name])) for o in opened if o.spec.name in failed]
                 finished += self._complete_all([o for o in opened if o.spec.name not in failed], deadline)
             finally:
                 self._clean_up(by_type)
@@ -520,7 +589,7 @@ class CertificateBatch:
                 order = self._new_order(spec, stored, decision, transport, deadline)
             return Opening(spec, opened=Opened(spec, order, decision))
         except CertopsError as error:
-            return Opening(spec, result=_failed(spec, str(error)))
+            return Opening(spec, result=_failed(spec, error))
 
     def _new_order(self, spec: CertificateSpec, stored: Optional[StoredCertificate], decision: Decision,
                    transport: AcmeTransport, deadline: Deadline) -> OpenOrder:
@@ -556,7 +625,7 @@ class CertificateBatch:
         except CertopsError as error:
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)  # a failed order is not retried; the next run opens a new one
-            return _failed(spec, str(error))
+            return _failed(spec, error)
 
     def _pending_order(self, spec: CertificateSpec) -> Optional[OpenOrder]:
         """The order prepared for ``spec`` by stage prepare, if it is recent and for the same names

@@ -47,7 +47,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEEP_VERSIONS = 2
 
 #: Kinds of small JSON records a store keeps beside the certificates.
-ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS = "accounts", "pending", "trust", "account-keys"
+ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS, FAILURES = "accounts", "pending", "trust", "account-keys", "failures"
 #: The lock that serialises creating the account key kept in the store.
 ACCOUNT_KEY_LOCK = "certops-account-key"
 
@@ -343,3 +343,15 @@ class CertificateStore(abc.ABC):
 
     def drop_pending(self, name: str) -> None:
         self._drop_record(PENDING, check_certificate_name(name))
+
+    # --- failure memory (failures.py) -----------------------------------------------------------
+    def failure(self, name: str) -> Optional[dict[str, Any]]:
+        """The failure record of a certificate whose last order failed, or None."""
+        record = self._get_record(FAILURES, check_certificate_name(name))
+        return record if isinstance(record, dict) else None
+
+    def remember_failure(self, name: str, record: dict[str, Any]) -> None:
+        self._put_record(FAILURES, check_certificate_name(name), record)
+
+    def forget_failure(self, name: str) -> None:
+        self._drop_record(FAILURES, check_certificate_name(name))

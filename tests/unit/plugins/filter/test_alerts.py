@@ -16,7 +16,7 @@ STATUS = [
     {"name": "short.example", "action": "renew", "not_after": "2026-12-03T00:00:00+00:00", "days_left": 1.5,
      "hosts": ["web1"]},
     {"name": "broken.example", "action": "failed", "not_after": None, "days_left": None, "hosts": ["web1"],
-     "error": "rate limited"},
+     "error": "rate limited", "failures": 3},
     {"name": "other.example", "action": "keep", "not_after": EXPIRY.isoformat(), "days_left": 40.5,
      "hosts": ["web2"]},
 ]
@@ -38,6 +38,8 @@ def test_a_hosts_metrics_parse_as_prometheus_reads_them_and_cover_only_its_certi
     assert found[("certops_acme_certificate_days_left", kept)] == 40.5
     assert found[("certops_acme_certificate_failed", kept)] == 0
     assert found[("certops_acme_certificate_failed", (("certificate", "broken.example"),))] == 1
+    assert found[("certops_acme_certificate_failures", (("certificate", "broken.example"),))] == 3
+    assert found[("certops_acme_certificate_failures", kept)] == 0
     assert found[("certops_acme_certificate_served", kept)] == 1
     assert found[("certops_acme_certificate_served", (("certificate", "short.example"),))] == 0, "one listener differs"
     assert ("certops_acme_certificate_served", (("certificate", "broken.example"),)) not in found, "never checked"

@@ -45,14 +45,17 @@ def test_status_rows_name_the_hosts_that_want_each_certificate():
     results = [
         {"name": "app", "action": "keep", "domains": ["app.example.com"], "not_after": "2027-01-01T00:00:00Z",
          "days_left": 39, "renewal_window": {"start": "2026-12-20T00:00:00Z", "end": "2026-12-22T00:00:00Z"}},
-        {"name": "api", "action": "failed", "error": "rate limited"},
+        {"name": "api", "action": "failed", "error": "rate limited", "failing_since": "2026-12-01T08:00:00+00:00",
+         "next_try_at": "2026-12-01T10:00:00+00:00", "failures": 2},
         {"name": "orphan", "action": "keep"},
     ]
     rows = {row["name"]: row for row in certificate_status(results, hosts, WANTED, SERVED)}
     assert rows["app"]["hosts"] == ["web1", "web2"]
     assert rows["app"]["days_left"] == 39 and rows["app"]["renewal_window"]["end"].startswith("2026-12-22")
     assert rows["api"] == {"name": "api", "action": "failed", "domains": [], "not_after": None, "days_left": None,
-                           "hosts": ["web1"], "renewal_window": None, "served": "-", "error": "rate limited"}
+                           "hosts": ["web1"], "renewal_window": None, "served": "-", "error": "rate limited",
+                           "failing_since": "2026-12-01T08:00:00+00:00", "next_try_at": "2026-12-01T10:00:00+00:00",
+                           "failures": 2}
     assert rows["orphan"]["hosts"] == []
     assert list(rows) == ["app", "api", "orphan"]  # the result's order is kept
 
