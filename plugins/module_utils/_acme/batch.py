@@ -23,11 +23,12 @@ from typing import Any, Callable, Optional, Sequence, Union
 from .account import AccountKey, find_account
 from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_key, key_type_of, load_private_key,
                      private_key_pem, split_pem_chain, utcnow)
-from .errors import CertopsError, InputError
+from .errors import AcmeProblem, CertopsError, InputError
 from .failures import FailureRecord, after_failure, settings_key
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
-from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
+from .orders import (OpenOrder, OrderError, OrderRequest, complete_order, open_order, order_from_record,
+                     pending_record)
 from .ari import cached_window, meta_at_issuance, renewal_window
 from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
 from .spec import CHALLENGES, SPEC_KEYS
@@ -124,9 +125,11 @@ class Opening:
 
 
 def _failed(spec: CertificateSpec, error: Union[str, Exception]) -> CertificateResult:
-    """A failed certificate; an exception (not the task's own input) counts towards its failure
-    memory, with the CA's problem type and Retry-After when it is the CA's answer."""
-    counts = isinstance(error, Exception) and not isinstance(error, InputError)
+    """A failed certificate. What the CA answered about it (a problem document, a failed
+    validation, a refused profile) counts towards its failure memory, with the problem type
+    and Retry-After; a CA that could not be reached, the task's input, the store or a challenge
+    deployment do not: retrying those on the next run costs the CA nothing."""
+    counts = isinstance(error, (AcmeProblem, OrderError))
     return CertificateResult(spec.name, Action.FAILED, error=str(error), domains=identifier_values(spec.identifiers),
                              error_type=(getattr(error, "type", "") or type(error).__name__) if counts else "",
                              retry_after=getattr(error, "retry_after", None), counts_as_failure=counts)
@@ -478,7 +481,7 @@ class CertificateBatch:
             by_type = self._challenges_by_type(opened)
             try:
                 failed = self._deploy(by_type, deadline)
-                finished += [_failed(o.spec, CertopsError(failed[o.spec.name])) for o in opened if o.spec.name in failed]
+                finished += [_failed(o.spec, failed[o.spec.name]) for o in opened if o.spec.name in failed]
                 finished += self._complete_all([o for o in opened if o.spec.name not in failed], deadline)
             finally:
                 self._clean_up(by_type)

@@ -106,3 +106,21 @@ def test_input_errors_are_not_remembered_as_failures(tmp_path):
     [result] = CertificateBatch(store, BatchSettings(), lambda: None, account_key=None).run(specs)
     assert result.action == "failed" and "account_key_src" in (result.error or "")
     assert store.failure("www") is None, "a missing account key is the task's input, fixed by its author"
+
+
+def test_a_ca_that_cannot_be_reached_is_tried_again_on_the_next_run(tmp_path):
+    """An outage is not the certificate's failure: the next run tries again (it costs the CA nothing)."""
+    from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeTransportError
+
+    class Unreachable(RateLimitedCA):
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise AcmeTransportError("cannot reach the ACME server: connection refused")
+            return fail
+
+    store = FileStore(str(tmp_path / "store"))
+    key, _ignored = load_account_key(str(tmp_path / "account.key"), None, None, create=True)
+    specs, _ignored = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
+    [result] = CertificateBatch(store, BatchSettings(deadline_seconds=5), lambda: Unreachable([]), key).run(specs)
+    assert result.action == "failed" and "cannot reach" in (result.error or "")
+    assert store.failure("www") is None
