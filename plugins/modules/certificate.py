@@ -267,7 +267,7 @@ certificates:
       type: str
     renew_at:
       description:
-        - When the stored certificate becomes due (ISO 8601): the point chosen in the CA's ARI
+        - When the stored certificate becomes due (ISO 8601), that is the point chosen in the CA's ARI
           window, else expiry minus the renewal threshold; null without a certificate.
       type: str
     failing_since:
@@ -285,7 +285,7 @@ certificates:
       type: int
 next_run_due_by:
   description:
-    - The latest time the next run should start (ISO 8601): the earliest renewal point or
+    - The latest time the next run should start (ISO 8601), that is the earliest renewal point or
       failing certificate's next try, now after any other failure; null when nothing is stored.
   returned: always
   type: str
