@@ -52,10 +52,6 @@ options:
         shell would, run without a shell); a non-zero exit refuses it. Not run when nothing
         changed.
     type: str
-  validate_timeout:
-    description: Seconds the validator may run before it counts as a refusal.
-    type: int
-    default: 120
 seealso:
   - module: certops.acme.served
     description: Checks, after the reload, that each listener serves the installed certificate.
@@ -93,7 +89,6 @@ validated:
 
 import os
 import shlex
-import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -155,20 +150,18 @@ def _restore(written):
     return failed
 
 
-def _validate(module, command, timeout):
+def _validate(module, command):
     """(accepted, what the validator said)."""
     try:
         argv = shlex.split(command)
     except ValueError as error:
         module.fail_json(msg="validate: %r cannot be split into a command (%s)" % (command, error))
     try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return False, "no answer within %d s" % timeout
+        rc, out, err = module.run_command(argv, check_rc=False, handle_exceptions=False)
     except OSError as error:
         return False, "cannot run it: %s" % error
-    said = (done.stderr or done.stdout or b"").decode("utf-8", "replace").strip()
-    return done.returncode == 0, said[-MAX_QUOTE:]
+    said = (err or out or "").strip()
+    return rc == 0, said[-MAX_QUOTE:]
 
 
 def main():
@@ -177,7 +170,6 @@ def main():
             files=dict(type="list", elements="dict", required=True),
             contents=dict(type="list", elements="str", required=True, no_log=False),
             validate=dict(type="str"),
-            validate_timeout=dict(type="int", default=120),
         ),
         supports_check_mode=True,
     )
@@ -206,7 +198,7 @@ def main():
                          % (entry["dest"], error.strerror or error,
                             (" except " + ", ".join(unrestored)) if unrestored else ""))
     if params.get("validate"):
-        accepted, said = _validate(module, params["validate"], params["validate_timeout"])
+        accepted, said = _validate(module, params["validate"])
         if not accepted:
             unrestored = _restore(written)
             module.fail_json(

@@ -78,3 +78,10 @@ def test_check_mode_reports_and_diffs_without_writing(monkeypatch, layout):
 def test_bad_input_is_refused_naming_the_field(monkeypatch, files, contents, message):
     result = run(monkeypatch, files=files, contents=contents)
     assert result["failed"] and message in result["msg"]
+
+
+def test_a_validator_that_cannot_run_refuses_and_restores(monkeypatch, layout):
+    main, _extra = layout
+    result = run(monkeypatch, files=[{"dest": str(main)}], contents=["new\n"], validate="/nonexistent/validator -c")
+    assert result["failed"] and "cannot run it" in result["msg"]
+    assert main.read_text() == "old main\n"
