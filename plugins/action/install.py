@@ -21,6 +21,7 @@ from ansible_collections.certops.acme.plugins.plugin_utils._action_base import C
 display = Display()
 MODULE = "certops.acme.install"
 SECRET_FILES = ("privkey.pem", "haproxy.pem")
+DEFAULT_DEST = "/etc/certops/acme"
 PASSED_THROUGH = ("dest", "owner", "group", "key_mode", "cert_mode", "dir_mode")
 
 
@@ -58,7 +59,7 @@ class ActionModule(CertopsAction):
     ARGUMENT_SPEC = options.merged_spec(
         options.STORE_SPEC,
         certificates={"type": "list", "elements": "raw"},
-        dest={"type": "path", "default": "/etc/certops/acme"},
+        dest={"type": "path", "default": DEFAULT_DEST},
         state={"type": "str", "default": "present", "choices": ["present", "inspect"]},
         owner={"type": "str"},
         group={"type": "str"},
@@ -89,6 +90,7 @@ class ActionModule(CertopsAction):
                                              f"{', '.join(missing)}",
                              "order them first with certops.acme.certificate, or check store_path")
         present = [name for name in names if name in stored]
+        dest = module_args.get("dest") or DEFAULT_DEST
         held = _inspected_fingerprints(args.get("inspected"))
         # Fingerprints first: ship at once what the host did not hold exactly when inspected;
         # the host checks the rest against the store's fingerprints and asks for those that differ.
@@ -98,8 +100,7 @@ class ActionModule(CertopsAction):
             if not (args["remove_unlisted"] and unlisted):
                 # Inspected moments ago in this run: every bundle is the store's, with the wanted
                 # modes and owner, and nothing is to be removed. Nothing to send or ask.
-                return self._unchanged(names, stored, unlisted, module_args.get("dest") or "/etc/certops/acme",
-                                       task_vars)
+                return self._unchanged(names, stored, unlisted, dest, task_vars)
         module_args.update(state="present", remove_unlisted=args["remove_unlisted"])
         for calls in range(1, 4):
             module_args.update(self._bundles(store, ship))
@@ -119,9 +120,9 @@ class ActionModule(CertopsAction):
         position = {name: index for index, name in enumerate(names)}
         result["certificates"] = sorted(result.get("certificates") or [],
                                         key=lambda entry: position.get(entry.get("name"), len(position)))
-        self._warn_unlisted(result.get("unlisted") or [], module_args.get("dest") or "/etc/certops/acme", task_vars)
+        self._warn_unlisted(result.get("unlisted") or [], dest, task_vars)
         if missing and not result.get("failed"):
-            result.update(self._would_install(result, names, missing, module_args.get("dest") or "/etc/certops/acme"))
+            result.update(self._would_install(result, names, missing, dest))
         return result
 
     def _unchanged(self, names: list[str], stored: dict[str, Any], unlisted: list[str], dest: str,
@@ -192,8 +193,6 @@ class ActionModule(CertopsAction):
             return result
         host = str(task_vars.get("inventory_hostname", "?"))
         reported = result.pop("held", []) or []
-        fingerprints = {item.get("name"): item.get("fingerprint") for item in reported}
-        exact = {item.get("name"): item.get("exact") is True for item in reported}
         to_judge = [item for item in reported if "files" in item]
         policy = self._policy(args, store, {str(item.get("name")) for item in to_judge})
         judged = iter(adopt_held(store, to_judge, host, policy, adopt=args["adopt"] and not self.check_mode))
@@ -206,8 +205,8 @@ class ActionModule(CertopsAction):
                          **stored[item["name"]].summary()}
             else:  # a fingerprint the store never gave: not from this module
                 continue
-            entry["fingerprint"] = fingerprints.get(entry["name"])
-            entry["exact"] = exact.get(entry["name"], False)
+            entry["fingerprint"] = item.get("fingerprint")
+            entry["exact"] = item.get("exact") is True
             held.append(entry)
         adopted = [h["name"] for h in held if h.get("adopted")]
         rejected = [h for h in held if h.get("problem")]

@@ -318,7 +318,7 @@ def install(module, params):
     after = []  # type: list[str]
     for bundle in params.get("bundles") or []:
         name = bundle["name"]
-        if "/" in name or name.startswith("."):
+        if not _usable_name(name):
             module.fail_json(msg="bundles: %r is not a usable certificate name" % name)
         cert_dir = os.path.join(dest, name)
         files = dict(bundle.get("files") or {})
@@ -379,6 +379,7 @@ def install(module, params):
 
 
 def _usable_name(name):
+    """A certificate name that is one directory under dest (no path, no hidden entry)."""
     return isinstance(name, str) and name != "" and "/" not in name and not name.startswith(".")
 
 
