@@ -93,9 +93,19 @@ def checked_sites(sites: Any, variable: str) -> list[dict[str, Any]]:
             check_certificate_name(site["name"], where + ".name")
             if site.get("certificate") is not None:
                 check_certificate_name(site["certificate"], where + ".certificate")
-            domains = [i.value for i in normalize_names(site["domains"], where + ".domains")]
+            identifiers = normalize_names(site["domains"], where + ".domains")
         except InputError as error:
             raise AnsibleFilterError(str(error)) from None
+        addresses = [i.value for i in identifiers if i.type == "ip"]
+        if addresses:
+            # Both layouts choose a certificate (or a backend) by SNI, and a client connecting to an
+            # address sends none (RFC 6066 §3): such a site could never be served or routed.
+            raise AnsibleFilterError(
+                "%s (site %s).domains: %s %s an IP address; sites are told apart by SNI, which clients do not send "
+                "for addresses. Order IP certificates with certops.acme.certificate (they get the shortlived "
+                "profile) and install them with certops.acme.install; nothing was changed"
+                % (where, site["name"], ", ".join(addresses), "is" if len(addresses) == 1 else "are"))
+        domains = [i.value for i in identifiers]
         for field in ("backends", "upstream"):
             values = site.get(field)
             if values is None:

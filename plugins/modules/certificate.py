@@ -104,6 +104,10 @@ options:
           - ACME certificate profile to request (for example Let's Encrypt's V(shortlived)).
           - Checked against the profiles the CA's directory lists before anything is ordered;
             an unknown one fails this certificate with the list of offered profiles.
+          - When unset and O(certificates[].domains) names an IP address, V(shortlived) is
+            ordered if the CA offers it (Let's Encrypt certifies IP addresses under no other);
+            a CA that lists profiles without it fails the certificate before ordering. A CA
+            that lists no profiles gets none.
         type: str
       preferred_chain:
         description:
@@ -264,6 +268,9 @@ certificates:
       description:
         - Why this certificate failed, if it did. A certificate waiting out its failure backoff
           says C(failing since ..., next try after ...).
+      type: str
+    profile:
+      description: The profile the stored certificate was ordered under (null when none was sent).
       type: str
     renew_at:
       description:

@@ -97,7 +97,7 @@ def wait_port(address: str, port: int, timeout: float = 10.0, *, pid: int = 0,
     deadline = time.monotonic() + timeout
     seen_other = set()
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as sock:
             sock.settimeout(0.2)
             connected = sock.connect_ex((address, port)) == 0
         if connected:

@@ -108,3 +108,17 @@ def test_a_profile_the_ca_offers_is_ordered_and_an_unknown_one_fails_listing_the
     assert [o.get("profile") for o in server[-1].new_orders()] == ["shortlived"]  # the typo was never ordered
     error = results["typo.example.test"]["error"]
     assert "profile 'shortlivd' is not offered by this CA (it offers: classic, shortlived)" in error
+
+
+def test_ip_addresses_without_a_profile_are_ordered_as_shortlived_and_names_alone_get_none(controller, server):
+    outcome, results, raw = run(controller, server, [
+        {"name": "addresses", "domains": ["192.0.2.10", "2001:db8::10"]},
+        {"name": "plain.example.test", "domains": ["plain.example.test"]}], name="ip-profile")
+    assert not raw["failed"], outcome.stdout[-3000:]
+    orders = server[-1].new_orders()
+    by_value = {tuple(sorted(i["value"] for i in o["identifiers"])): o.get("profile") for o in orders}
+    assert by_value == {("192.0.2.10", "2001:db8::10"): "shortlived", ("plain.example.test",): None}
+    assert results["addresses"]["profile"] == "shortlived" and results["plain.example.test"]["profile"] is None
+    cert = x509.load_pem_x509_certificate((current(controller, "addresses") / "cert.pem").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(str(a) for a in sans.get_values_for_type(x509.IPAddress)) == ["192.0.2.10", "2001:db8::10"]

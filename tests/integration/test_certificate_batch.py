@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import stat
+import subprocess
 import uuid
 
 import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
+
+from tests.harness.processes import stop_pidfile, wait_port
+from tests.integration.conftest import stateless_haproxy_config
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +221,42 @@ def test_a_certificate_that_keeps_failing_is_not_ordered_again_before_its_next_t
     third = run_with(key_type="ec384")
     assert third["action"] == "failed" and pebble_server.new_orders() - orders_before == 2, \
         "a change of its settings is tried at once"
+
+
+def test_ipv4_and_ipv6_addresses_are_certified_with_http01_answered_by_the_proxy_on_both(
+        controller, pebble_server, account):
+    """RFC 8738 identifiers end to end: Pebble validates each address by connecting to it, so
+    one HAProxy listening on 127.0.0.33 and ::1 (where nothing else listens) answers both
+    challenges; the certificate names both addresses and verifies for each."""
+    work = controller.work / "dual-stack"
+    work.mkdir()
+    config = stateless_haproxy_config("127.0.0.33", pebble_server.ports.http01, account["thumbprint"]).replace(
+        "{sock}", str(work / "admin.sock")).replace(
+        "    bind 127.0.0.33", f"    bind [::1]:{pebble_server.ports.http01}\n    bind 127.0.0.33")
+    (work / "haproxy.cfg").write_text(config)
+    pidfile = work / "haproxy.pid"
+    subprocess.run(["haproxy", "-W", "-D", "-f", str(work / "haproxy.cfg"), "-p", str(pidfile)], check=True)
+    try:
+        wait_port("127.0.0.33", pebble_server.ports.http01, pidfile=pidfile)
+        wait_port("::1", pebble_server.ports.http01, pidfile=pidfile)
+        dest = controller.work / "host"
+        playbook = controller.playbook("addresses", [
+            certificate_task(controller.store, {"addresses": ["127.0.0.33", "[::1]"]}),
+            dump_task("issued", controller.work / "issued.json"),
+            install_task(controller.store, dest, ["addresses"])])
+        orders_before = pebble_server.new_orders()
+        controller.run(playbook, check=True)
+    finally:
+        stop_pidfile(pidfile)
+    [result] = json.loads((controller.work / "issued.json").read_text())["certificates"]
+    assert result["action"] == "issue" and result["domains"] == ["127.0.0.33", "::1"]
+    assert result["profile"] is None, "Pebble 2.4 lists no profiles: none is sent"
+    assert pebble_server.new_orders() - orders_before == 1
+    certs = x509.load_pem_x509_certificates((dest / "addresses" / "fullchain.pem").read_bytes())
+    sans = certs[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(str(a) for a in sans.get_values_for_type(x509.IPAddress)) == ["127.0.0.33", "::1"]
+    root = x509.load_pem_x509_certificate(pebble_server.root_pem().encode())
+    for address in ("127.0.0.33", "::1"):
+        verifier = PolicyBuilder().store(Store([root])).build_server_verifier(
+            x509.IPAddress(ipaddress.ip_address(address)))
+        verifier.verify(certs[0], certs[1:])

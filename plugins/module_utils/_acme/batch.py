@@ -95,6 +95,7 @@ class CertificateResult:
             summary = self.stored.summary()
             data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
             data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
+        data["profile"] = self.stored.meta.get("profile") if self.stored is not None else None
         data["renew_at"] = self.renew_at.isoformat() if self.renew_at is not None else None
         data["failing_since"] = self.failing.first_failed_at.isoformat() if self.failing else None
         data["next_try_at"] = self.failing.next_try_at.isoformat() if self.failing else None
@@ -620,7 +621,7 @@ class CertificateBatch:
                 "directory": transport.directory_url, "challenge": spec.challenge,
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
                 "chain_root": issued.chain_root, "reason": decision.reason,
-                "ari": meta_at_issuance(self.now())})
+                "profile": order.request.profile, "ari": meta_at_issuance(self.now())})
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)
             return CertificateResult(spec.name, decision.action, decision.reason, identifier_values(spec.identifiers),

@@ -134,16 +134,44 @@ def new_order_payload(request: OrderRequest) -> bytes:
     return message.json_dumps().encode()
 
 
+#: The profile Let's Encrypt requires for IP-address certificates (RFC 8738 identifiers).
+IP_PROFILE = "shortlived"
+
+
+def order_profile(request: OrderRequest, directory: dict[str, Any]) -> Optional[str]:
+    """The profile to order ``request`` under, decided from the CA's directory before ordering.
+
+    A profile the user named must be one the CA offers. A certificate for IP addresses with no
+    profile named takes ``shortlived`` when the CA offers it (Let's Encrypt issues IP
+    certificates under no other); a CA that offers profiles but not that one fails it here,
+    before any order exists, instead of refusing it at finalization. A CA without profiles
+    (RFC 8555 alone) decides itself and gets no profile."""
+    label = f"certificate {request.name!r}"
+    meta = directory.get("meta")
+    offered = meta.get("profiles") if isinstance(meta, dict) else None
+    listed = ", ".join(sorted(str(p)[:40] for p in offered)[:20]) if isinstance(offered, dict) else ""
+    if request.profile:
+        if not isinstance(offered, dict) or request.profile not in offered:
+            raise OrderError(f"{label}: profile {request.profile!r} is not offered by this CA "
+                             + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
+        return request.profile
+    if not any(i.type == "ip" for i in request.identifiers) or not isinstance(offered, dict) or not offered:
+        return None
+    if IP_PROFILE in offered:
+        return IP_PROFILE
+    addresses = ", ".join(i.value for i in request.identifiers if i.type == "ip")
+    raise OrderError(f"{label}: it names IP addresses ({addresses}), which need the {IP_PROFILE!r} profile, "
+                     f"and this CA does not offer it (it offers: {listed}); set profile to one of those "
+                     "that allows IP addresses, or order these addresses from a CA that offers "
+                     f"{IP_PROFILE!r}")
+
+
 def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
                deadline: Deadline) -> OpenOrder:
     """newOrder and its authorizations; returns the challenges still to be answered."""
     label = f"certificate {request.name!r}"
-    if request.profile:
-        offered = (transport.directory(deadline).get("meta") or {}).get("profiles")
-        if not isinstance(offered, dict) or request.profile not in offered:
-            listed = ", ".join(sorted(offered)) if isinstance(offered, dict) and offered else ""
-            raise OrderError(f"{label}: profile {request.profile!r} is not offered by this CA "
-                             + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
+    if request.profile or any(i.type == "ip" for i in request.identifiers):
+        request = dataclasses.replace(request, profile=order_profile(request, transport.directory(deadline)))
     try:
         response = transport.post(transport.endpoint("newOrder"), new_order_payload(request), deadline,
                                   kind="newOrder")

@@ -88,3 +88,13 @@ def test_a_passthrough_upstream_that_is_not_host_port_names_the_site():
     from ansible_collections.certops.acme.plugins.filter.certificates import checked_sites
     with pytest.raises(AnsibleFilterError, match=r"sites on b1\[0\] \(site shop\)\.upstream: 'localhost' is not host:port"):
         checked_sites([{"name": "shop", "domains": ["shop.example"], "upstream": "localhost"}], "sites on b1")
+
+
+def test_a_site_naming_an_ip_address_is_refused_with_the_way_to_certify_it():
+    from ansible_collections.certops.acme.plugins.filter.certificates import checked_sites
+    with pytest.raises(AnsibleFilterError) as raised:
+        checked_sites([{"name": "shop", "domains": ["shop.example"]},
+                       {"name": "direct", "domains": ["direct.example", "[2001:DB8::1]"]}], "certops_edge_sites")
+    message = str(raised.value)
+    assert message.startswith("certops_edge_sites[1] (site direct).domains: 2001:db8::1 is an IP address")
+    assert "certops.acme.certificate" in message and "nothing was changed" in message
