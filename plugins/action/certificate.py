@@ -13,6 +13,7 @@ from ansible.utils.display import Display
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
     BatchSettings, CertificateBatch, next_run_due_by, parse_specs)
+from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query, parse_resolvers
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
     Dns01Responder, DnsProvider, Rfc2136Provider, parse_server, load_provider)
@@ -55,6 +56,12 @@ def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
     return Dns01Responder(provider, servers, float(args["dns_propagation_timeout"]))
 
 
+def caa_preflight(args: dict[str, Any]) -> Optional[CaaPreflight]:
+    if not args["caa_check"]:
+        return None
+    return CaaPreflight(dns_query(parse_resolvers(args.get("caa_resolvers") or [], "caa_resolvers")))
+
+
 #: Batches of at least this many certificates print progress while the task runs.
 PROGRESS_FROM = 10
 
@@ -93,6 +100,8 @@ class ActionModule(CertopsAction):
         dns_provider_options={"type": "dict", "no_log": True},
         dns_check_servers={"type": "list", "elements": "str"},
         dns_propagation_timeout={"type": "int", "default": 120},
+        caa_check={"type": "bool", "default": True},
+        caa_resolvers={"type": "list", "elements": "str"},
     )
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
 
@@ -126,7 +135,8 @@ class ActionModule(CertopsAction):
             store, BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),
                                  lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode,
                                  progress=ProgressLine(self._task.get_name()) if len(specs) >= PROGRESS_FROM else None),
-            lambda: options.build_transport(args, pool_size=workers), account_key, responders)
+            lambda: options.build_transport(args, pool_size=workers), account_key, responders,
+            caa=caa_preflight(args))
         try:
             results = batch.run(specs, stage=args["stage"])
         finally:

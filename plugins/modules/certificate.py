@@ -177,6 +177,22 @@ options:
     description: Seconds to wait for the records on every checked server.
     type: int
     default: 120
+  caa_check:
+    description:
+      - Before ordering, look up the CAA records that govern each DNS name (RFC 8659, walking up
+        from the name) and compare them with the C(caaIdentities) the CA's directory lists. A
+        certificate that CAA forbids this CA to issue (also by the RFC 8657 C(accounturi) and
+        C(validationmethods) parameters) fails at once, quoting the record, and nothing is ordered.
+      - The CA's own check remains the authority; a CA that lists no C(caaIdentities), IP
+        addresses and names whose lookup times out or fails are left to it.
+    type: bool
+    default: true
+  caa_resolvers:
+    description:
+      - Resolvers for the CAA lookups, as C(address) or C(address:port) (IPv6 with a port in
+        brackets). The system's resolvers when unset.
+    type: list
+    elements: str
   workers:
     description: How many orders run in parallel.
     type: int

@@ -97,7 +97,8 @@ def _make_ca(state: Path) -> tuple[Path, Path]:
     return key_path, cert_path
 
 
-def start(state: Path, port: int, renewal_force: bool = False, validity_days: int = 90) -> A2cServer:
+def start(state: Path, port: int, renewal_force: bool = False, validity_days: int = 90,
+          caa_identities: tuple[str, ...] = ()) -> A2cServer:
     state.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = (state / "ca-key.pem", state / "ca-cert.pem")
     if not key_path.exists():
@@ -126,6 +127,7 @@ def start(state: Path, port: int, renewal_force: bool = False, validity_days: in
 
         [Directory]
         url: http://127.0.0.1:{port}
+        {"caaidentities: " + json.dumps(list(caa_identities)) if caa_identities else ""}
 
         [Challenge]
         challenge_validation_disable: True

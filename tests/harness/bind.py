@@ -28,7 +28,8 @@ class BindServer:
 
 
 def start_bind(work: Path, address: str, port: int, zone: str = "dns.test",
-               key_algorithm: str = "hmac-sha256") -> BindServer:
+               key_algorithm: str = "hmac-sha256", records: str = "") -> BindServer:
+    """``records``: more zone-file lines (relative or absolute owners), e.g. CAA records."""
     work.mkdir(parents=True, exist_ok=True)
     secret = base64.b64encode(os.urandom(32)).decode()
     key_name = "certops-test-key"
@@ -36,6 +37,7 @@ def start_bind(work: Path, address: str, port: int, zone: str = "dns.test",
 @   IN SOA ns1.{zone}. hostmaster.{zone}. ( 1 60 60 3600 60 )
     IN NS  ns1.{zone}.
 ns1 IN A   {address}
+{records}
 """)
     pidfile = work / "named.pid"
     (work / "named.conf").write_text(f"""options {{

@@ -29,6 +29,7 @@ from .names import Identifier, check_challenge_fits, identifier_values, normaliz
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
 from .orders import (OpenOrder, OrderError, OrderRequest, complete_order, open_order, order_from_record,
                      pending_record)
+from .caa import CaaPreflight, ca_identities
 from .ari import cached_window, meta_at_issuance, renewal_window
 from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
 from .spec import CHALLENGES, SPEC_KEYS
@@ -270,8 +271,9 @@ class CertificateBatch:
     def __init__(self, store: CertificateStore, settings: BatchSettings,
                  transport_factory: Callable[[], AcmeTransport], account_key: Optional[AccountKey],
                  responders: Optional[dict[str, ChallengeResponder]] = None,
-                 now: Callable[[], datetime.datetime] = utcnow) -> None:
+                 now: Callable[[], datetime.datetime] = utcnow, caa: Optional[CaaPreflight] = None) -> None:
         self.store = store
+        self.caa = caa
         self.settings = settings
         self._transport_factory = transport_factory
         self.account_key = account_key
@@ -600,6 +602,9 @@ class CertificateBatch:
         replaces = None
         if stored is not None and decision.action == Action.RENEW and transport.directory(deadline).get("renewalInfo"):
             replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
+        if self.caa is not None:
+            self.caa.check(spec.name, spec.identifiers, ca_identities(transport.directory(deadline)), spec.challenge,
+                           self.account_url)
         request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored), spec.challenge, spec.profile,
                                preferred_chain=spec.preferred_chain, replaces=replaces)
         order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "", deadline)
