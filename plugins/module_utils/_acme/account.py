@@ -101,7 +101,7 @@ def find_account(transport: AcmeTransport, account: AccountKey, deadline: Deadli
     """
     transport.set_account(account.jwk, account.alg, None)
     try:
-        response = transport.post(transport.endpoint("newAccount"),
+        response = transport.post(transport.endpoint("newAccount", deadline),
                                   {"onlyReturnExisting": True}, deadline,
                                   kind="newAccount", use_jwk=True)
     except AcmeProblem as problem:
@@ -141,7 +141,7 @@ def create_account(transport: AcmeTransport, account: AccountKey, request: Accou
         raise InputError("eab_kid", "this CA requires External Account Binding",
                          "set eab_kid and eab_hmac_key from your CA account")
     transport.set_account(account.jwk, account.alg, None)
-    response = transport.post(transport.endpoint("newAccount"), payload, deadline,
+    response = transport.post(transport.endpoint("newAccount", deadline), payload, deadline,
                               kind="newAccount", use_jwk=True)
     url = response.headers.get("Location")
     body = json_object(response, "account")
@@ -167,7 +167,7 @@ def change_key(transport: AcmeTransport, old: AccountKey, new: AccountKey, deadl
     url = transport.account_url
     if not url:
         raise InputError("account_key_src", "no account exists for the current key", "nothing to roll over")
-    key_change_url = transport.endpoint("keyChange")
+    key_change_url = transport.endpoint("keyChange", deadline)
     inner = jws.JWS.sign(json.dumps({"account": url, "oldKey": old.jwk.public_key().to_partial_json()}).encode(),
                          key=new.jwk, alg=new.alg, nonce=None, url=key_change_url)
     transport.post(key_change_url, inner.json_dumps().encode(), deadline, kind="keyChange")

@@ -284,8 +284,10 @@ class AcmeTransport:
             self._directory = body
         return self._directory
 
-    def endpoint(self, name: str) -> str:
-        url = self.directory().get(name)
+    def endpoint(self, name: str, deadline: Optional[Deadline] = None) -> str:
+        """A URL from the directory; ``deadline`` bounds reading the directory the first time
+        (without it a CA that does not answer would hold the caller for twice the timeout)."""
+        url = self.directory(deadline).get(name)
         if not isinstance(url, str) or not url:
             raise AcmeTransportError(f"the ACME directory at {self.directory_url} has no {name!r} URL")
         return url
@@ -301,7 +303,7 @@ class AcmeTransport:
         with self._lock:
             if self._nonces:
                 return self._nonces.pop()
-        url = self.endpoint("newNonce")
+        url = self.endpoint("newNonce", deadline)
         response = self._send("HEAD", url, deadline)
         self.requests["HEAD newNonce"] += 1
         nonce = response.headers.get("Replay-Nonce")

@@ -155,6 +155,21 @@ def test_a_server_that_went_away_fails_clearly_at_the_deadline(ca_factory):
     assert time.monotonic() - started < 5
 
 
+def test_a_ca_that_never_answered_fails_at_the_callers_deadline_not_the_directorys_own(ca_factory):
+    """The first signed request reads the directory; it must be bounded by the deadline the
+    caller gave (a second CA is waiting), not by the directory's default of twice the timeout."""
+    from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey, find_account
+    from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import generate_private_key
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transport = AcmeTransport(f"http://127.0.0.1:{port}/directory", timeout=30)
+    started = time.monotonic()
+    with pytest.raises(AcmeTransportError, match="cannot reach the ACME server"):
+        find_account(transport, AccountKey.from_key(generate_private_key("ec256")), Deadline(1, "reaching the CA"))
+    assert time.monotonic() - started < 10, "bounded by the 60 s directory default, not the 1 s given"
+
+
 def open_scripted_order(ca_factory, identifier, challenge, challenge_type="http-01"):
     """Open an order for x.example.com against a CA whose one authorization names
     ``identifier`` and offers ``challenge``."""
