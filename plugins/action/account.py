@@ -8,6 +8,7 @@ from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import account as acme_account
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError, InputError
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 
@@ -24,14 +25,46 @@ class ActionModule(CertopsAction):
         eab_alg={"type": "str", "default": "HS256", "choices": ["HS256", "HS384", "HS512"]},
         new_account_key_src={"type": "path"},
         new_account_key_content={"type": "str", "no_log": True},
+        fallback_after={"type": "int", "default": 60},
     )
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"],
                                          ["new_account_key_src", "new_account_key_content"]],
                   "required_together": [["eab_kid", "eab_hmac_key"]]}
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        present = args["state"] == "present"
         store = self.open_store(args)
+        entries = options.ca_entries(args)
+        if len(entries) == 1:
+            return self._account(entries[0], store)
+        if args.get("new_account_key_src") or args.get("new_account_key_content"):
+            raise InputError("new_account_key_src", "rolls over the account at one CA, not a list",
+                             "give acme_directory as the URL of that CA")
+        # Every CA of the list gets its account (each with the key its entry names), so a
+        # certificate that falls back to the next CA finds one there. Each may take fallback_after.
+        accounts = []
+        for entry in entries:
+            entry = dict(entry, request_timeout=min(int(entry["request_timeout"]), max(1, args["fallback_after"] // 4)))
+            try:
+                outcome = self._account(entry, store)
+            except CertopsError as error:  # one CA down must not keep the others' accounts from being checked
+                outcome = {"failed": True, "msg": str(error), "changed": False}
+            accounts.append(dict(outcome, directory=entry["acme_directory"]))
+        first = next((a for a in accounts if not a.get("failed")), accounts[0])
+        result = {k: v for k, v in first.items() if k not in ("directory", "failed", "msg")}
+        result.update(changed=any(a.get("changed") for a in accounts), accounts=accounts)
+        failed = [a for a in accounts if a.get("failed")]
+        problems = [f"{a['directory']}: {a.get('msg')}" for a in failed]
+        if len(failed) == len(accounts):
+            result.update(failed=True, msg="; ".join(problems))
+        elif failed:
+            # The point of a second CA is to carry on while one is down: the certificates whose
+            # CA failed here are ordered from the next one.
+            result["warnings"] = [f"account at {p}" for p in problems]
+        return result
+
+    def _account(self, args: dict[str, Any], store: Any) -> dict[str, Any]:
+        """The account at the one CA ``args`` names."""
+        present = args["state"] == "present"
         in_store = options.account_key_in_store(args)
         src = args.get("account_key_src")
         if self.check_mode and present and args["account_key_create"]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -11,13 +12,15 @@ from typing import Any, Optional
 from ansible.utils.display import Display
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
-from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
-    BatchSettings, CertificateBatch, next_run_due_by, parse_specs)
+from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
+from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, next_run_due_by, parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query, parse_resolvers
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
     Dns01Responder, DnsProvider, Rfc2136Provider, parse_server, load_provider)
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import (
+    CertificateAuthority, FallbackOutcome, run_with_fallback)
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import CERTIFICATE_OPTIONS
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 from ansible_collections.certops.acme.plugins.plugin_utils._dns_hook import HookProvider
@@ -102,28 +105,37 @@ class ActionModule(CertopsAction):
         dns_propagation_timeout={"type": "int", "default": 120},
         caa_check={"type": "bool", "default": True},
         caa_resolvers={"type": "list", "elements": "str"},
+        fallback_after={"type": "int", "default": 60},
     )
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
+
+    def _account_key(self, args: dict[str, Any], store: Any) -> tuple[Optional[AccountKey], str]:
+        """The account key for one CA, or None and why in check mode (not created yet)."""
+        if options.account_key_in_store(args):
+            if self.check_mode and store.account_key_pem() is None:
+                return None, "the store holds no account key yet (the account task creates it)"
+            return options.build_account_key(args, store=store)[0], ""
+        if args.get("account_key_src") or args.get("account_key_content"):
+            src = args.get("account_key_src")
+            if self.check_mode and src and not os.path.exists(os.path.expanduser(src)):
+                # The first --check on a fresh controller: the account task would create the key.
+                # Deciding what is due needs no key; nothing is ordered in check mode anyway.
+                return None, f"the account key {src} does not exist yet (the account task creates it)"
+            return options.build_account_key(args)[0], ""
+        return None, ""
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         specs, failures = parse_specs(args["certificates"])
         store = self.open_store(args)
         workers = max(1, min(int(args["workers"]), 32))
-        account_key = None
+        cas: list[CertificateAuthority] = []
         check_without_key = ""
-        if options.account_key_in_store(args):
-            if self.check_mode and store.account_key_pem() is None:
-                check_without_key = "the store holds no account key yet (the account task creates it)"
-            else:
-                account_key, _ignored = options.build_account_key(args, store=store)
-        elif args.get("account_key_src") or args.get("account_key_content"):
-            src = args.get("account_key_src")
-            if self.check_mode and src and not os.path.exists(os.path.expanduser(src)):
-                # The first --check on a fresh controller: the account task would create the key.
-                # Deciding what is due needs no key; nothing is ordered in check mode anyway.
-                check_without_key = f"the account key {src} does not exist yet (the account task creates it)"
-            else:
-                account_key, _ignored = options.build_account_key(args)
+        for ca_args in options.ca_entries(args):
+            account_key, missing = self._account_key(ca_args, store)
+            check_without_key = check_without_key or missing
+            cas.append(CertificateAuthority(options.directory_url(ca_args),
+                                            functools.partial(options.build_transport, ca_args, pool_size=workers),
+                                            account_key))
         responders: dict[str, Any] = {}
         dns = dns_responder(args)
         if dns is not None:
@@ -131,16 +143,16 @@ class ActionModule(CertopsAction):
         elif any(s.challenge == "dns-01" for s in specs):
             raise InputError("dns_provider", "certificates use dns-01 (wildcards default to it) but no "
                                              "DNS provider is set", "set dns_provider: rfc2136 or hook")
-        batch = CertificateBatch(
-            store, BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),
+        settings = BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),
                                  lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode,
-                                 progress=ProgressLine(self._task.get_name()) if len(specs) >= PROGRESS_FROM else None),
-            lambda: options.build_transport(args, pool_size=workers), account_key, responders,
-            caa=caa_preflight(args))
+                                 progress=ProgressLine(self._task.get_name()) if len(specs) >= PROGRESS_FROM else None)
+        batch = FallbackOutcome([], [])
         try:
-            results = batch.run(specs, stage=args["stage"])
+            batch = run_with_fallback(store, settings, cas, specs, args["stage"], responders, caa_preflight(args),
+                                      connect_seconds=float(args["fallback_after"]))
         finally:
             batch.close()
+        results = batch.results
         by_name = {r.name: r for r in results + failures}
         ordered = [by_name[c["name"]] for c in args["certificates"] if c.get("name") in by_name]
         failed = [r for r in ordered if r.action == "failed"]

@@ -155,7 +155,7 @@ class ActionModule(CertopsAction):
                                                  "this task", "run again")
             files = {k: v.decode("ascii") for k, v in current.files().items()}
             # Keys travel in their own no_log option so Ansible masks them (and only them).
-            key_material[name] = {k: files.pop(k) for k in SECRET_FILES}
+            key_material[name] = {k: files.pop(k) for k in SECRET_FILES if k in files}
             bundles.append({"name": name, "serial": current.facts.serial, "files": files})
         return {"bundles": bundles, "key_material": json.dumps(key_material)}
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
+from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
 from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import REASONS, revoke_stored
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
@@ -21,7 +23,27 @@ class ActionModule(CertopsAction):
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         store = self.open_store(args)
-        return revoke_stored(store, args["certificates"], args["reason"], args["revoke_with"],
-                             lambda: options.build_transport(args, pool_size=1),
-                             lambda: options.build_account_key(args, store=store)[0], float(args["request_timeout"]),
-                             self.check_mode)
+        entries = options.ca_entries(args)
+        if len(entries) == 1:
+            return self._revoke(entries[0], store, args["certificates"])
+        # Each certificate is revoked at the CA that issued it (the first listed when unknown).
+        issuers = {e["acme_directory"]: i for i, e in enumerate(entries)}
+        names_by_ca: dict[int, list[str]] = {}
+        for name in args["certificates"]:
+            stored = store.load(name) if isinstance(name, str) else None
+            names_by_ca.setdefault(issuers.get(stored.meta.get("directory") if stored else None, 0), []).append(name)
+        out: dict[str, Any] = {"changed": False, "certificates": [], "acme_requests": {}}
+        for index, names in sorted(names_by_ca.items()):
+            done = self._revoke(entries[index], store, names)
+            out["changed"] = out["changed"] or bool(done.get("changed"))
+            out["certificates"] += done.get("certificates", [])
+            for kind, count in (done.get("acme_requests") or {}).items():
+                out["acme_requests"][kind] = out["acme_requests"].get(kind, 0) + count
+        return out
+
+    def _revoke(self, args: dict[str, Any], store: Any, names: list[str]) -> dict[str, Any]:
+        def account_key() -> AccountKey:
+            return options.build_account_key(args, store=store)[0]
+        return revoke_stored(store, names, args["reason"], args["revoke_with"],
+                             functools.partial(options.build_transport, args, pool_size=1), account_key,
+                             float(args["request_timeout"]), self.check_mode)

@@ -18,7 +18,16 @@ options:
         C(https://acme-staging-v02.api.letsencrypt.org/directory).
       - Required. When the task leaves it out, the environment variable E(CERTOPS_ACME_DIRECTORY)
         is used (for example set by an AWX credential).
-    type: str
+      - Or a list of CAs in order of preference, each a URL or a mapping with C(directory) and
+        any of C(account_key_src), C(account_key_content), C(account_key_passphrase),
+        C(eab_kid), C(eab_hmac_key), C(ca_path), C(validate_certs), which replace the task's
+        for that CA (an entry naming an account key replaces all of the task's key options).
+      - With a list, M(certops.acme.account) makes sure of the account at every CA;
+        M(certops.acme.certificate) orders a certificate from the next CA when one fails in a
+        way retrying will not fix (rate limit, unreachable, CAA, a refused profile); a renewal
+        goes to the CA that issued the stored certificate first; M(certops.acme.revoke) revokes
+        each certificate at the CA that issued it.
+    type: raw
   validate_certs:
     description:
       - Verify the ACME server's HTTPS certificate. Only turn this off for throw-away test CAs.

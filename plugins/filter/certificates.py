@@ -96,6 +96,13 @@ def checked_sites(sites: Any, variable: str) -> list[dict[str, Any]]:
             identifiers = normalize_names(site["domains"], where + ".domains")
         except InputError as error:
             raise AnsibleFilterError(str(error)) from None
+        brought = [k for k in ("csr_src", "key_src") if site.get(k)]
+        if brought:
+            raise AnsibleFilterError(
+                "%s (site %s).%s: a proxy serving this site needs its key, and a certificate for a key kept "
+                "elsewhere never ships one. Drop %s (certops makes and installs the key), or order it with "
+                "certops.acme.certificate and place the key yourself; nothing was changed"
+                % (where, site["name"], brought[0], brought[0]))
         addresses = [i.value for i in identifiers if i.type == "ip"]
         if addresses:
             # Both layouts choose a certificate (or a backend) by SNI, and a client connecting to an

@@ -137,24 +137,30 @@ def file_meta_differs(path, mode, uid=None, gid=None):
 #: The files of an installed bundle, with HAProxy's combined PEM; keys in KEY_FILES.
 BUNDLE_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "haproxy.pem")
 KEY_FILES = ("privkey.pem", "haproxy.pem")
+CERTIFICATE_FILES = tuple(f for f in BUNDLE_FILES if f not in KEY_FILES)
 
 
 def bundle_files(cert_pem, chain_pem, key_pem):
-    """The BUNDLE_FILES contents (bytes) for one certificate."""
+    """The BUNDLE_FILES contents (bytes) for one certificate; without the KEY_FILES when there is
+    no key (a certificate ordered for a key kept elsewhere: csr_src, key_src)."""
     fullchain = cert_pem + chain_pem
-    return {"cert.pem": cert_pem, "chain.pem": chain_pem, "fullchain.pem": fullchain,
-            "privkey.pem": key_pem, "haproxy.pem": fullchain + key_pem}
+    files = {"cert.pem": cert_pem, "chain.pem": chain_pem, "fullchain.pem": fullchain}
+    if key_pem:
+        files.update({"privkey.pem": key_pem, "haproxy.pem": fullchain + key_pem})
+    return files
 
 
 def bundle_fingerprint(digests):
     """One fingerprint for a whole bundle from the hex SHA-256 of each of its BUNDLE_FILES
     (``{file: hex}``): what the controller and a host compare instead of shipping the files.
-    None when a file is missing."""
-    if any(digests.get(filename) is None for filename in BUNDLE_FILES):
+    Covers the files present (a keyless bundle has no KEY_FILES; a key file missing from a bundle
+    with a key changes it); None without the certificate files."""
+    if any(digests.get(filename) is None for filename in CERTIFICATE_FILES):
         return None
     combined = hashlib.sha256()
     for filename in BUNDLE_FILES:
-        combined.update(("%s %s\n" % (filename, digests[filename])).encode("ascii"))
+        if digests.get(filename) is not None:
+            combined.update(("%s %s\n" % (filename, digests[filename])).encode("ascii"))
     return "sha256:" + combined.hexdigest()
 
 

@@ -88,6 +88,13 @@ options:
   new_account_key_content:
     description: The new key as PEM instead of a path, for O(new_account_key_src). Never logged.
     type: str
+  fallback_after:
+    description:
+      - With several CAs in O(acme_directory), about how many seconds each CA's account may take.
+        A CA that fails is reported as a warning and the others are still checked; the task
+        fails only when every CA does (certificates then fall back to the CAs that answered).
+    type: int
+    default: 60
 seealso:
   - module: certops.acme.certificate
 """
@@ -138,4 +145,11 @@ previous_thumbprint:
   description: Thumbprint of the key the account had before a rollover.
   returned: when the key was rolled over
   type: str
+accounts:
+  description:
+    - With a list of CAs in O(acme_directory), one result per CA (the keys above plus C(directory)),
+      in the list's order; the keys above then describe the first CA's account.
+  returned: when O(acme_directory) is a list of more than one CA
+  type: list
+  elements: dict
 """

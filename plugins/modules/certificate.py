@@ -116,6 +116,24 @@ options:
           - Matches the issuer of the chain's topmost certificate or any certificate in it. When
             no chain matches, the default chain is used.
         type: str
+      csr_src:
+        description:
+          - Path on the controller of a certificate signing request (PEM or DER) made elsewhere,
+            for example with a key in an HSM. Its subjectAltName must list exactly
+            O(certificates[].domains); its key decides the key type.
+          - The store and M(certops.acme.install) then hold and ship the certificate and chain
+            without C(privkey.pem) and C(haproxy.pem); the key stays where it is.
+          - Exclusive with O(certificates[].key_src), O(certificates[].key_type) and
+            O(certificates[].reuse_key). A CSR for another key renews the certificate.
+        type: path
+      key_src:
+        description:
+          - Path on the controller of a private key (PEM, RSA or EC, no passphrase) kept there by
+            its owner. Every order is made for this key; it is read only to sign the request and
+            is never copied into the store, a pending order, a result or a host (as with
+            O(certificates[].csr_src), hosts get the certificate and chain only).
+          - Another key at this path renews the certificate.
+        type: path
   stage:
     description:
       - V(all) does everything in this task; certificates whose challenges are answered on hosts
@@ -187,6 +205,13 @@ options:
         addresses and names whose lookup times out or fails are left to it.
     type: bool
     default: true
+  fallback_after:
+    description:
+      - With several CAs in O(acme_directory), how many seconds one may take to answer at all
+        before its certificates are ordered from the next CA. The last CA a certificate can go
+        to has the whole O(timeout).
+    type: int
+    default: 60
   caa_resolvers:
     description:
       - Resolvers for the CAA lookups, as C(address) or C(address:port) (IPv6 with a port in
@@ -288,6 +313,15 @@ certificates:
     profile:
       description: The profile the stored certificate was ordered under (null when none was sent).
       type: str
+    directory:
+      description: The ACME directory of the CA that issued the stored certificate, if known.
+      type: str
+    tried:
+      description:
+        - With several CAs, the CAs this run tried for the certificate before the one the result
+          is from, each as the CA URL, a colon and why it failed; empty otherwise.
+      type: list
+      elements: str
     renew_at:
       description:
         - When the stored certificate becomes due (ISO 8601), that is the point chosen in the CA's ARI

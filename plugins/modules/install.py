@@ -324,8 +324,12 @@ def install(module, params):
         files = dict(bundle.get("files") or {})
         files.update(secrets.get(name) or {})
         wanted = {}
+        # A certificate for a key kept elsewhere (csr_src, key_src) comes without the key files.
+        keyless = not any(f in files for f in KEY_FILES)
         for filename in BUNDLE_FILES:
             if filename not in files:
+                if keyless and filename in KEY_FILES:
+                    continue
                 module.fail_json(msg="bundles: %s lacks %s (internal: the action plugin fills these)"
                                  % (name, filename))
             wanted[filename] = (files[filename].encode("ascii"), key_mode if filename in KEY_FILES else cert_mode)
@@ -334,11 +338,17 @@ def install(module, params):
         content_changed = [f for f, (data, _ignored) in wanted.items() if held_digest[f] != hashlib.sha256(data).hexdigest()]
         meta_changed = [f for f, (_ignored, mode) in wanted.items() if f not in content_changed and
                         _host_files.file_meta_differs(os.path.join(cert_dir, f), mode, uid, gid)]
+        # Key files left from a bundle with a key go with the new version (which has none).
+        stale_keys = [f for f in KEY_FILES if f not in wanted and os.path.lexists(os.path.join(cert_dir, f))]
         for filename in content_changed + meta_changed:
             old = held_digest[filename]
             data, mode = wanted[filename]
             before.append("%s/%s: %s" % (name, filename, "sha256:" + old if old else "(absent)"))
             after.append("%s/%s: %s mode %04o" % (name, filename, _fingerprint(data), mode))
+        for filename in stale_keys:
+            before.append("%s/%s: (present)" % (name, filename))
+            after.append("%s/%s: (removed)" % (name, filename))
+        content_changed += stale_keys
         if not module.check_mode:
             try:
                 if not os.path.isdir(dest):
@@ -393,10 +403,12 @@ def held_exactly(cert_dir, fingerprint, wanted_meta):
 def meta_as_wanted(cert_dir, wanted_meta):
     """True when each bundle file and the directory have the wanted mode and owner."""
     key_mode, cert_mode, dir_mode, uid, gid = wanted_meta
+    # The key files may be absent by design (a keyless bundle); the fingerprint decides that.
+    present = [f for f in BUNDLE_FILES if f not in KEY_FILES or os.path.lexists(os.path.join(cert_dir, f))]
     try:
         return not (_host_files.file_meta_differs(os.path.realpath(cert_dir), dir_mode, uid, gid) or any(
             _host_files.file_meta_differs(os.path.join(cert_dir, f), key_mode if f in KEY_FILES else cert_mode,
-                                          uid, gid) for f in BUNDLE_FILES))
+                                          uid, gid) for f in present))
     except OSError:
         return False
 

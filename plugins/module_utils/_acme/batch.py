@@ -23,17 +23,18 @@ from typing import Any, Callable, Optional, Sequence, Union
 from .account import AccountKey, find_account
 from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_key, key_type_of, load_private_key,
                      private_key_pem, split_pem_chain, utcnow)
-from .errors import AcmeProblem, CertopsError, InputError
+from .errors import AcmeProblem, AcmeTransportError, CertopsError, InputError
 from .failures import FailureRecord, after_failure, settings_key
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
-from .orders import (OpenOrder, OrderError, OrderRequest, complete_order, open_order, order_from_record,
-                     pending_record)
-from .caa import CaaPreflight, ca_identities
+from .orders import (OpenOrder, OrderError, OrderRequest, ProfileRefused, complete_order, open_order,
+                     order_from_record, pending_record)
+from .caa import CaaForbidden, CaaPreflight, ca_identities
 from .ari import cached_window, meta_at_issuance, renewal_window
 from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
 from .spec import CHALLENGES, SPEC_KEYS
-from .storage import CertificateStore, StoreLock, StoredCertificate, check_certificate_name
+from .own_key import OwnKey, certificate_key_sha256, own_key
+from .storage import KEY_KEPT_ELSEWHERE, CertificateStore, StoreLock, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
 
@@ -49,6 +50,8 @@ class CertificateSpec:
     profile: Optional[str] = None
     webroot: Optional[str] = None
     preferred_chain: Optional[str] = None
+    #: A key certops does not hold (csr_src, key_src); None for keys certops makes.
+    own_key: Optional[OwnKey] = None
 
     @property
     def on_hosts(self) -> bool:
@@ -83,6 +86,11 @@ class CertificateResult:
     counts_as_failure: bool = False
     #: The failure memory of a failing certificate (after this run).
     failing: Optional[FailureRecord] = None
+    #: A failure another CA might not have (rate limit, CA unreachable, CAA, refused profile):
+    #: with several CAs the certificate is ordered from the next (fallback.py).
+    another_ca_may_help: bool = False
+    #: The CAs tried before the one this result is from, each with why it failed.
+    tried: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -97,6 +105,8 @@ class CertificateResult:
             data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
             data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
         data["profile"] = self.stored.meta.get("profile") if self.stored is not None else None
+        data["directory"] = self.stored.meta.get("directory") if self.stored is not None else None
+        data["tried"] = list(self.tried)
         data["renew_at"] = self.renew_at.isoformat() if self.renew_at is not None else None
         data["failing_since"] = self.failing.first_failed_at.isoformat() if self.failing else None
         data["next_try_at"] = self.failing.next_try_at.isoformat() if self.failing else None
@@ -134,7 +144,21 @@ def _failed(spec: CertificateSpec, error: Union[str, Exception]) -> CertificateR
     counts = isinstance(error, (AcmeProblem, OrderError))
     return CertificateResult(spec.name, Action.FAILED, error=str(error), domains=identifier_values(spec.identifiers),
                              error_type=(getattr(error, "type", "") or type(error).__name__) if counts else "",
-                             retry_after=getattr(error, "retry_after", None), counts_as_failure=counts)
+                             retry_after=getattr(error, "retry_after", None), counts_as_failure=counts,
+                             another_ca_may_help=another_ca_may_help(error))
+
+
+#: Problem codes (RFC 8555 §6.7 and the profiles draft) that another CA may well not answer.
+FALLBACK_PROBLEMS = frozenset({"rateLimited", "caa", "invalidProfile", "serverInternal"})
+
+
+def another_ca_may_help(error: Union[str, Exception]) -> bool:
+    """Whether ``error`` is one retrying at the same CA will not fix but another CA might: a rate
+    limit, a CA unreachable (past its deadline) or failing, CAA, a profile it refuses. Not a
+    failed validation, the task's input, the store or a challenge deployment."""
+    if isinstance(error, AcmeProblem):
+        return error.code in FALLBACK_PROBLEMS or error.status >= 500
+    return isinstance(error, (AcmeTransportError, CaaForbidden, ProfileRefused))
 
 
 def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateResult]]:
@@ -177,6 +201,13 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
                                  f"use one of {', '.join(CHALLENGES)}")
             check_challenge_fits(identifiers, challenge, f"{where}.challenge")
             webroot = entry.get("webroot") or None
+            brought = own_key(entry.get("csr_src"), entry.get("key_src"), identifiers, where)
+            if brought is not None:
+                for clash in ("key_type", "reuse_key"):
+                    if entry.get(clash):
+                        raise InputError(f"{where}.{clash}", f"does not apply with {brought.option} (the key is "
+                                         "given, and always kept)", f"drop {clash}")
+                key_type = brought.key_type
             if webroot and challenge != "http-01":
                 raise InputError(f"{where}.webroot", f"only applies to http-01, not {challenge}",
                                  "drop webroot or use challenge: http-01")
@@ -193,7 +224,7 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
                                      force=bool(entry.get("force", False)),
                                      reuse_key=bool(entry.get("reuse_key", False)),
                                      profile=entry.get("profile") or None, webroot=webroot,
-                                     preferred_chain=entry.get("preferred_chain") or None))
+                                     preferred_chain=entry.get("preferred_chain") or None, own_key=brought))
     return specs, failures
 
 
@@ -224,7 +255,8 @@ def failure_settings(spec: CertificateSpec) -> str:
     """What a failing certificate was asked to be: a change is tried at once (failures.py)."""
     return settings_key({"identifiers": sorted(identifier_values(spec.identifiers)), "key_type": spec.key_type,
                          "challenge": spec.challenge, "profile": spec.profile, "webroot": spec.webroot,
-                         "preferred_chain": spec.preferred_chain, "reuse_key": spec.reuse_key})
+                         "preferred_chain": spec.preferred_chain, "reuse_key": spec.reuse_key,
+                         "own_key": spec.own_key.spki_sha256 if spec.own_key else None})
 
 
 def renewal_point(result: CertificateResult, policy: RenewalPolicy) -> Optional[datetime.datetime]:
@@ -241,9 +273,18 @@ def renewal_point(result: CertificateResult, policy: RenewalPolicy) -> Optional[
 
 def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
            now: datetime.datetime, ari: Optional[AriWindow] = None) -> Decision:
-    return renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
-                            spec.policy, now, spec.force, revoked=bool(stored and stored.meta.get("revoked_at")),
-                            ari=ari)
+    decision = renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
+                                spec.policy, now, spec.force, revoked=bool(stored and stored.meta.get("revoked_at")),
+                                ari=ari)
+    if decision.action != Action.KEEP or stored is None:
+        return decision
+    # The key is part of what was asked for: another key (of the same type) at csr_src/key_src,
+    # or the switch between a key kept elsewhere and one certops makes, is a new certificate.
+    if spec.own_key is not None and certificate_key_sha256(stored.cert_pem) != spec.own_key.spki_sha256:
+        return Decision(Action.RENEW, f"the key given by {spec.own_key.describe()} is not the stored certificate's")
+    if spec.own_key is None and stored.meta.get("key") == KEY_KEPT_ELSEWHERE:
+        return Decision(Action.RENEW, "the stored certificate is for a key kept elsewhere; certops now makes the key")
+    return decision
 
 
 @dataclass
@@ -252,6 +293,13 @@ class BatchSettings:
     deadline_seconds: float = 600.0
     lock_timeout: float = 300.0
     check_mode: bool = False
+    #: How long the CA may take to answer at all (directory and account) before every
+    #: certificate of the batch fails as unreachable; None: the batch deadline. Shorter where
+    #: another CA would be tried next.
+    connect_seconds: Optional[float] = None
+    #: Whether failures another CA may not have are remembered (failure memory): not while a
+    #: next CA is still to be tried.
+    last_resort: bool = True
     #: Called as ``progress(phase, done, total)`` after each order is opened ("ordering") and
     #: each certificate is completed ("issuing"), from the worker threads.
     progress: Optional[Callable[[str, int, int], None]] = None
@@ -285,6 +333,7 @@ class CertificateBatch:
         self.host_challenges: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self._account_lock = threading.Lock()
+        self._connect_error: Optional[CertopsError] = None
         self._plain: Optional[AcmeTransport] = None
         #: name -> (stored version, ARI window of that version)
         self._ari: dict[str, tuple[str, Optional[AriWindow]]] = {}
@@ -292,12 +341,22 @@ class CertificateBatch:
     # --- account, only when something is ordered ------------------------------------------
     def _connected(self, deadline: Deadline) -> AcmeTransport:
         with self._account_lock:
+            if self._connect_error is not None:
+                raise self._connect_error  # one unreachable CA fails the batch once, not per certificate
             if self.transport is None:
                 if self.account_key is None:
                     raise InputError("account_key_src", "an order is needed but no account key was given")
                 transport = self._plain or self._transport_factory()
                 self._plain = None
-                state = find_account(transport, self.account_key, deadline)
+                if self.settings.connect_seconds is not None:
+                    deadline = Deadline(min(self.settings.connect_seconds, deadline.remaining()),
+                                        f"reaching the ACME server at {transport.directory_url}")
+                try:
+                    state = find_account(transport, self.account_key, deadline)
+                except AcmeTransportError as error:
+                    self._plain = transport
+                    self._connect_error = error
+                    raise
                 if not state.exists:
                     transport.close()
                     if not self.settings.check_mode:
@@ -457,6 +516,8 @@ class CertificateBatch:
             previous = memory[result.name]
         else:  # not read before ordering (a stage complete)
             previous = FailureRecord.from_json(self.store.failure(result.name) or {})
+        if result.action == Action.FAILED and result.another_ca_may_help and not self.settings.last_resort:
+            return  # the next CA is tried now; only the last one's failure is remembered
         if result.action == Action.FAILED and result.counts_as_failure:
             result.failing = after_failure(previous, failure_settings(spec), now, result.error or "",
                                            result.error_type, result.retry_after)
@@ -605,15 +666,20 @@ class CertificateBatch:
         if self.caa is not None:
             self.caa.check(spec.name, spec.identifiers, ca_identities(transport.directory(deadline)), spec.challenge,
                            self.account_url)
-        request = OrderRequest(spec.name, spec.identifiers, self._key_for(spec, stored), spec.challenge, spec.profile,
-                               preferred_chain=spec.preferred_chain, replaces=replaces)
+        # A key kept elsewhere is never in the request (nor in a pending record): only its CSR.
+        key_pem = b"" if spec.own_key else self._key_for(spec, stored)
+        request = OrderRequest(spec.name, spec.identifiers, key_pem, spec.challenge, spec.profile,
+                               preferred_chain=spec.preferred_chain, replaces=replaces,
+                               csr_der=spec.own_key.csr_der if spec.own_key else None)
         order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "", deadline)
         if spec.on_hosts:
             # tls-alpn-01 certificates are made here and kept with the pending order;
             # certops.acme.challenge ships them from the store (keys never pass through task results).
             alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
                     for c in order.pending if c.type == "tls-alpn-01"}
-            self.store.put_pending(spec.name, pending_record(order, alpn))
+            record = pending_record(order, alpn)
+            record["directory"] = transport.directory_url  # stage complete goes back to this CA
+            self.store.put_pending(spec.name, record)
         return order
 
     def _complete_one(self, opening: Opened, deadline: Deadline) -> CertificateResult:
@@ -626,7 +692,8 @@ class CertificateBatch:
                 "directory": transport.directory_url, "challenge": spec.challenge,
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
                 "chain_root": issued.chain_root, "reason": decision.reason,
-                "profile": order.request.profile, "ari": meta_at_issuance(self.now())})
+                "profile": order.request.profile, "ari": meta_at_issuance(self.now()),
+                **({"key": KEY_KEPT_ELSEWHERE, "key_source": spec.own_key.describe()} if spec.own_key else {})})
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)
             return CertificateResult(spec.name, decision.action, decision.reason, identifier_values(spec.identifiers),
@@ -658,7 +725,7 @@ class CertificateBatch:
 
     @staticmethod
     def _key_for(spec: CertificateSpec, stored: Optional[StoredCertificate]) -> bytes:
-        if spec.reuse_key and stored is not None:
+        if spec.reuse_key and stored is not None and stored.key_pem:
             key = load_private_key(stored.key_pem, f"stored key of {spec.name!r}")
             if key_type_of(key) == spec.key_type:
                 return stored.key_pem

@@ -148,11 +148,13 @@ def certificate_facts(cert: x509.Certificate) -> CertificateFacts:
     )
 
 
-def public_key_matches(key: PrivateKey, cert: x509.Certificate) -> bool:
+def public_key_matches(key: object, cert: x509.Certificate) -> bool:
+    """Whether ``cert`` is for ``key`` (a private key, or a public key such as a CSR's)."""
     def spki(public: object) -> bytes:
         return public.public_bytes(serialization.Encoding.DER,  # type: ignore[attr-defined]
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
-    return spki(key.public_key()) == spki(cert.public_key())
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return spki(public) == spki(cert.public_key())
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

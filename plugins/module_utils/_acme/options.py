@@ -40,8 +40,9 @@ RFC2136_ENVIRONMENT = {
 }
 
 CONNECTION_SPEC: dict[str, dict[str, Any]] = {
-    # Required, but it may come from $CERTOPS_ACME_DIRECTORY: build_transport checks it.
-    "acme_directory": {"type": "str"},
+    # Required, but it may come from $CERTOPS_ACME_DIRECTORY: build_transport checks it. A URL,
+    # or a list of CAs in order of preference (ca_entries checks it).
+    "acme_directory": {"type": "raw"},
     "validate_certs": {"type": "bool", "default": True},
     "ca_path": {"type": "path"},
     "request_timeout": {"type": "int", "default": 30},
@@ -133,6 +134,9 @@ def verify_setting(args: dict[str, Any]) -> Union[bool, str]:
 def directory_url(args: dict[str, Any]) -> str:
     """The ACME directory URL the task names, checked."""
     directory = args.get("acme_directory") or ""
+    if isinstance(directory, list):
+        raise InputError("acme_directory", "this operation talks to one CA, not a list",
+                         "give the one URL (internal: use options.ca_entries for lists)")
     if not directory:
         raise InputError("acme_directory", "is required",
                          f"set it in the task (module_defaults) or in ${ENVIRONMENT_FALLBACKS['acme_directory']}, "
@@ -141,6 +145,53 @@ def directory_url(args: dict[str, Any]) -> str:
         raise InputError("acme_directory", f"{directory!r} is not a URL",
                          "e.g. https://acme-v02.api.letsencrypt.org/directory")
     return str(directory)
+
+
+#: What an entry of an ``acme_directory`` list may set for its CA (the rest comes from the task).
+CA_ENTRY_KEYS = ("directory", "account_key_src", "account_key_content", "account_key_passphrase",
+                 "eab_kid", "eab_hmac_key", "ca_path", "validate_certs")
+_ACCOUNT_KEY_OPTIONS = ("account_key_src", "account_key_content", "account_key_passphrase", "account_key_in_store")
+
+
+def ca_entries(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The task's options once per CA, in order of preference: ``acme_directory`` is a URL (one
+    CA), or a list of URLs or mappings (CA_ENTRY_KEYS) whose settings replace the task's for
+    that CA (an entry naming an account key replaces the task's key options entirely)."""
+    raw = args.get("acme_directory")
+    if not isinstance(raw, list):
+        if raw is not None and not isinstance(raw, str):
+            raise InputError("acme_directory", f"expected a URL or a list of CAs, got {type(raw).__name__}",
+                             "e.g. https://acme-v02.api.letsencrypt.org/directory")
+        directory_url(args)
+        return [args]
+    if not raw:
+        raise InputError("acme_directory", "is an empty list", "name at least one CA")
+    entries: list[dict[str, Any]] = []
+    for index, entry in enumerate(raw):
+        where = f"acme_directory[{index}]"
+        if isinstance(entry, str):
+            entry = {"directory": entry}
+        if not isinstance(entry, dict):
+            raise InputError(where, f"expected a URL or a mapping, got {type(entry).__name__}",
+                             "e.g. {directory: https://ca.example/directory, account_key_src: /path/key.pem}")
+        unknown = sorted(str(k) for k in entry if k not in CA_ENTRY_KEYS)
+        if unknown:
+            raise InputError(where, f"unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(CA_ENTRY_KEYS)}")
+        merged = dict(args)
+        if entry.get("account_key_src") or entry.get("account_key_content"):
+            merged.update({k: None for k in _ACCOUNT_KEY_OPTIONS})
+        merged.update({k: v for k, v in entry.items() if k != "directory" and v is not None})
+        if isinstance(merged.get("account_key_src"), str):
+            merged["account_key_src"] = os.path.expanduser(merged["account_key_src"])
+        merged["acme_directory"] = entry.get("directory")
+        try:
+            url = directory_url(merged)
+        except InputError as error:
+            raise InputError(f"{where}.directory", str(error).split(": ", 1)[1]) from None
+        if any(e["acme_directory"] == url for e in entries):
+            raise InputError(where, f"{url} is listed twice", "list each CA once")
+        entries.append(merged)
+    return entries
 
 
 def build_transport(args: dict[str, Any], pool_size: int = 4) -> AcmeTransport:

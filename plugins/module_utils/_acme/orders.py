@@ -47,6 +47,10 @@ class OrderError(CertopsError):
     """This certificate could not be issued; the message says which name and why."""
 
 
+class ProfileRefused(OrderError):
+    """The CA does not offer the profile this certificate needs (found before ordering)."""
+
+
 @dataclass
 class OrderRequest:
     name: str
@@ -58,6 +62,8 @@ class OrderRequest:
     preferred_chain: Optional[str] = None
     #: ARI certID of the certificate this order replaces (RFC 9773 §5), when renewing.
     replaces: Optional[str] = None
+    #: The CSR (DER) for a key certops does not hold (own_key.py); ``key_pem`` is then empty.
+    csr_der: Optional[bytes] = None
 
 
 @dataclass
@@ -152,18 +158,18 @@ def order_profile(request: OrderRequest, directory: dict[str, Any]) -> Optional[
     listed = ", ".join(sorted(str(p)[:40] for p in offered)[:20]) if isinstance(offered, dict) else ""
     if request.profile:
         if not isinstance(offered, dict) or request.profile not in offered:
-            raise OrderError(f"{label}: profile {request.profile!r} is not offered by this CA "
-                             + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
+            raise ProfileRefused(f"{label}: profile {request.profile!r} is not offered by this CA "
+                                 + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
         return request.profile
     if not any(i.type == "ip" for i in request.identifiers) or not isinstance(offered, dict) or not offered:
         return None
     if IP_PROFILE in offered:
         return IP_PROFILE
     addresses = ", ".join(i.value for i in request.identifiers if i.type == "ip")
-    raise OrderError(f"{label}: it names IP addresses ({addresses}), which need the {IP_PROFILE!r} profile, "
-                     f"and this CA does not offer it (it offers: {listed}); set profile to one of those "
-                     "that allows IP addresses, or order these addresses from a CA that offers "
-                     f"{IP_PROFILE!r}")
+    raise ProfileRefused(f"{label}: it names IP addresses ({addresses}), which need the {IP_PROFILE!r} profile, "
+                         f"and this CA does not offer it (it offers: {listed}); set profile to one of those "
+                         "that allows IP addresses, or order these addresses from a CA that offers "
+                         f"{IP_PROFILE!r}")
 
 
 def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
@@ -173,7 +179,7 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
     if request.profile or any(i.type == "ip" for i in request.identifiers):
         request = dataclasses.replace(request, profile=order_profile(request, transport.directory(deadline)))
     try:
-        response = transport.post(transport.endpoint("newOrder"), new_order_payload(request), deadline,
+        response = transport.post(transport.endpoint("newOrder", deadline), new_order_payload(request), deadline,
                                   kind="newOrder")
     except AcmeProblem as problem:
         if not request.replaces or problem.status >= 500:
@@ -181,7 +187,7 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
         # A CA may refuse ``replaces`` (already replaced by another order, unknown certificate):
         # the renewal matters more than the hint, so order again without it.
         request = dataclasses.replace(request, replaces=None)
-        response = transport.post(transport.endpoint("newOrder"), new_order_payload(request), deadline,
+        response = transport.post(transport.endpoint("newOrder", deadline), new_order_payload(request), deadline,
                                   kind="newOrder")
     order = json_object(response, f"{label}: new order")
     order_url = response.headers.get("Location") or ""
@@ -252,8 +258,13 @@ def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadli
         raise OrderError(f"{label}: order is {order.get('status')!r} before finalization: "
                          f"{_problem_text(order) or 'no detail'}")
 
-    key = load_private_key(request.key_pem, f"{label} key")
-    csr = build_csr(key, request.identifiers)
+    key: Any
+    if request.csr_der:
+        csr = request.csr_der
+        key = x509.load_der_x509_csr(csr).public_key()
+    else:
+        key = load_private_key(request.key_pem, f"{label} key")
+        csr = build_csr(key, request.identifiers)
     if order.get("status") != "valid":
         # Every authorization is valid now, so the order is "ready" (RFC 8555 §7.1.6): finalize
         # at once instead of spending a request to confirm it. A CA that lags behind answers
@@ -330,6 +341,7 @@ def pending_record(order: OpenOrder, alpn: Optional[dict[str, list[str]]] = None
             "challenge": request.challenge, "profile": request.profile,
             "preferred_chain": request.preferred_chain,
             "key_pem": request.key_pem.decode("ascii"), "order_url": order.order_url,
+            "csr": jose.b64encode(request.csr_der).decode("ascii") if request.csr_der else None,
             "order": order.order, "pending": [c.to_dict() for c in order.pending],
             "alpn": alpn or {}}
 
@@ -345,7 +357,8 @@ def order_from_record(record: Optional[dict[str, Any]], identifiers: Sequence[Id
         if idents != list(identifiers) or now - created > PENDING_MAX_AGE:
             return None
         request = OrderRequest(record["name"], idents, record["key_pem"].encode("ascii"), record["challenge"],
-                               record.get("profile"), preferred_chain=record.get("preferred_chain"))
+                               record.get("profile"), preferred_chain=record.get("preferred_chain"),
+                               csr_der=jose.b64decode(record["csr"]) if record.get("csr") else None)
         return OpenOrder(request=request, order_url=record["order_url"], order=record["order"],
                          pending=[PendingChallenge.from_dict(c) for c in record["pending"]])
     except (KeyError, TypeError, ValueError, AttributeError):

@@ -47,7 +47,7 @@ def revoke(transport: AcmeTransport, stored: StoredCertificate, reason: str, dea
     if certificate_key is not None:
         transport.set_account(certificate_key.jwk, certificate_key.alg, None)
     try:
-        transport.post(transport.endpoint("revokeCert"), payload, deadline, kind="revokeCert",
+        transport.post(transport.endpoint("revokeCert", deadline), payload, deadline, kind="revokeCert",
                        use_jwk=certificate_key is not None)
     except AcmeProblem as problem:
         if problem.code != "alreadyRevoked":
@@ -90,6 +90,10 @@ def revoke_stored(store: CertificateStore, names: Sequence[str], reason: str, re
         for stored in due:
             signer = None
             if revoke_with == "certificate_key":
+                if not stored.key_pem:
+                    raise InputError("revoke_with", f"certificate {stored.name!r} is for a key kept elsewhere "
+                                     "(csr_src, key_src), which the store does not hold",
+                                     "revoke it with the account key (revoke_with: account_key)")
                 signer = AccountKey.from_key(load_private_key(stored.key_pem, f"stored key of {stored.name!r}"))
             done = revoke(transport, stored, reason, deadline, certificate_key=signer)
             store.update_meta(stored.name, stored.version, revoked_at=revoked_now(), revocation_reason=reason)

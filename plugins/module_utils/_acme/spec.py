@@ -28,10 +28,14 @@ CERTIFICATE_OPTIONS: dict[str, dict[str, Any]] = {
     "reuse_key": {"type": "bool", "default": False},
     "profile": {"type": "str"},
     "preferred_chain": {"type": "str"},
+    "csr_src": {"type": "path"},
+    "key_src": {"type": "path"},
 }
 
 SPEC_KEYS = frozenset(CERTIFICATE_OPTIONS)
 
 #: What a site of the edge and passthrough roles hands on to its certificate (its name and
-#: domains are the site's own; force and webroot are the certificates role's business).
-SITE_KEYS = tuple(k for k in CERTIFICATE_OPTIONS if k not in ("name", "domains", "force", "webroot"))
+#: domains are the site's own; force and webroot are the certificates role's business; a
+#: proxy needs the key, which a csr_src/key_src certificate never ships).
+SITE_KEYS = tuple(k for k in CERTIFICATE_OPTIONS
+                  if k not in ("name", "domains", "force", "webroot", "csr_src", "key_src"))

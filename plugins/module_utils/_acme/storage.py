@@ -45,6 +45,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: Versions of a certificate kept: the current one and the previous (rollback, and so an
 #: installer that read the current one a moment ago still finds its files).
 KEEP_VERSIONS = 2
+#: ``meta["key"]`` of a certificate whose key certops never held (csr_src, key_src): no key file.
+KEY_KEPT_ELSEWHERE = "kept elsewhere"
 
 #: Kinds of small JSON records a store keeps beside the certificates.
 ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS, FAILURES = "accounts", "pending", "trust", "account-keys", "failures"

@@ -34,8 +34,8 @@ from typing import Any, Iterator, Optional
 from .. import _host_files
 from .crypto import split_pem_chain
 from .errors import InputError, StoreError
-from .storage import (KEEP_VERSIONS, TRUST, CertificateStore, StoreLock, StoredCertificate, VersionData,
-                      check_certificate_name)
+from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, StoreLock, StoredCertificate,
+                      VersionData, check_certificate_name)
 from .waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
@@ -86,14 +86,16 @@ class FileStore(CertificateStore):
         try:
             target = os.readlink(current)
             version_dir = os.path.join(os.path.dirname(current), target)
-            with open(os.path.join(version_dir, "privkey.pem"), "rb") as handle:
-                key_pem = handle.read()
             with open(os.path.join(version_dir, "cert.pem"), encoding="ascii") as handle:
                 leaf_pem = handle.read()
             with open(os.path.join(version_dir, "chain.pem"), encoding="ascii") as handle:
                 chain_pem = handle.read()
             with open(os.path.join(version_dir, "meta.json"), encoding="utf-8") as handle:
                 meta = json.load(handle)
+            key_pem = b""
+            if meta.get("key") != KEY_KEPT_ELSEWHERE:
+                with open(os.path.join(version_dir, "privkey.pem"), "rb") as handle:
+                    key_pem = handle.read()
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
@@ -102,9 +104,11 @@ class FileStore(CertificateStore):
 
     def _write_version(self, name: str, data: VersionData) -> None:
         cert_dir = self._cert_dir(name)
-        files = {"privkey.pem": data.key_pem, "cert.pem": data.cert_pem.encode(),
+        files = {"cert.pem": data.cert_pem.encode(),
                  "chain.pem": data.chain_pem.encode(), "fullchain.pem": (data.cert_pem + data.chain_pem).encode(),
                  "meta.json": json.dumps(data.meta, indent=2, sort_keys=True).encode()}
+        if data.key_pem:
+            files["privkey.pem"] = data.key_pem
         try:
             _host_files.ensure_directory(cert_dir, 0o700)
             _host_files.swap_in_version(os.path.join(cert_dir, "versions"), os.path.join(cert_dir, "current"),

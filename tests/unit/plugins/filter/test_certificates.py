@@ -98,3 +98,10 @@ def test_a_site_naming_an_ip_address_is_refused_with_the_way_to_certify_it():
     message = str(raised.value)
     assert message.startswith("certops_edge_sites[1] (site direct).domains: 2001:db8::1 is an IP address")
     assert "certops.acme.certificate" in message and "nothing was changed" in message
+
+
+def test_a_site_bringing_its_own_key_is_refused_since_the_proxy_would_have_none():
+    from ansible_collections.certops.acme.plugins.filter.certificates import checked_sites
+    with pytest.raises(AnsibleFilterError, match=r"certops_edge_sites\[0\] \(site shop\)\.key_src: a proxy serving"):
+        checked_sites([{"name": "shop", "domains": ["shop.example"], "key_src": "/etc/keys/shop.pem"}],
+                      "certops_edge_sites")

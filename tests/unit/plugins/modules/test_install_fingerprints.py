@@ -113,3 +113,21 @@ def test_inspect_sends_files_only_for_bundles_that_differ_from_the_store(install
                     state="inspect")
     assert set(different["held"][0]["files"]) == {"cert.pem", "chain.pem", "privkey.pem"}
     assert different["held"][0]["fingerprint"] == expected["a.test"]
+
+
+def test_a_bundle_without_key_files_installs_verifies_and_replaces_a_stale_key(tmp_path):
+    """A certificate for a key kept elsewhere (csr_src, key_src) has no privkey.pem/haproxy.pem:
+    it is installed without them, held exactly when so, and a key file left from an earlier
+    bundle with a key makes the host ask for it (the new version holds none)."""
+    dest = tmp_path / "certs"
+    with_key = bundle("k.test")
+    run(params(dest, with_key))
+    assert (dest / "k.test" / "privkey.pem").exists()
+    keyless = (with_key[0], {})
+    expected = {"k.test": store_fingerprint(keyless)}
+    assert verify_only(dest, expected)["needed"] == ["k.test"], "the held key files make it differ"
+    result = run(params(dest, keyless))
+    assert result["certificates"][0]["changed"] is True
+    assert sorted(os.listdir(dest / "k.test")) == ["cert.pem", "chain.pem", "fullchain.pem"]
+    again = verify_only(dest, expected)
+    assert "needed" not in again and again["changed"] is False
