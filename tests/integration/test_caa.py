@@ -72,3 +72,25 @@ def test_the_check_can_be_switched_off(controller, caa_world):
     results = run(controller, caa_world, [{"name": "forbidden", "domains": ["forbidden.caa.test"]}], caa_check=False)
     assert results["forbidden"]["action"] == "issue"
     assert ordered_names(caa_world) == ["forbidden.caa.test"]
+
+
+def test_a_name_caa_closes_to_the_first_ca_is_ordered_from_the_next(controller, caa_world, pebble_server,
+                                                                    http01_responder):
+    """acme2certifier first, Pebble second (which lists no caaIdentities, so is not checked):
+    CAA forbids the first for forbidden.caa.test, so Pebble issues it in the same run."""
+    cas = [caa_world.directory_url, pebble_server.directory_url]
+    play = controller.playbook("caa-fallback", [
+        {"certops.acme.account": {"acme_directory": cas, "terms_agreed": True,
+                                  "contact": ["mailto:ops@example.test"]}},
+        {"certops.acme.certificate": {"acme_directory": cas, "store_path": str(controller.work / "store"),
+                                      "caa_resolvers": [f"127.0.0.1:{BIND_PORT}"],
+                                      "certificates": [{"name": "forbidden", "domains": ["forbidden.caa.test"]}]},
+         "register": "issued"},
+        {"ansible.builtin.copy": {"content": "{{ issued | to_json }}", "dest": str(controller.work / "issued.json")},
+         "changed_when": False}])
+    pebble_before = pebble_server.new_orders()
+    controller.run(play, check=True)
+    [result] = json.loads((controller.work / "issued.json").read_text())["certificates"]
+    assert result["action"] == "issue" and result["directory"] == pebble_server.directory_url
+    assert "CAA at forbidden.caa.test allows only" in result["tried"][0]
+    assert ordered_names(caa_world) == [] and pebble_server.new_orders() - pebble_before == 1
