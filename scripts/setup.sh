@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${CERTOPS_PYTHON:-python3}
 VENV=${CERTOPS_VENV:-.venv}
-APT_PACKAGES=(pebble haproxy nginx libnginx-mod-stream openssh-server openssh-client bind9 curl ca-certificates shellcheck git)
+APT_PACKAGES=(pebble haproxy nginx libnginx-mod-stream openssh-server openssh-client bind9 pdns-server pdns-backend-sqlite3 curl ca-certificates shellcheck git)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

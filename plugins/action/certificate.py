@@ -18,6 +18,8 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaP
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
     Dns01Responder, DnsProvider, Rfc2136Provider, parse_server, load_provider)
+from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lexicon import LexiconProvider
+from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import (
     CertificateAuthority, FallbackOutcome, run_with_fallback)
@@ -39,16 +41,35 @@ RFC2136_SPEC = {
 }
 
 
+LEXICON_SPEC = {
+    "provider": {"type": "str", "required": True},
+    "options": {"type": "dict", "no_log": True},
+    "zone": {"type": "str"},
+}
+
+
 def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
     kind = args.get("dns_provider")
     if not kind:
         return None
+    resolvers = parse_resolvers(args.get("dns_resolvers") or [], "dns_resolvers")
     provider: DnsProvider
+    # CNAMEs are looked up at the given resolvers, else (RFC 2136) at the updated server, which
+    # serves the main zone, else at the system's resolvers.
+    cname_servers: list[tuple[str, int]] = list(resolvers)
     if kind == "rfc2136":
         settings = options.rfc2136_settings(args.get("dns_rfc2136"))
         provider = Rfc2136Provider(server=settings["server"], port=settings["port"],
                                    key_name=settings["key_name"], key_secret=settings["key_secret"],
                                    key_algorithm=settings["key_algorithm"], zone=settings.get("zone"))
+        cname_servers = cname_servers or [(settings["server"], settings["port"])]
+    elif kind == "lexicon":
+        lexicon = args.get("dns_lexicon") or {}
+        if not lexicon.get("provider"):
+            raise InputError("dns_lexicon.provider", "is required with dns_provider: lexicon",
+                             "name the lexicon provider, e.g. cloudflare, route53, powerdns")
+        provider = LexiconProvider(lexicon["provider"], lexicon.get("options"), lexicon.get("zone"),
+                                   Lookup(resolvers))
     elif kind == "hook":
         if not args.get("dns_hook"):
             raise InputError("dns_hook", "is required with dns_provider: hook", "give the executable's path")
@@ -56,7 +77,8 @@ def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
     else:
         provider = load_provider(kind, args.get("dns_provider_options") or {})
     servers = [parse_server(s) for s in args.get("dns_check_servers") or []]
-    return Dns01Responder(provider, servers, float(args["dns_propagation_timeout"]))
+    return Dns01Responder(provider, servers, float(args["dns_propagation_timeout"]),
+                          cnames=Lookup(cname_servers) if args["dns_follow_cname"] else None)
 
 
 def caa_preflight(args: dict[str, Any]) -> Optional[CaaPreflight]:
@@ -100,6 +122,9 @@ class ActionModule(CertopsAction):
         dns_provider={"type": "str"},
         dns_rfc2136={"type": "dict", "options": RFC2136_SPEC},
         dns_hook={"type": "path"},
+        dns_lexicon={"type": "dict", "options": LEXICON_SPEC},
+        dns_resolvers={"type": "list", "elements": "str"},
+        dns_follow_cname={"type": "bool", "default": True},
         dns_provider_options={"type": "dict", "no_log": True},
         dns_check_servers={"type": "list", "elements": "str"},
         dns_propagation_timeout={"type": "int", "default": 120},
@@ -170,6 +195,8 @@ class ActionModule(CertopsAction):
         warnings = list(batch.warnings)
         if check_without_key and any(r.action in ("issue", "renew") for r in ordered):
             warnings.append(f"check mode: {check_without_key}; the certificates marked issue/renew would be ordered")
+        if dns is not None:
+            warnings += dns.warnings
         if dns is not None and dns.cleanup_errors:
             warnings += [f"dns-01 cleanup: {e}" for e in dns.cleanup_errors]
         if warnings:

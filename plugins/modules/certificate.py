@@ -146,10 +146,44 @@ options:
     default: all
   dns_provider:
     description:
-      - How dns-01 records are changed. V(rfc2136) (with O(dns_rfc2136)), V(hook) (with
-        O(dns_hook)), or C(package.module:Class) importable on the controller whose instances
+      - How dns-01 records are changed. V(rfc2136) (with O(dns_rfc2136)), V(lexicon) (with
+        O(dns_lexicon); 100+ DNS provider APIs through the Python package C(dns-lexicon)), V(hook)
+        (with O(dns_hook)), or C(package.module:Class) importable on the controller whose instances
         (built with O(dns_provider_options)) have C(add_txt(name, value)) and C(delete_txt(name, value)).
     type: str
+  dns_lexicon:
+    description:
+      - The dns-lexicon provider for O(dns_provider=lexicon).
+      - Options the task leaves out are read by lexicon from E(LEXICON_<PROVIDER>_<OPTION>), for
+        example E(LEXICON_CLOUDFLARE_AUTH_TOKEN) (the credential types in C(docs/awx/) set them).
+    type: dict
+    suboptions:
+      provider:
+        description: The lexicon provider name, for example V(cloudflare), V(route53), V(powerdns), V(gandi).
+        type: str
+        required: true
+      options:
+        description:
+          - The provider's options without the C(--), for example C({auth_token: ...}) or
+            C({pdns_server: http://pdns:8081, auth_token: ...}). Never logged, and masked in errors.
+        type: dict
+      zone:
+        description: The zone to change; found from the SOA of each record's name when left out.
+        type: str
+  dns_resolvers:
+    description:
+      - Resolvers (C(address) or C(address:port)) for finding zones (SOA) and following
+        C(_acme-challenge) CNAMEs. Default - the system's (for V(rfc2136), CNAMEs are looked up at
+        its server).
+    type: list
+    elements: str
+  dns_follow_cname:
+    description:
+      - When C(_acme-challenge.NAME) is a CNAME (the acme-dns delegation pattern), write the record
+        at the end of the chain, in whatever zone it lives (followed to 10 levels; loops fail the
+        certificate). A lookup that cannot be answered writes at the name itself, with a warning.
+    type: bool
+    default: true
   dns_rfc2136:
     description:
       - RFC 2136 dynamic updates signed with TSIG.

@@ -27,18 +27,27 @@ class BindServer:
         stop_pidfile(self.pidfile)
 
 
-def start_bind(work: Path, address: str, port: int, zone: str = "dns.test",
-               key_algorithm: str = "hmac-sha256", records: str = "") -> BindServer:
-    """``records``: more zone-file lines (relative or absolute owners), e.g. CAA records."""
-    work.mkdir(parents=True, exist_ok=True)
-    secret = base64.b64encode(os.urandom(32)).decode()
-    key_name = "certops-test-key"
-    (work / f"{zone}.zone").write_text(f"""$TTL 60
+def _zone_file(zone: str, address: str, records: str) -> str:
+    return f"""$TTL 60
 @   IN SOA ns1.{zone}. hostmaster.{zone}. ( 1 60 60 3600 60 )
     IN NS  ns1.{zone}.
 ns1 IN A   {address}
 {records}
-""")
+"""
+
+
+def start_bind(work: Path, address: str, port: int, zone: str = "dns.test",
+               key_algorithm: str = "hmac-sha256", records: str = "", updatable: bool = True,
+               more_zones: dict[str, tuple[str, bool]] | None = None) -> BindServer:
+    """``records``: more zone-file lines (relative or absolute owners), e.g. CAA records.
+    ``updatable``: whether the TSIG key may update ``zone``'s TXT records. ``more_zones``:
+    {zone: (records, updatable)} served beside it (a delegated _acme-challenge zone)."""
+    work.mkdir(parents=True, exist_ok=True)
+    secret = base64.b64encode(os.urandom(32)).decode()
+    key_name = "certops-test-key"
+    zones = {zone: (records, updatable), **(more_zones or {})}
+    for name, (zone_records, _ignored) in zones.items():
+        (work / f"{name}.zone").write_text(_zone_file(name, address, zone_records))
     pidfile = work / "named.pid"
     (work / "named.conf").write_text(f"""options {{
     directory "{work}";
@@ -51,13 +60,43 @@ ns1 IN A   {address}
 }};
 controls {{ }};
 key "{key_name}" {{ algorithm {key_algorithm}; secret "{secret}"; }};
-zone "{zone}" {{
+""" + "".join(f"""zone "{name}" {{
     type primary;
-    file "{work}/{zone}.zone";
-    update-policy {{ grant {key_name} zonesub TXT; }};
+    file "{work}/{name}.zone";
+    {f"update-policy {{ grant {key_name} zonesub TXT; }};" if can_update else ""}
 }};
-""")
+""" for name, (_ignored, can_update) in zones.items()))
     subprocess.run(["named", "-c", str(work / "named.conf"), "-u", "root", "-L", str(work / "named.log")],
                    check=True)
     wait_port(address, port, pidfile=pidfile)
     return BindServer(address, port, zone, key_name, secret, key_algorithm, pidfile)
+
+
+def start_resolver(work: Path, address: str, port: int, forward_to: tuple[str, int],
+                   zones: tuple[str, ...]) -> BindServer:
+    """A recursive BIND that answers ``zones`` by asking ``forward_to`` (address, port): what a
+    CA's resolver does - it follows a CNAME from one zone into another, which an authoritative
+    server (recursion off) never does."""
+    work.mkdir(parents=True, exist_ok=True)
+    pidfile = work / "named.pid"
+    forwards = "".join(f"""zone "{zone}" {{ type forward; forward only;
+    forwarders {{ {forward_to[0]} port {forward_to[1]}; }}; }};
+""" for zone in zones)
+    (work / "named.conf").write_text(f"""options {{
+    directory "{work}";
+    pid-file "{pidfile}";
+    listen-on port {port} {{ {address}; }};
+    listen-on-v6 {{ none; }};
+    recursion yes;
+    allow-recursion {{ any; }};
+    dnssec-validation no;
+    max-cache-ttl 1;
+    max-ncache-ttl 1;
+    notify no;
+}};
+controls {{ }};
+{forwards}""")
+    subprocess.run(["named", "-c", str(work / "named.conf"), "-u", "root", "-L", str(work / "named.log")],
+                   check=True)
+    wait_port(address, port, pidfile=pidfile)
+    return BindServer(address, port, zones[0], "", "", "", pidfile)

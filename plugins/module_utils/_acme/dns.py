@@ -34,6 +34,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 
 from .errors import CertopsError, InputError
 from .challenges import PendingChallenge
+from .dns_lookup import Lookup
 from .transport import Deadline
 
 #: TSIG algorithm names as RFC 8945 and BIND spell them (dnspython accepts the text form).
@@ -178,13 +179,39 @@ CLEANUP_SECONDS = 30.0
 
 
 class Dns01Responder:
+    """Deploys a batch's dns-01 records through one provider. With ``cnames`` (a Lookup), each
+    ``_acme-challenge`` name is first followed through its CNAME chain and the record written
+    at the end of it (the acme-dns delegation pattern: the powerful credentials for the main
+    zone stay away, only a small delegated zone is updatable)."""
+
     def __init__(self, provider: DnsProvider, check_servers: Optional[Sequence[tuple[str, int]]] = None,
-                 propagation_timeout: float = 120.0) -> None:
+                 propagation_timeout: float = 120.0, cnames: Optional[Lookup] = None) -> None:
         self.provider = provider
         self.check_servers = list(check_servers or [])
         self.propagation_timeout = propagation_timeout
+        self.cnames = cnames
         self._added: list[tuple[str, str]] = []
         self.cleanup_errors: list[str] = []
+        self.warnings: list[str] = []
+        self._targets: dict[str, str] = {}
+
+    def record_target(self, record_name: str) -> str:
+        """Where the record for ``record_name`` is written (see the class docstring). A chain
+        that loops or is too long fails its certificates; a lookup that cannot be answered
+        keeps the name itself and stops following for the batch, with a warning."""
+        if self.cnames is None:
+            return record_name
+        if record_name not in self._targets:
+            try:
+                self._targets[record_name] = self.cnames.cname_target(record_name)
+            except CertopsError as error:
+                if "CNAME chain" in str(error):
+                    raise
+                self.warnings.append(f"{error}; records are written at their own names (set dns_resolvers to "
+                                     "resolvers that answer, or dns_follow_cname: false)")
+                self.cnames = None
+                return record_name
+        return self._targets[record_name]
 
     def _servers_for(self, record_name: str) -> list[tuple[str, int]]:
         if self.check_servers:
@@ -198,8 +225,9 @@ class Dns01Responder:
         owners: dict[str, set[str]] = {}
         self._bind(deadline)
         for challenge in challenges:
-            name, value = challenge.dns_record_name, challenge.dns_record_value
+            value = challenge.dns_record_value
             try:
+                name = self.record_target(challenge.dns_record_name)
                 self.provider.add_txt(name, value)
             except CertopsError as error:
                 failed[challenge.certificate] = str(error)
