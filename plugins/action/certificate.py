@@ -17,7 +17,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.batch import Ba
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query, parse_resolvers
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
-    Dns01Responder, DnsProvider, Rfc2136Provider, parse_server, load_provider)
+    Dns01Responder, Dns01Router, DnsProvider, Rfc2136Provider, parse_server, load_provider)
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lexicon import LexiconProvider
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
@@ -81,6 +81,51 @@ def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
                           cnames=Lookup(cname_servers) if args["dns_follow_cname"] else None)
 
 
+#: What an entry of ``dns_providers`` may set: the task's dns_* options without the prefix.
+NAMED_DNS_KEYS = ("provider", "rfc2136", "lexicon", "hook", "provider_options", "check_servers", "resolvers",
+                  "follow_cname", "propagation_timeout")
+
+
+def dns_router(args: dict[str, Any], specs: list[Any]) -> Optional[Dns01Router]:
+    """The dns-01 responders: the task's own (dns_provider) and each of dns_providers that a
+    certificate names; an error names a certificate using dns-01 with no provider to use."""
+    named = args.get("dns_providers") or {}
+    responders: dict[str, Dns01Responder] = {}
+    default = dns_responder(args)
+    if default is not None:
+        responders[""] = default
+    wanted = {s.dns for s in specs if s.challenge == "dns-01"}
+    for name in sorted(n for n in wanted if n):
+        entry = named.get(name)
+        if not isinstance(entry, dict):
+            known = ", ".join(sorted(map(str, named))) or "none"
+            raise InputError("certificates[].dns", f"names the DNS provider {name!r}, which dns_providers does not "
+                             f"define (defined: {known})", "add it to dns_providers or fix the name")
+        unknown = sorted(str(k) for k in entry if k not in NAMED_DNS_KEYS)
+        if unknown:
+            raise InputError(f"dns_providers.{name}", f"unknown key(s) {', '.join(unknown)}",
+                             f"allowed: {', '.join(NAMED_DNS_KEYS)}")
+        if not entry.get("provider"):
+            raise InputError(f"dns_providers.{name}.provider", "is required", "e.g. rfc2136, lexicon or hook")
+        own = {f"dns_{key}": entry.get(key) for key in NAMED_DNS_KEYS}
+        for key in ("dns_follow_cname", "dns_propagation_timeout", "dns_resolvers"):
+            if own[key] is None:
+                own[key] = args[key]
+        try:
+            responder = dns_responder(own)
+        except InputError as error:
+            raise InputError(f"dns_providers.{name}", str(error)) from None
+        assert responder is not None
+        responders[name] = responder
+    if None in wanted and "" not in responders:
+        raise InputError("dns_provider", "certificates use dns-01 (wildcards default to it) but no DNS provider is set",
+                         "set dns_provider (rfc2136, lexicon, hook), or name one of dns_providers in the "
+                         "certificate's dns")
+    if not responders:
+        return None
+    return Dns01Router(responders, {s.name: s.dns or "" for s in specs})
+
+
 def caa_preflight(args: dict[str, Any]) -> Optional[CaaPreflight]:
     if not args["caa_check"]:
         return None
@@ -125,6 +170,7 @@ class ActionModule(CertopsAction):
         dns_lexicon={"type": "dict", "options": LEXICON_SPEC},
         dns_resolvers={"type": "list", "elements": "str"},
         dns_follow_cname={"type": "bool", "default": True},
+        dns_providers={"type": "dict", "no_log": True},
         dns_provider_options={"type": "dict", "no_log": True},
         dns_check_servers={"type": "list", "elements": "str"},
         dns_propagation_timeout={"type": "int", "default": 120},
@@ -162,12 +208,9 @@ class ActionModule(CertopsAction):
                                             functools.partial(options.build_transport, ca_args, pool_size=workers),
                                             account_key))
         responders: dict[str, Any] = {}
-        dns = dns_responder(args)
+        dns = dns_router(args, specs)
         if dns is not None:
             responders["dns-01"] = dns
-        elif any(s.challenge == "dns-01" for s in specs):
-            raise InputError("dns_provider", "certificates use dns-01 (wildcards default to it) but no "
-                                             "DNS provider is set", "set dns_provider: rfc2136 or hook")
         settings = BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),
                                  lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode,
                                  progress=ProgressLine(self._task.get_name()) if len(specs) >= PROGRESS_FROM else None)

@@ -116,6 +116,13 @@ options:
           - Matches the issuer of the chain's topmost certificate or any certificate in it. When
             no chain matches, the default chain is used.
         type: str
+      dns:
+        description:
+          - The name of an entry of O(dns_providers) whose provider and credentials write this
+            certificate's dns-01 records, so one batch can span zones at different providers.
+            Implies V(dns-01) when O(certificates[].challenge) is not set.
+          - Unset - the task's own O(dns_provider).
+        type: str
       csr_src:
         description:
           - Path on the controller of a certificate signing request (PEM or DER) made elsewhere,
@@ -164,8 +171,8 @@ options:
         required: true
       options:
         description:
-          - The provider's options without the C(--), for example C({auth_token: ...}) or
-            C({pdns_server: http://pdns:8081, auth_token: ...}). Never logged, and masked in errors.
+          - The provider's options without the C(--), for example C(auth_token), or C(pdns_server)
+            and C(auth_token) for PowerDNS. Never logged, and masked in errors.
         type: dict
       zone:
         description: The zone to change; found from the SOA of each record's name when left out.
@@ -177,6 +184,16 @@ options:
         its server).
     type: list
     elements: str
+  dns_providers:
+    description:
+      - Named DNS providers for certificates that name one in O(certificates[].dns), each a mapping
+        of the task's dns-01 options without the C(dns_) prefix - C(provider) (required),
+        C(rfc2136), C(lexicon), C(hook), C(provider_options), C(check_servers), C(resolvers),
+        C(follow_cname), C(propagation_timeout). Unset ones take the task's value for the last
+        three. Never logged.
+      - 'For example C({internal: {provider: rfc2136, rfc2136: {server: 10.0.0.53, key_name: k,
+        key_secret: ...}}, public: {provider: lexicon, lexicon: {provider: cloudflare}}}).'
+    type: dict
   dns_follow_cname:
     description:
       - When C(_acme-challenge.NAME) is a CNAME (the acme-dns delegation pattern), write the record

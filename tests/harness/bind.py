@@ -72,16 +72,15 @@ key "{key_name}" {{ algorithm {key_algorithm}; secret "{secret}"; }};
     return BindServer(address, port, zone, key_name, secret, key_algorithm, pidfile)
 
 
-def start_resolver(work: Path, address: str, port: int, forward_to: tuple[str, int],
-                   zones: tuple[str, ...]) -> BindServer:
-    """A recursive BIND that answers ``zones`` by asking ``forward_to`` (address, port): what a
-    CA's resolver does - it follows a CNAME from one zone into another, which an authoritative
-    server (recursion off) never does."""
+def start_resolver(work: Path, address: str, port: int, zones: dict[str, tuple[str, int]]) -> BindServer:
+    """A recursive BIND that answers each of ``zones`` by asking its server (address, port):
+    what a CA's resolver does - it follows a CNAME from one zone into another, which an
+    authoritative server (recursion off) never does."""
     work.mkdir(parents=True, exist_ok=True)
     pidfile = work / "named.pid"
     forwards = "".join(f"""zone "{zone}" {{ type forward; forward only;
-    forwarders {{ {forward_to[0]} port {forward_to[1]}; }}; }};
-""" for zone in zones)
+    forwarders {{ {server[0]} port {server[1]}; }}; }};
+""" for zone, server in zones.items())
     (work / "named.conf").write_text(f"""options {{
     directory "{work}";
     pid-file "{pidfile}";
@@ -99,4 +98,4 @@ controls {{ }};
     subprocess.run(["named", "-c", str(work / "named.conf"), "-u", "root", "-L", str(work / "named.log")],
                    check=True)
     wait_port(address, port, pidfile=pidfile)
-    return BindServer(address, port, zones[0], "", "", "", pidfile)
+    return BindServer(address, port, next(iter(zones)), "", "", "", pidfile)

@@ -57,10 +57,12 @@ def delegating_bind(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pebble_on_bind(tmp_path_factory, delegating_bind):
-    """Pebble behind a recursive BIND (as a CA's resolver is), which follows the CNAMEs."""
-    resolver = start_resolver(tmp_path_factory.mktemp("resolver"), "127.0.0.1", RESOLVER_PORT,
-                              ("127.0.0.1", BIND_PORT), ("main.test", "delegate.test"))
+def pebble_on_bind(tmp_path_factory, delegating_bind, powerdns):
+    """Pebble behind a recursive BIND (as a CA's resolver is), which follows the CNAMEs and
+    knows both servers' zones."""
+    resolver = start_resolver(tmp_path_factory.mktemp("resolver"), "127.0.0.1", RESOLVER_PORT, {
+        "main.test": ("127.0.0.1", BIND_PORT), "delegate.test": ("127.0.0.1", BIND_PORT),
+        "pdns.test": ("127.0.0.1", PDNS_PORT)})
     info = pebble.start(tmp_path_factory.mktemp("pebble-cname"), base_port=14310,
                         dns_server=f"127.0.0.1:{RESOLVER_PORT}")
     yield info
@@ -173,3 +175,28 @@ def test_without_following_the_cname_the_main_zone_refuses_the_update(controller
         rfc2136(delegating_bind, dns_follow_cname=False))
     assert results["www2"]["action"] == "failed"
     assert "refused the update of _acme-challenge.www.main.test in zone main.test." in results["www2"]["error"]
+
+
+def test_one_batch_spans_bind_and_powerdns_each_certificate_with_its_provider(controller, pebble_on_bind,
+                                                                              delegating_bind, powerdns):
+    """The task's provider (RFC 2136 on BIND, through the CNAME delegation) for one certificate,
+    a named lexicon provider (PowerDNS) for the other: one batch, one run."""
+    public = lexicon_settings(powerdns)
+    dns = rfc2136(delegating_bind, dns_providers={"public": {
+        "provider": "lexicon", "lexicon": public["dns_lexicon"], "resolvers": public["dns_resolvers"],
+        "check_servers": public["dns_check_servers"]}})
+    _outcome, issued, results = run_batch(controller, pebble_on_bind, [
+        {"name": "internal", "domains": ["www.main.test"], "challenge": "dns-01", "force": True},
+        {"name": "public", "domains": ["*.pdns.test"], "dns": "public"}], dns)
+    assert results["internal"]["action"] in ("issue", "renew"), results["internal"]["error"]
+    assert results["public"]["action"] == "issue", results["public"]["error"]
+    assert powerdns.txt_values("_acme-challenge.pdns.test") == set()
+
+
+def test_a_certificate_naming_an_undefined_dns_provider_fails_the_task_listing_the_defined(
+        controller, pebble_on_bind, delegating_bind):
+    _outcome, issued, _results = run_batch(controller, pebble_on_bind, [
+        {"name": "typo", "domains": ["typo.main.test"], "dns": "pubilc"}],
+        rfc2136(delegating_bind, dns_providers={"public": {"provider": "hook", "hook": "/bin/true"}}))
+    assert issued["failed"] and "certificates[].dns: names the DNS provider 'pubilc', which dns_providers does " \
+        "not define (defined: public)" in issued["msg"]

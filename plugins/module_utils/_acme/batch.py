@@ -52,6 +52,8 @@ class CertificateSpec:
     preferred_chain: Optional[str] = None
     #: A key certops does not hold (csr_src, key_src); None for keys certops makes.
     own_key: Optional[OwnKey] = None
+    #: The named DNS provider (the task's dns_providers) for its dns-01 records; None: the task's.
+    dns: Optional[str] = None
 
     @property
     def on_hosts(self) -> bool:
@@ -194,8 +196,12 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
             if key_type not in KEY_TYPES:
                 raise InputError(f"{where}.key_type", f"{key_type!r} is not supported",
                                  f"use one of {', '.join(KEY_TYPES)}")
-            challenge = entry.get("challenge") or ("dns-01" if any(i.is_wildcard for i in identifiers)
+            dns = entry.get("dns") or None
+            challenge = entry.get("challenge") or ("dns-01" if dns or any(i.is_wildcard for i in identifiers)
                                                    else "http-01")
+            if dns and challenge != "dns-01":
+                raise InputError(f"{where}.dns", f"names a DNS provider, but the challenge is {challenge}",
+                                 "drop dns or use challenge: dns-01")
             if challenge not in CHALLENGES:
                 raise InputError(f"{where}.challenge", f"{challenge!r} is not supported",
                                  f"use one of {', '.join(CHALLENGES)}")
@@ -224,7 +230,8 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
                                      force=bool(entry.get("force", False)),
                                      reuse_key=bool(entry.get("reuse_key", False)),
                                      profile=entry.get("profile") or None, webroot=webroot,
-                                     preferred_chain=entry.get("preferred_chain") or None, own_key=brought))
+                                     preferred_chain=entry.get("preferred_chain") or None, own_key=brought,
+                                     dns=dns))
     return specs, failures
 
 
@@ -256,7 +263,7 @@ def failure_settings(spec: CertificateSpec) -> str:
     return settings_key({"identifiers": sorted(identifier_values(spec.identifiers)), "key_type": spec.key_type,
                          "challenge": spec.challenge, "profile": spec.profile, "webroot": spec.webroot,
                          "preferred_chain": spec.preferred_chain, "reuse_key": spec.reuse_key,
-                         "own_key": spec.own_key.spki_sha256 if spec.own_key else None})
+                         "own_key": spec.own_key.spki_sha256 if spec.own_key else None, "dns": spec.dns})
 
 
 def renewal_point(result: CertificateResult, policy: RenewalPolicy) -> Optional[datetime.datetime]:

@@ -16,6 +16,7 @@ the CA looks and both are removed afterwards.
 from __future__ import annotations
 
 import importlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
@@ -267,3 +268,47 @@ class Dns01Responder:
             except CertopsError as error:
                 self.cleanup_errors.append(str(error))
         self._added = []
+
+
+class Dns01Router:
+    """dns-01 over several providers in one batch: each certificate's challenges go to the
+    provider its ``dns`` names (``dns_providers``), the others to the task's own. Each provider
+    deploys its share and waits for its propagation at the same time as the others."""
+
+    def __init__(self, responders: dict[str, Dns01Responder], choice: dict[str, str]) -> None:
+        #: provider name ("" for the task's own) -> responder; certificate -> provider name
+        self.responders = responders
+        self.choice = choice
+
+    def _groups(self, challenges: Sequence[PendingChallenge]) -> dict[str, list[PendingChallenge]]:
+        groups: dict[str, list[PendingChallenge]] = {}
+        for challenge in challenges:
+            groups.setdefault(self.choice.get(challenge.certificate, ""), []).append(challenge)
+        return groups
+
+    def deploy(self, challenges: Sequence[PendingChallenge], deadline: Deadline) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        work = []
+        for name, group in self._groups(challenges).items():
+            if name not in self.responders:
+                what = f"the DNS provider {name!r}" if name else "a DNS provider (dns_provider)"
+                failed.update({c.certificate: f"dns-01: no {what} is set for it" for c in group})
+            else:
+                work.append((self.responders[name], group))
+        with ThreadPoolExecutor(max_workers=max(1, len(work)), thread_name_prefix="certops-dns") as pool:
+            for outcome in pool.map(lambda item: item[0].deploy(item[1], deadline), work):
+                failed.update(outcome)
+        return failed
+
+    def cleanup(self, challenges: Sequence[PendingChallenge]) -> None:
+        for name in self._groups(challenges):
+            if name in self.responders:
+                self.responders[name].cleanup([])
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for r in self.responders.values() for w in r.warnings]
+
+    @property
+    def cleanup_errors(self) -> list[str]:
+        return [e for r in self.responders.values() for e in r.cleanup_errors]

@@ -28,6 +28,7 @@ CERTIFICATE_OPTIONS: dict[str, dict[str, Any]] = {
     "reuse_key": {"type": "bool", "default": False},
     "profile": {"type": "str"},
     "preferred_chain": {"type": "str"},
+    "dns": {"type": "str"},
     "csr_src": {"type": "path"},
     "key_src": {"type": "path"},
 }
