@@ -1,5 +1,5 @@
 """CAA pre-flight rules (RFC 8659, RFC 8657) over a table of records standing in for DNS; the
-lookups themselves run against BIND in tests/integration/test_caa.py."""
+lookups themselves run against BIND in tests/integration/test_caa.py (this file has its own name: pytest imports test files by basename)."""
 
 from __future__ import annotations
 
