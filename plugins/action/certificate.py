@@ -19,6 +19,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import u
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
     Dns01Responder, Dns01Router, DnsProvider, Rfc2136Provider, parse_server, load_provider)
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lexicon import LexiconProvider
+from ansible_collections.certops.acme.plugins.module_utils._acme.dns_persist import PersistCheck, PersistSettings
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import (
@@ -177,6 +178,8 @@ class ActionModule(CertopsAction):
         caa_check={"type": "bool", "default": True},
         caa_resolvers={"type": "list", "elements": "str"},
         fallback_after={"type": "int", "default": 60},
+        dns_persist_experimental={"type": "bool", "default": False},
+        dns_persist_warn_days={"type": "int", "default": 30},
     )
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
 
@@ -207,6 +210,10 @@ class ActionModule(CertopsAction):
             cas.append(CertificateAuthority(options.directory_url(ca_args),
                                             functools.partial(options.build_transport, ca_args, pool_size=workers),
                                             account_key))
+        persist = None
+        if args["dns_persist_experimental"]:
+            persist = PersistCheck(Lookup(parse_resolvers(args.get("dns_resolvers") or [], "dns_resolvers")),
+                                   PersistSettings(warn_days=float(args["dns_persist_warn_days"])))
         responders: dict[str, Any] = {}
         dns = dns_router(args, specs)
         if dns is not None:
@@ -217,7 +224,7 @@ class ActionModule(CertopsAction):
         batch = FallbackOutcome([], [])
         try:
             batch = run_with_fallback(store, settings, cas, specs, args["stage"], responders, caa_preflight(args),
-                                      connect_seconds=float(args["fallback_after"]))
+                                      connect_seconds=float(args["fallback_after"]), persist=persist)
         finally:
             batch.close()
         results = batch.results
@@ -240,6 +247,8 @@ class ActionModule(CertopsAction):
             warnings.append(f"check mode: {check_without_key}; the certificates marked issue/renew would be ordered")
         if dns is not None:
             warnings += dns.warnings
+        if persist is not None:
+            warnings += persist.warnings
         if dns is not None and dns.cleanup_errors:
             warnings += [f"dns-01 cleanup: {e}" for e in dns.cleanup_errors]
         if warnings:

@@ -74,9 +74,12 @@ options:
           - How names are validated. V(http-01) is answered statelessly by the proxy (or through
             O(certificates[].webroot)); V(dns-01) needs O(dns_provider); V(tls-alpn-01) is
             answered on the hosts (see O(stage)).
+          - V(dns-persist-01) (experimental, draft-ietf-acme-dns-persist-02, with
+            O(dns_persist_experimental)) validates with a TXT record at C(_validation-persist.NAME)
+            published once; a name without one fails before ordering with the exact record to publish.
           - Default V(dns-01) when a name is a wildcard, else V(http-01).
         type: str
-        choices: [http-01, dns-01, tls-alpn-01]
+        choices: [http-01, dns-01, tls-alpn-01, dns-persist-01]
       webroot:
         description:
           - For V(http-01) on web servers this collection does not manage, the webroot on the
@@ -246,6 +249,18 @@ options:
     description: Seconds to wait for the records on every checked server.
     type: int
     default: 120
+  dns_persist_experimental:
+    description:
+      - Allow O(certificates[].challenge=dns-persist-01), which follows an Internet-Draft that may
+        still change. Before each order, every name's C(_validation-persist) record is looked up
+        (through O(dns_resolvers)) and must name this CA and account; a certificate lacking one
+        fails with the record to publish, and nothing is ordered.
+    type: bool
+    default: false
+  dns_persist_warn_days:
+    description: Warn when a C(_validation-persist) record's C(persistUntil) is fewer than this many days away.
+    type: int
+    default: 30
   caa_check:
     description:
       - Before ordering, look up the CAA records that govern each DNS name (RFC 8659, walking up

@@ -33,6 +33,7 @@ from .caa import CaaForbidden, CaaPreflight, ca_identities
 from .ari import cached_window, meta_at_issuance, renewal_window
 from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
 from .spec import CHALLENGES, SPEC_KEYS
+from .dns_persist import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
 from .own_key import OwnKey, certificate_key_sha256, own_key
 from .storage import KEY_KEPT_ELSEWHERE, CertificateStore, StoreLock, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
@@ -326,13 +327,16 @@ class CertificateBatch:
     def __init__(self, store: CertificateStore, settings: BatchSettings,
                  transport_factory: Callable[[], AcmeTransport], account_key: Optional[AccountKey],
                  responders: Optional[dict[str, ChallengeResponder]] = None,
-                 now: Callable[[], datetime.datetime] = utcnow, caa: Optional[CaaPreflight] = None) -> None:
+                 now: Callable[[], datetime.datetime] = utcnow, caa: Optional[CaaPreflight] = None,
+                 persist: Optional[PersistCheck] = None) -> None:
         self.store = store
         self.caa = caa
+        self.persist = persist
         self.settings = settings
         self._transport_factory = transport_factory
         self.account_key = account_key
-        self.responders: dict[str, ChallengeResponder] = {"http-01": StatelessHttp01()}
+        self.responders: dict[str, ChallengeResponder] = {"http-01": StatelessHttp01(),
+                                                          PERSIST_CHALLENGE: PersistResponder()}
         self.responders.update(responders or {})
         self.now = now
         self.transport: Optional[AcmeTransport] = None
@@ -673,6 +677,12 @@ class CertificateBatch:
         if self.caa is not None:
             self.caa.check(spec.name, spec.identifiers, ca_identities(transport.directory(deadline)), spec.challenge,
                            self.account_url)
+        if spec.challenge == PERSIST_CHALLENGE:
+            if self.persist is None:
+                raise InputError("dns_persist_experimental", "dns-persist-01 follows a draft and is off",
+                                 "set dns_persist_experimental: true to use it")
+            self.persist.check(spec.name, spec.identifiers, transport.directory(deadline),
+                               self.account_key.thumbprint if self.account_key else "", self.account_url, self.now())
         # A key kept elsewhere is never in the request (nor in a pending record): only its CSR.
         key_pem = b"" if spec.own_key else self._key_for(spec, stored)
         request = OrderRequest(spec.name, spec.identifiers, key_pem, spec.challenge, spec.profile,

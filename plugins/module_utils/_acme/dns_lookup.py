@@ -78,6 +78,13 @@ class Lookup:
                 raise CertopsError(f"dns-01: found no zone (SOA) holding {name}; set the provider's zone")
             current = current.parent()
 
+    def txt(self, name: str) -> list[str]:
+        """The TXT values at ``name`` (each record's strings joined), [] when there are none."""
+        answer = self._answer(name.rstrip(".") + ".", "TXT")
+        if answer is None or answer.rrset is None:
+            return []
+        return [b"".join(r.strings).decode("utf-8", "replace")[:1000] for r in list(answer.rrset)[:32]]
+
     def cname_target(self, name: str) -> str:
         """Where records for ``name`` must be written: the end of its CNAME chain (``name``
         itself without one). A loop or a chain longer than MAX_CNAME_DEPTH is refused."""

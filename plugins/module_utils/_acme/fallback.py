@@ -22,6 +22,7 @@ from .account import AccountKey
 from .batch import Action, BatchSettings, CertificateBatch, CertificateResult, CertificateSpec, Stage
 from .caa import CaaPreflight
 from .challenges import ChallengeResponder
+from .dns_persist import PersistCheck
 from .storage import CertificateStore, StoredCertificate
 from .transport import AcmeTransport
 
@@ -81,12 +82,14 @@ def ca_order(spec: CertificateSpec, cas: Sequence[CertificateAuthority], stored:
 def run_with_fallback(store: CertificateStore, settings: BatchSettings, cas: Sequence[CertificateAuthority],
                       specs: Sequence[CertificateSpec], stage: str = Stage.ALL,
                       responders: Optional[dict[str, ChallengeResponder]] = None,
-                      caa: Optional[CaaPreflight] = None, connect_seconds: float = 60.0) -> FallbackOutcome:
+                      caa: Optional[CaaPreflight] = None, connect_seconds: float = 60.0,
+                      persist: Optional[PersistCheck] = None) -> FallbackOutcome:
     """Run ``specs`` against ``cas`` (see the module docstring); results in the order of ``specs``."""
     stage = Stage(stage)
     outcome = FallbackOutcome([], [])
     if len(cas) == 1 or not specs:
-        batch = CertificateBatch(store, settings, cas[0].transport_factory, cas[0].account_key, responders, caa=caa)
+        batch = CertificateBatch(store, settings, cas[0].transport_factory, cas[0].account_key, responders, caa=caa,
+                                 persist=persist)
         outcome.batches.append(batch)
         outcome.results = batch.run(specs, stage)
         return outcome
@@ -109,7 +112,7 @@ def run_with_fallback(store: CertificateStore, settings: BatchSettings, cas: Seq
             ca_settings = dataclasses.replace(settings, last_resort=last_resort,
                                               connect_seconds=None if last_resort else connect_seconds)
             batch = CertificateBatch(store, ca_settings, cas[index].transport_factory, cas[index].account_key,
-                                     responders, caa=caa)
+                                     responders, caa=caa, persist=persist)
             outcome.batches.append(batch)
             by_name = {s.name: s for s in group}
             for result in batch.run(group, stage):

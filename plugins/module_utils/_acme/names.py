@@ -20,7 +20,7 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .errors import InputError
+from .errors import CertopsError, InputError
 
 MAX_NAMES_PER_CERTIFICATE = 100
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -125,8 +125,9 @@ def normalize_names(raw_names: object, field: str = "domains") -> list[Identifie
 
 def check_challenge_fits(identifiers: Sequence[Identifier], challenge: str,
                          field: str = "challenge") -> None:
-    """Wildcards can only be validated by dns-01 (RFC 8555 §7.1.3); IPs never by dns-01."""
-    if challenge != "dns-01":
+    """Wildcards can only be validated by dns-01 (RFC 8555 §7.1.3) or dns-persist-01 (with
+    policy=wildcard); IPs never by either."""
+    if challenge not in ("dns-01", "dns-persist-01"):
         wild = [i.value for i in identifiers if i.is_wildcard]
         if wild:
             raise InputError(field, f"wildcard name(s) {', '.join(wild)} cannot use {challenge}",
@@ -134,9 +135,24 @@ def check_challenge_fits(identifiers: Sequence[Identifier], challenge: str,
     else:
         ips = [i.value for i in identifiers if i.type == "ip"]
         if ips:
-            raise InputError(field, f"IP identifier(s) {', '.join(ips)} cannot use dns-01",
+            raise InputError(field, f"IP identifier(s) {', '.join(ips)} cannot use {challenge}",
                              "use http-01 or tls-alpn-01 for IP addresses")
 
 
 def identifier_values(identifiers: Iterable[Identifier]) -> list[str]:
     return [i.value for i in identifiers]
+
+
+#: issuerDomainNames of dns-persist-01 (draft-ietf-acme-dns-persist): lower-case A-labels, no
+#: trailing dot, 1 to 10 of them.
+MAX_ISSUERS = 10
+_ISSUER = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def checked_issuers(values: object, where: str) -> list[str]:
+    """A CA's issuerDomainNames as the draft requires them, or an error saying it sent otherwise."""
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_ISSUERS or not all(
+            isinstance(v, str) and _ISSUER.fullmatch(v) for v in values):
+        raise CertopsError(f"{where}: the CA's issuerDomainNames are malformed ({str(values)[:200]}); "
+                           "dns-persist-01 needs 1 to 10 lower-case domain names")
+    return list(values)

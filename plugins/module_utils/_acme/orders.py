@@ -34,7 +34,7 @@ from .crypto import (MAX_CHAIN_LENGTH, build_csr, certificate_facts, chain_match
                      public_key_matches, without_repeats)
 from .errors import AcmeProblem, AcmeTransportError, CertopsError
 from .challenges import PendingChallenge
-from .names import Identifier
+from .names import Identifier, checked_issuers
 from .transport import PEM_CHAIN, AcmeTransport, Deadline, json_object, mapping_field, parse_retry_after
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -219,14 +219,19 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
             offered = ", ".join(str(c.get("type")) for c in challenges if isinstance(c, dict))
             raise OrderError(f"{label}: the CA offers no {request.challenge} challenge for {value} "
                              f"(offered: {offered or 'none'})")
-        token = str(chosen.get("token", ""))
-        if not _TOKEN.fullmatch(token):
-            raise OrderError(f"{label}: the CA sent a challenge token for {value} that is not "
-                             f"base64url ({token[:40]!r}); refusing to use it")
+        if request.challenge == "dns-persist-01":
+            # No token: the persistent record binds the account instead (draft-ietf-acme-dns-persist).
+            checked_issuers(chosen.get("issuerDomainNames"), f"{label}: the challenge for {value}")
+            token = ""
+        else:
+            token = str(chosen.get("token", ""))
+            if not _TOKEN.fullmatch(token):
+                raise OrderError(f"{label}: the CA sent a challenge token for {value} that is not "
+                                 f"base64url ({token[:40]!r}); refusing to use it")
         pending.append(PendingChallenge(
             certificate=request.name, identifier=Identifier(str(ident.get("type", "dns")), value),
             type=request.challenge, url=_require(chosen, "url", str, f"{label}: challenge"), token=token,
-            key_authorization=f"{token}.{thumbprint}", authz_url=authz_url))
+            key_authorization=f"{token}.{thumbprint}" if token else "", authz_url=authz_url))
     return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)
 
 

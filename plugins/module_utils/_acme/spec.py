@@ -14,7 +14,7 @@ from typing import Any
 
 from .crypto import KEY_TYPES
 
-CHALLENGES = ("http-01", "dns-01", "tls-alpn-01")
+CHALLENGES = ("http-01", "dns-01", "tls-alpn-01", "dns-persist-01")
 
 CERTIFICATE_OPTIONS: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},

@@ -1,0 +1,108 @@
+"""dns-persist-01 (draft-ietf-acme-dns-persist-02) against tests/harness/persist_ca.py: a
+scripted loopback CA following the draft, standing in because no test CA here supports the
+challenge (Debian's Pebble is 2.4). It reads the records from a real BIND."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import dns.name
+import dns.query
+import dns.tsigkeyring
+import dns.update
+import pytest
+
+from tests.harness.bind import start_bind
+from tests.harness.persist_ca import PersistCa
+
+pytestmark = pytest.mark.integration
+BIND_PORT, CA_PORT = 15359, 14820
+
+
+@pytest.fixture
+def world(tmp_path):
+    bind = start_bind(tmp_path / "bind", "127.0.0.1", BIND_PORT, zone="persist.test")
+    ca = PersistCa("127.0.0.1", CA_PORT, ("127.0.0.1", BIND_PORT))
+    yield bind, ca
+    ca.stop()
+    bind.stop()
+
+
+def publish(bind, name: str, value: str) -> None:
+    """What the DNS owner does once, by hand or with their own tooling."""
+    keyring = dns.tsigkeyring.from_text({bind.key_name: bind.key_secret})
+    update = dns.update.UpdateMessage("persist.test.", keyring=keyring, keyname=dns.name.from_text(bind.key_name),
+                                      keyalgorithm=dns.name.from_text("hmac-sha256"))
+    update.replace(name + ".", 60, "TXT", f'"{value}"')
+    assert dns.query.tcp(update, bind.address, port=bind.port, timeout=5).rcode() == 0
+
+
+def run(controller, ca, certificates, **options):
+    acme = {"acme_directory": ca.directory_url, "account_key_src": str(controller.work / "persist-account.key")}
+    playbook = controller.playbook("persist", [
+        {"certops.acme.account": {**acme, "account_key_create": True, "terms_agreed": True}},
+        {"certops.acme.certificate": {**acme, "store_path": str(controller.store), "certificates": certificates,
+                                      "dns_persist_experimental": True, "dns_resolvers": [f"127.0.0.1:{BIND_PORT}"],
+                                      **options}, "register": "issued", "ignore_errors": True},
+        {"ansible.builtin.copy": {"content": "{{ issued | to_json }}", "dest": str(controller.work / "issued.json")},
+         "changed_when": False}])
+    outcome = controller.run(playbook)
+    issued = json.loads((controller.work / "issued.json").read_text())
+    return outcome, issued, {c["name"]: c for c in issued.get("certificates", [])}
+
+
+def test_the_record_to_publish_is_printed_then_the_published_record_serves_every_order(controller, world):
+    bind, ca = world
+    certificates = [{"name": "www", "domains": ["www.persist.test"], "challenge": "dns-persist-01"},
+                    {"name": "wild", "domains": ["*.persist.test"], "challenge": "dns-persist-01"}]
+    _outcome, _issued, results = run(controller, ca, certificates)
+    assert ca.orders == {}, "nothing is ordered without the records"
+    records = {}
+    for name, label in (("www", "_validation-persist.www.persist.test"), ("wild", "_validation-persist.persist.test")):
+        error = results[name]["error"]
+        assert results[name]["action"] == "failed" and results[name]["failures"] == 0, "not a CA failure"
+        assert f"publish {label}. IN TXT \"ca.persist.test; accounturi={ca.hash_prefix}sha-256/" in error, error
+        records[label] = error.split(f"publish {label}. IN TXT \"", 1)[1].split('"', 1)[0]
+    assert records["_validation-persist.persist.test"].endswith("; policy=wildcard")
+
+    for label, value in records.items():
+        publish(bind, label, value)
+    _outcome, _issued, results = run(controller, ca, certificates)
+    assert [results[n]["action"] for n in ("www", "wild")] == ["issue", "issue"], results
+    assert sorted(ca.validations) == ["persist.test: valid", "www.persist.test: valid"]
+
+    # The record stays: a forced renewal needs no DNS change at all.
+    _outcome, _issued, results = run(controller, ca, [dict(certificates[0], force=True)])
+    assert results["www"]["action"] == "renew" and len(ca.validations) == 3
+
+
+def test_a_record_for_another_account_or_an_expired_one_does_not_count_and_one_ending_soon_warns(controller, world):
+    bind, ca = world
+    certificate = [{"name": "www", "domains": ["www.persist.test"], "challenge": "dns-persist-01"}]
+    _outcome, _issued, results = run(controller, ca, certificate)
+    wanted = results["www"]["error"].split('IN TXT "', 1)[1].split('"', 1)[0]
+    label = "_validation-persist.www.persist.test"
+
+    publish(bind, label, wanted.replace("sha-256/", "sha-256/X"))
+    _outcome, _issued, results = run(controller, ca, certificate)
+    assert "the record's accounturi is for another account or key" in results["www"]["error"]
+
+    past = int(datetime.datetime.now().timestamp()) - 60
+    publish(bind, label, f"{wanted}; persistUntil={past}")
+    _outcome, _issued, results = run(controller, ca, certificate)
+    assert "(persistUntil)" in results["www"]["error"] and ca.orders == {}
+
+    soon = int(datetime.datetime.now().timestamp()) + 3 * 86400
+    publish(bind, label, f"{wanted}; persistUntil={soon}")
+    _outcome, issued, results = run(controller, ca, certificate)
+    assert results["www"]["action"] == "issue"
+    assert any("stops being valid at" in w for w in issued.get("warnings", [])), issued.get("warnings")
+
+
+def test_without_the_flag_dns_persist_is_refused_naming_it(controller, world):
+    _bind, ca = world
+    _outcome, _issued, results = run(controller, ca, [{"name": "www", "domains": ["www.persist.test"],
+                                                       "challenge": "dns-persist-01"}],
+                                     dns_persist_experimental=False)
+    assert "dns_persist_experimental" in results["www"]["error"] and ca.orders == {}
