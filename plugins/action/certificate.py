@@ -116,8 +116,8 @@ def dns_router(args: dict[str, Any], specs: list[Any]) -> Optional[Dns01Router]:
             responder = dns_responder(own)
         except InputError as error:
             raise InputError(f"dns_providers.{name}", str(error)) from None
-        assert responder is not None
-        responders[name] = responder
+        if responder is not None:  # always: entry["provider"] is set
+            responders[name] = responder
     if None in wanted and "" not in responders:
         raise InputError("dns_provider", "certificates use dns-01 (wildcards default to it) but no DNS provider is set",
                          "set dns_provider (rfc2136, lexicon, hook), or name one of dns_providers in the "

@@ -90,4 +90,3 @@ loglevel=4
     wait_port(address, api_port, pid=proc.pid)
     wait_port(address, dns_port, pid=proc.pid)
     return PowerDnsServer(address, dns_port, api_port, api_key, pidfile)
-

@@ -127,8 +127,8 @@ frontend tls
     assert sorted(served.names) == ["*.pdns.test", "pdns.test"] and served.body == "wildcard"
 
 
-def test_a_lexicon_provider_missing_an_option_fails_naming_it_without_the_secret(controller, pebble_on_pdns,
-                                                                                  powerdns):
+def test_a_lexicon_provider_missing_an_option_fails_naming_it_without_the_secret(
+        controller, pebble_on_pdns, powerdns):
     settings = lexicon_settings(powerdns)
     del settings["dns_lexicon"]["options"]["pdns_server"]
     outcome, issued, results = run_batch(controller, pebble_on_pdns,

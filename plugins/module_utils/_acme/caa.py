@@ -146,8 +146,7 @@ class CaaPreflight:
                 self.lookups += 1
         if isinstance(cached, LookupUndecided):
             raise cached
-        assert isinstance(cached, list)
-        return cached
+        return cached if isinstance(cached, list) else []
 
     def relevant(self, name: str) -> Optional[RelevantSet]:
         """The first non-empty CAA set from ``name`` up to (excluding) the root; None when there

@@ -94,7 +94,8 @@ class LexiconProvider:
                         operations.create_record("TXT", record_name, value)
                     else:
                         operations.delete_record(None, "TXT", record_name, value)
-        except Exception as error:  # pylint: disable=broad-except - a provider may raise anything
+        # A provider may raise anything (requests errors, its own classes, ValueError...).
+        except Exception as error:  # pylint: disable=broad-except
             raise CertopsError(
                 f"dns-01 via lexicon provider {self.provider}: cannot {what} the TXT record {record_name} in zone "
                 f"{zone}: {self._masked(f'{type(error).__name__}: {error}')}"
@@ -132,7 +133,7 @@ def provider_options(provider: str) -> list[str]:
         parser = argparse.ArgumentParser(add_help=False)
         try:
             module.Provider.configure_parser(parser)
-        except Exception:  # pylint: disable=broad-except - a third-party hook
+        except Exception:  # pylint: disable=broad-except
             return []
         return sorted(a.dest for a in parser._actions if a.dest)  # pylint: disable=protected-access
     return []

@@ -10,7 +10,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.caa import (
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 
-CA = ["letsencrypt.org"]
+CA = ("letsencrypt.org",)
 ACCOUNT = "https://acme.example/acct/1"
 
 
@@ -52,22 +52,22 @@ def test_no_record_anywhere_or_only_iodef_allows_any_ca():
 
 
 def test_an_empty_issuer_grants_no_one():
-    preflight, _ = zone({"example.com": ['0 issue ";"']})
+    preflight, _unused = zone({"example.com": ['0 issue ";"']})
     with pytest.raises(CaaForbidden, match="allows only '0 issue \";\"'"):
         check(preflight, "example.com")
 
 
 def test_issuewild_governs_wildcards_and_only_them():
-    preflight, _ = zone({"example.com": ['0 issue "letsencrypt.org"', '0 issuewild ";"']})
+    preflight, _unused = zone({"example.com": ['0 issue "letsencrypt.org"', '0 issuewild ";"']})
     check(preflight, "example.com", "www.example.com", challenge="dns-01")
     with pytest.raises(CaaForbidden, match=r"issuewild.*\*\.example\.com"):
         check(preflight, "*.example.com", challenge="dns-01")
-    only_issue, _ = zone({"example.com": ['0 issue "letsencrypt.org"']})
+    only_issue, _unused = zone({"example.com": ['0 issue "letsencrypt.org"']})
     check(only_issue, "*.example.com", challenge="dns-01")
 
 
 def test_account_and_validation_method_parameters_must_fit():
-    preflight, _ = zone({"example.com": [f'0 issue "letsencrypt.org; accounturi={ACCOUNT}; validationmethods=dns-01"']})
+    preflight, _unused = zone({"example.com": [f'0 issue "letsencrypt.org; accounturi={ACCOUNT}; validationmethods=dns-01"']})
     check(preflight, "example.com", challenge="dns-01")
     with pytest.raises(CaaForbidden):
         check(preflight, "example.com", challenge="http-01")
@@ -76,7 +76,7 @@ def test_account_and_validation_method_parameters_must_fit():
 
 
 def test_issuer_domains_compare_without_case_or_trailing_dot_and_one_grant_suffices():
-    preflight, _ = zone({"example.com": ['0 issue "other-ca.example"', '0 issue "LetsEncrypt.org."']})
+    preflight, _unused = zone({"example.com": ['0 issue "other-ca.example"', '0 issue "LetsEncrypt.org."']})
     check(preflight, "example.com")
 
 

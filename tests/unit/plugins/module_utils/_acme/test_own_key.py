@@ -37,8 +37,8 @@ def failure_of(entry):
 def test_a_csr_for_exactly_the_domains_gives_the_key_type_and_no_key(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     csr_file(tmp_path / "www.csr", ["example.com", "www.example.com"], key, ips=["192.0.2.1"])
-    [spec], _ = parse_specs([{"name": "www", "domains": ["WWW.example.com", "example.com", "192.0.2.1"],
-                              "csr_src": str(tmp_path / "www.csr")}])
+    [spec], _unused = parse_specs([{"name": "www", "domains": ["WWW.example.com", "example.com", "192.0.2.1"],
+                                    "csr_src": str(tmp_path / "www.csr")}])
     assert spec.key_type == "rsa3072" and spec.own_key.option == "csr_src"
     assert x509.load_der_x509_csr(spec.own_key.csr_der).public_key().public_numbers() == key.public_key().public_numbers()
 
@@ -46,7 +46,7 @@ def test_a_csr_for_exactly_the_domains_gives_the_key_type_and_no_key(tmp_path):
 def test_a_key_file_is_read_into_a_csr_for_the_domains(tmp_path):
     key = ec.generate_private_key(ec.SECP384R1())
     (tmp_path / "k.pem").write_bytes(private_key_pem(key))
-    [spec], _ = parse_specs([{"name": "www", "domains": ["www.example.com"], "key_src": str(tmp_path / "k.pem")}])
+    [spec], _unused = parse_specs([{"name": "www", "domains": ["www.example.com"], "key_src": str(tmp_path / "k.pem")}])
     csr = x509.load_der_x509_csr(spec.own_key.csr_der)
     assert spec.key_type == "ec384" and csr.is_signature_valid
     assert csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
@@ -88,11 +88,11 @@ def test_another_key_or_a_switch_between_kept_and_made_keys_renews(tmp_path):
     assert not (tmp_path / "store" / "certificates" / "www" / "current" / "privkey.pem").exists()
     assert store.load("www").key_pem == b"" and set(kept.files()) == {"cert.pem", "chain.pem", "fullchain.pem"}
 
-    [same], _ = parse_specs([{"name": "www", "domains": ["www.example.com"], "key_src": str(tmp_path / "k.pem")}])
+    [same], _unused = parse_specs([{"name": "www", "domains": ["www.example.com"], "key_src": str(tmp_path / "k.pem")}])
     assert decide(same, kept, utcnow()).action == Action.KEEP
     (tmp_path / "k.pem").write_bytes(private_key_pem(ec.generate_private_key(ec.SECP256R1())))
-    [rotated], _ = parse_specs([{"name": "www", "domains": ["www.example.com"], "key_src": str(tmp_path / "k.pem")}])
+    [rotated], _unused = parse_specs([{"name": "www", "domains": ["www.example.com"], "key_src": str(tmp_path / "k.pem")}])
     decision = decide(rotated, kept, utcnow())
     assert decision.action == Action.RENEW and "is not the stored certificate's" in decision.reason
-    [made], _ = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
+    [made], _unused = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
     assert "kept elsewhere" in decide(made, kept, utcnow()).reason
