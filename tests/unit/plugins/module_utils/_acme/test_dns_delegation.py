@@ -68,3 +68,19 @@ def test_lexicon_errors_never_carry_the_options_values():
 def test_a_provider_lexicon_lacks_or_a_bad_name_is_an_input_error(name):
     with pytest.raises(InputError, match=r"^dns_lexicon\.provider: "):
         LexiconProvider(name, {})
+
+
+def test_without_dns_lexicon_the_error_gives_the_pip_command(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_lexicon(name, *args, **kwargs):
+        if name == "lexicon" or name.startswith("lexicon."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_lexicon)
+    import importlib
+    monkeypatch.setattr(importlib, "import_module", lambda name, *a: no_lexicon(name))
+    with pytest.raises(InputError, match=r"dns_provider: lexicon needs the Python package dns-lexicon .*-m pip install "
+                                         r"dns-lexicon"):
+        LexiconProvider("powerdns", {})
