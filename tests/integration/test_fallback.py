@@ -99,3 +99,25 @@ def test_when_every_ca_fails_one_failure_is_remembered_naming_each(controller, p
                       [{"name": "none", "domains": [name], "profile": "nosuchprofile"}])
     assert again["none"]["error"].startswith("failing since"), "held back by the failure memory at every CA"
     assert a2c_names(second_ca) == []
+
+
+def test_each_certificate_is_revoked_at_the_ca_that_issued_it(controller, pebble_server, http01_responder,
+                                                              second_ca):
+    tag = uuid.uuid4().hex[:6]
+    cas = [pebble_server.directory_url, second_ca.directory_url]
+    results, _out = run(controller, cas, [
+        {"name": "at-pebble", "domains": [f"p-{tag}.fallback.test"]},
+        {"name": "at-a2c", "domains": [f"a-{tag}.fallback.test"], "profile": "shortlived"}])
+    assert [results[n]["directory"] for n in ("at-pebble", "at-a2c")] == cas
+    pebble_revocations = pebble_server.count_log("POST /revoke-cert")
+    play = controller.playbook("revoke", [
+        {"certops.acme.revoke": {"acme_directory": cas, "store_path": str(controller.store),
+                                 "certificates": ["at-pebble", "at-a2c"]}, "register": "revoked"},
+        {"ansible.builtin.copy": {"content": "{{ revoked | to_json }}", "dest": str(controller.work / "revoked.json")},
+         "changed_when": False}])
+    controller.run(play, check=True)
+    revoked = json.loads((controller.work / "revoked.json").read_text())
+    assert sorted((c["name"], c["changed"]) for c in revoked["certificates"]) == [("at-a2c", True), ("at-pebble", True)]
+    assert pebble_server.count_log("POST /revoke-cert") == pebble_revocations + 1
+    paths = [json.loads(line)["path"] for line in (second_ca.state / "requests.jsonl").read_text().splitlines()]
+    assert sum("revoke" in path for path in paths) == 1, paths
