@@ -46,8 +46,6 @@ def hashed_account_uri(prefix: str, domain: str, thumbprint: str, account_url: s
 @dataclass
 class PersistSettings:
     warn_days: float = 30.0
-    #: Publish one record for all names (the "*" opt-out) rather than one per name.
-    any_name: bool = False
 
 
 @dataclass
@@ -61,8 +59,9 @@ class PersistCheck:
     def wanted_record(self, identifier: Identifier, issuer: str, prefix: str, thumbprint: str,
                       account_url: str) -> tuple[str, str]:
         base = identifier.value[2:] if identifier.is_wildcard else identifier.value
-        domain = "*" if self.settings.any_name else base
-        value = f"{issuer}; accounturi={hashed_account_uri(prefix, domain, thumbprint, account_url)}"
+        # The record printed is bound to its own name (the draft's default); a published record
+        # using the "*" opt-out is accepted as well.
+        value = f"{issuer}; accounturi={hashed_account_uri(prefix, base, thumbprint, account_url)}"
         if identifier.is_wildcard:
             value += "; policy=wildcard"
         return f"{LABEL}.{base}", value
