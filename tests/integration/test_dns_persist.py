@@ -14,7 +14,7 @@ import dns.update
 import pytest
 
 from tests.harness.bind import start_bind
-from tests.harness.persist_ca import PersistCa
+from tests.harness.persist_ca import PersistCa, b64, hashed_uri
 
 pytestmark = pytest.mark.integration
 BIND_PORT, CA_PORT = 15359, 14820
@@ -106,3 +106,15 @@ def test_without_the_flag_dns_persist_is_refused_naming_it(controller, world):
                                                        "challenge": "dns-persist-01"}],
                                      dns_persist_experimental=False)
     assert "dns_persist_experimental" in results["www"]["error"] and ca.orders == {}
+
+
+def test_a_record_using_the_any_name_opt_out_is_accepted(controller, world):
+    """The draft lets one hashed URI (computed over "*") serve every name."""
+    bind, ca = world
+    run(controller, ca, [{"name": "www", "domains": ["www.persist.test"], "challenge": "dns-persist-01"}])
+    [(account_url, key)] = ca.accounts.items()
+    value = f"ca.persist.test; accounturi={hashed_uri(ca.hash_prefix, '*', b64(key.thumbprint()), account_url)}"
+    publish(bind, "_validation-persist.api.persist.test", value)
+    _outcome, _issued, results = run(controller, ca, [{"name": "api", "domains": ["api.persist.test"],
+                                                       "challenge": "dns-persist-01"}])
+    assert results["api"]["action"] == "issue", results["api"]["error"]
