@@ -36,7 +36,8 @@ describe() {
 # The oldest line runs what its users run: the layout roles, check mode, served truth and the batch.
 OLDEST_TESTS=(tests/integration/test_edge_role.py tests/integration/test_served.py
               tests/integration/test_check_mode.py tests/integration/test_certificate_batch.py)
-leg_311=(.venv/bin/python -m pytest --basetemp=/tmp/certops-tests-py311 "$@")
+# The slowest tests are listed at the end of this leg, to see where the suite's time goes.
+leg_311=(.venv/bin/python -m pytest --durations=25 --basetemp=/tmp/certops-tests-py311 "$@")
 leg_313=(.venv-py313/bin/python -m pytest -p no:cacheprovider --basetemp=/tmp/certops-tests-py313 "$@")
 leg_217=(.venv-core217/bin/python -m pytest -p no:cacheprovider --basetemp=/tmp/certops-tests-core217
          "${OLDEST_TESTS[@]}" "$@")
