@@ -14,13 +14,13 @@ from ansible.utils.display import Display
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, next_run_due_by, parse_specs
-from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query, parse_resolvers
+from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
-    Dns01Responder, Dns01Router, DnsProvider, Rfc2136Provider, parse_server, load_provider)
+    Dns01Responder, Dns01Router, DnsProvider, Rfc2136Provider, load_provider)
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lexicon import LexiconProvider
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_persist import PersistCheck, PersistSettings
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup
+from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup, parse_resolvers, parse_server
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import (
     CertificateAuthority, FallbackOutcome, run_with_fallback)

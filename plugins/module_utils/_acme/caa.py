@@ -22,22 +22,17 @@ left to it, never a reason to refuse):
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 try:
-    import dns.exception
-    import dns.nameserver
     import dns.rdatatype
-    import dns.resolver
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .dns import parse_server
-from .errors import InputError
+from .dns_lookup import Lookup
+from .errors import CertopsError
 from .names import Identifier
 from .orders import OrderError
 
@@ -47,8 +42,6 @@ KNOWN_TAGS = frozenset({"issue", "issuewild", "iodef", "contactemail", "contactp
 MAX_RECORDS = 64
 MAX_VALUE = 255
 QUERY_SECONDS = 3.0
-#: A resolver: an IPv4 address, an IPv6 one, either with a port (IPv6 then in brackets).
-_RESOLVER = re.compile(r"[0-9.]{7,15}(?::[0-9]{1,5})?|[0-9A-Fa-f:.]{2,45}|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
 
 
 class CaaForbidden(OrderError):
@@ -190,45 +183,16 @@ def ca_identities(directory: dict[str, object]) -> list[str]:
 
 def dns_query(servers: Sequence[tuple[str, int]] = (), timeout: float = QUERY_SECONDS) -> CaaQuery:
     """A CaaQuery through ``servers`` (host, port), or the system's resolvers when none."""
-    if servers:
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in servers]
-    else:
-        try:
-            resolver = dns.resolver.Resolver()
-        except dns.resolver.NoResolverConfiguration:
-            def undecided(name: str) -> list[CaaRecord]:
-                raise LookupUndecided(f"{name}: no DNS resolver is configured")
-            return undecided
-    resolver.lifetime = timeout
-    resolver.timeout = timeout
+    lookup = Lookup(servers, timeout)
 
     def query(name: str) -> list[CaaRecord]:
         try:
-            answer = resolver.resolve(name, "CAA", raise_on_no_answer=False, search=False)
-        except dns.resolver.NXDOMAIN:
-            return []
-        except (dns.exception.DNSException, OSError) as error:
-            raise LookupUndecided(f"{name}: {error}") from None
-        if answer.rrset is None:
+            answer = lookup.answer(name.rstrip(".") + ".", "CAA")
+        except CertopsError as error:
+            raise LookupUndecided(str(error)) from None
+        if answer is None or answer.rrset is None:
             return []
         return [CaaRecord(int(r.flags), r.tag.decode("ascii", "replace").lower()[:32],
                           r.value.decode("utf-8", "replace")[:MAX_VALUE])
                 for r in list(answer.rrset)[:MAX_RECORDS] if r.rdtype == dns.rdatatype.CAA]
     return query
-
-
-def parse_resolvers(values: Sequence[object], field: str) -> list[tuple[str, int]]:
-    """(address, port) of each resolver given; an error names the entry and the fix."""
-    servers = []
-    for index, text in enumerate(values):
-        server = parse_server(text) if isinstance(text, str) and _RESOLVER.fullmatch(text) else None
-        try:
-            valid = server is not None and bool(ipaddress.ip_address(server[0])) and 0 < server[1] < 65536
-        except ValueError:
-            valid = False
-        if not valid or server is None:
-            raise InputError(f"{field}[{index}]", f"{str(text)[:80]!r} is not an IP address with an optional port",
-                             "write e.g. 192.0.2.53, 192.0.2.53:5353, 2001:db8::53 or [2001:db8::53]:5353")
-        servers.append(server)
-    return servers

@@ -51,15 +51,6 @@ class DnsProvider(Protocol):
     def delete_txt(self, record_name: str, value: str) -> None: ...
 
 
-def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
-    """``host``, ``host:port``, a bare IPv6 address or ``[ipv6]:port``."""
-    if text.startswith("["):
-        host, _ignored, port = text[1:].partition("]")
-        return host, int(port.lstrip(":")) if port.lstrip(":") else default_port
-    host, _ignored, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    return (host, int(port)) if port else (text, default_port)
-
-
 @dataclass
 class Rfc2136Provider:
     server: str

@@ -7,6 +7,8 @@ system's - bounded in time per query and in the answers kept: DNS is outside inp
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -19,11 +21,22 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .errors import CertopsError
+from .errors import CertopsError, InputError
 
 #: The longest CNAME chain followed from ``_acme-challenge`` (lego and certmagic stop near here).
 MAX_CNAME_DEPTH = 10
 QUERY_SECONDS = 5.0
+#: A resolver: an IPv4 address, an IPv6 one, either with a port (IPv6 then in brackets).
+_RESOLVER = re.compile(r"[0-9.]{7,15}(?::[0-9]{1,5})?|[0-9A-Fa-f:.]{2,45}|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
+
+
+def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
+    """``host``, ``host:port``, a bare IPv6 address or ``[ipv6]:port``."""
+    if text.startswith("["):
+        host, _ignored, port = text[1:].partition("]")
+        return host, int(port.lstrip(":")) if port.lstrip(":") else default_port
+    host, _ignored, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    return (host, int(port)) if port else (text, default_port)
 
 
 @dataclass
@@ -50,7 +63,9 @@ class Lookup:
             self._resolver = resolver
         return self._resolver
 
-    def _answer(self, name: str, rdtype: str) -> "Optional[dns.resolver.Answer]":
+    def answer(self, name: str, rdtype: str) -> "Optional[dns.resolver.Answer]":
+        """The answer for ``name`` (absolute), None for no such name; CertopsError when DNS
+        could not say (timeout, SERVFAIL, REFUSED, no resolver)."""
         try:
             return self.resolver().resolve(name, rdtype, raise_on_no_answer=False, search=False)
         except dns.resolver.NXDOMAIN:
@@ -65,7 +80,7 @@ class Lookup:
             key = current.to_text()
             if key in self._zones:
                 return self._zones[key]
-            answer = self._answer(key, "SOA")
+            answer = self.answer(key, "SOA")
             response = answer.response if answer is not None else None
             if response is not None:
                 for section in (response.answer, response.authority):
@@ -80,7 +95,7 @@ class Lookup:
 
     def txt(self, name: str) -> list[str]:
         """The TXT values at ``name`` (each record's strings joined), [] when there are none."""
-        answer = self._answer(name.rstrip(".") + ".", "TXT")
+        answer = self.answer(name.rstrip(".") + ".", "TXT")
         if answer is None or answer.rrset is None:
             return []
         return [b"".join(r.strings).decode("utf-8", "replace")[:1000] for r in list(answer.rrset)[:32]]
@@ -90,7 +105,7 @@ class Lookup:
         itself without one). A loop or a chain longer than MAX_CNAME_DEPTH is refused."""
         seen = [name.rstrip(".").lower()]
         while True:
-            answer = self._answer(seen[-1] + ".", "CNAME")
+            answer = self.answer(seen[-1] + ".", "CNAME")
             target = None
             if answer is not None and answer.rrset is not None:
                 for rdata in list(answer.rrset)[:1]:
@@ -109,12 +124,28 @@ class Lookup:
         """Addresses of ``zone``'s NS set (empty when they cannot be found)."""
         servers: set[tuple[str, int]] = set()
         try:
-            answer = self._answer(zone, "NS")
+            answer = self.answer(zone, "NS")
             for rdata in list(answer.rrset or [])[:8] if answer is not None else []:
                 for rdtype in ("A", "AAAA"):
-                    addresses = self._answer(rdata.target.to_text(), rdtype)
+                    addresses = self.answer(rdata.target.to_text(), rdtype)
                     if addresses is not None and addresses.rrset is not None:
                         servers.update((a.address, port) for a in list(addresses.rrset)[:8])
         except CertopsError:
             return []
         return sorted(servers)
+
+
+def parse_resolvers(values: Sequence[object], field: str) -> list[tuple[str, int]]:
+    """(address, port) of each resolver given; an error names the entry and the fix."""
+    servers = []
+    for index, text in enumerate(values):
+        server = parse_server(text) if isinstance(text, str) and _RESOLVER.fullmatch(text) else None
+        try:
+            valid = server is not None and bool(ipaddress.ip_address(server[0])) and 0 < server[1] < 65536
+        except ValueError:
+            valid = False
+        if not valid or server is None:
+            raise InputError(f"{field}[{index}]", f"{str(text)[:80]!r} is not an IP address with an optional port",
+                             "write e.g. 192.0.2.53, 192.0.2.53:5353, 2001:db8::53 or [2001:db8::53]:5353")
+        servers.append(server)
+    return servers

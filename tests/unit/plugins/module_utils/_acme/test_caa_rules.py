@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import (
-    CaaForbidden, CaaPreflight, CaaRecord, LookupUndecided, parse_resolvers)
+    CaaForbidden, CaaPreflight, CaaRecord, LookupUndecided)
+from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import parse_resolvers
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 

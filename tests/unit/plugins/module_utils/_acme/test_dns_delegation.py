@@ -27,7 +27,7 @@ def table_lookup(cnames: dict[str, str], fail: bool = False) -> Lookup:
             return None
         rdata = types.SimpleNamespace(target=types.SimpleNamespace(to_text=lambda t=target: t + "."))
         return types.SimpleNamespace(rrset=[rdata])
-    lookup._answer = answer  # type: ignore[method-assign]
+    lookup.answer = answer  # type: ignore[method-assign]
     lookup.asked = asked  # type: ignore[attr-defined]
     return lookup
 
