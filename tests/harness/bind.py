@@ -36,6 +36,26 @@ ns1 IN A   {address}
 """
 
 
+def _run_named(work: Path, address: str, port: int, options: str, body: str) -> Path:
+    """Start named on ``address``:``port`` with ``options`` added to the shared ones and
+    ``body`` (keys, zones) after them; returns its pidfile once it listens."""
+    pidfile = work / "named.pid"
+    (work / "named.conf").write_text(f"""options {{
+    directory "{work}";
+    pid-file "{pidfile}";
+    listen-on port {port} {{ {address}; }};
+    listen-on-v6 {{ none; }};
+    dnssec-validation no;
+    notify no;
+{options}}};
+controls {{ }};
+{body}""")
+    subprocess.run(["named", "-c", str(work / "named.conf"), "-u", "root", "-L", str(work / "named.log")],
+                   check=True)
+    wait_port(address, port, pidfile=pidfile)
+    return pidfile
+
+
 def start_bind(work: Path, address: str, port: int, zone: str = "dns.test",
                key_algorithm: str = "hmac-sha256", records: str = "", updatable: bool = True,
                more_zones: dict[str, tuple[str, bool]] | None = None) -> BindServer:
@@ -48,27 +68,14 @@ def start_bind(work: Path, address: str, port: int, zone: str = "dns.test",
     zones = {zone: (records, updatable), **(more_zones or {})}
     for name, (zone_records, _ignored) in zones.items():
         (work / f"{name}.zone").write_text(_zone_file(name, address, zone_records))
-    pidfile = work / "named.pid"
-    (work / "named.conf").write_text(f"""options {{
-    directory "{work}";
-    pid-file "{pidfile}";
-    listen-on port {port} {{ {address}; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-}};
-controls {{ }};
-key "{key_name}" {{ algorithm {key_algorithm}; secret "{secret}"; }};
+    body = f"""key "{key_name}" {{ algorithm {key_algorithm}; secret "{secret}"; }};
 """ + "".join(f"""zone "{name}" {{
     type primary;
     file "{work}/{name}.zone";
     {f"update-policy {{ grant {key_name} zonesub TXT; }};" if can_update else ""}
 }};
-""" for name, (_ignored, can_update) in zones.items()))
-    subprocess.run(["named", "-c", str(work / "named.conf"), "-u", "root", "-L", str(work / "named.log")],
-                   check=True)
-    wait_port(address, port, pidfile=pidfile)
+""" for name, (_ignored, can_update) in zones.items())
+    pidfile = _run_named(work, address, port, "    recursion no;\n", body)
     return BindServer(address, port, zone, key_name, secret, key_algorithm, pidfile)
 
 
@@ -77,25 +84,13 @@ def start_resolver(work: Path, address: str, port: int, zones: dict[str, tuple[s
     what a CA's resolver does - it follows a CNAME from one zone into another, which an
     authoritative server (recursion off) never does."""
     work.mkdir(parents=True, exist_ok=True)
-    pidfile = work / "named.pid"
     forwards = "".join(f"""zone "{zone}" {{ type forward; forward only;
     forwarders {{ {server[0]} port {server[1]}; }}; }};
 """ for zone, server in zones.items())
-    (work / "named.conf").write_text(f"""options {{
-    directory "{work}";
-    pid-file "{pidfile}";
-    listen-on port {port} {{ {address}; }};
-    listen-on-v6 {{ none; }};
-    recursion yes;
-    allow-recursion {{ any; }};
-    dnssec-validation no;
+    options = """    recursion yes;
+    allow-recursion { any; };
     max-cache-ttl 1;
     max-ncache-ttl 1;
-    notify no;
-}};
-controls {{ }};
-{forwards}""")
-    subprocess.run(["named", "-c", str(work / "named.conf"), "-u", "root", "-L", str(work / "named.log")],
-                   check=True)
-    wait_port(address, port, pidfile=pidfile)
+"""
+    pidfile = _run_named(work, address, port, options, forwards)
     return BindServer(address, port, next(iter(zones)), "", "", "", pidfile)
