@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.harness import pebble
+from tests.harness import openbao, pebble
 from tests.harness.ansible import PlaybookRun, run_playbook, spawn_playbook
 from tests.harness.processes import stop_pidfile, wait_port
 
@@ -21,6 +21,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.account import 
 from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline
 
 PEBBLE_BASE_PORT = int(os.environ.get("CERTOPS_TEST_PEBBLE_PORT", "14100"))
+BAO_DEV_PORT = int(os.environ.get("CERTOPS_TEST_BAO_DEV_PORT", "14300"))
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,15 @@ def pebble_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pebble.P
     info = pebble.start(tmp_path_factory.mktemp("pebble"), base_port=PEBBLE_BASE_PORT)
     yield info
     pebble.stop(info)
+
+
+@pytest.fixture(scope="session")
+def bao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openbao.BaoCluster]:
+    """One in-memory OpenBao ``-dev`` server (plain HTTP on loopback) for store contract tests;
+    each test keeps its records under a prefix of its own."""
+    server = openbao.start_dev(tmp_path_factory.mktemp("bao-dev"), port=BAO_DEV_PORT)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

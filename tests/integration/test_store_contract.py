@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,9 +19,9 @@ import pytest
 
 from tests.harness import openbao
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.errors import StoreError
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import LockLost, StoreError
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore, Fence
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
 
@@ -32,14 +31,6 @@ from cert_material import make_ca, make_chain  # noqa: E402  pylint: disable=wro
 ROOT = make_ca("Contract Root")
 
 pytestmark = pytest.mark.integration
-DEV_PORT = int(os.environ.get("CERTOPS_TEST_BAO_DEV_PORT", "14300"))
-
-
-@pytest.fixture(scope="module")
-def bao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openbao.BaoCluster]:
-    server = openbao.start_dev(tmp_path_factory.mktemp("bao-dev"), port=DEV_PORT)
-    yield server
-    server.stop()
 
 
 def vault_store(server: openbao.BaoCluster, prefix: str, **extra: Any) -> VaultStore:
@@ -79,6 +70,27 @@ def test_a_saved_certificate_loads_whole_and_a_new_version_replaces_it(make_stor
     again = store.load("www")
     assert again is not None and again.version == second.version != first.version
     assert again.key_pem == key2 and again.facts.serial == second.facts.serial
+
+
+def test_a_fenced_save_never_replaces_what_another_writer_stored_after_the_fence(make_store):
+    """The save of a run that lost its lock carries the version it read when it took the lock:
+    if another run stored one since, nothing is written and LockLost says why."""
+    mine, theirs = make_store(), make_store()
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    their_version = theirs.save("www", key_pem, leaf, chain, {"order_url": "https://ca/order/theirs"})
+    key2, leaf2, chain2 = make_chain(root=ROOT)
+    with pytest.raises(LockLost, match=r"'www' was stored by another run after this run took its lock \(no "):
+        mine.save("www", key2, leaf2, chain2, {"order_url": "https://ca/order/mine"}, fence=Fence(None))
+    current = make_store().load("www")
+    assert current is not None and current.version == their_version.version
+    assert current.meta["order_url"] == "https://ca/order/theirs"
+
+    # Fenced on the version that is current, it lands; then the old fence is stale in turn.
+    newer = mine.save("www", key2, leaf2, chain2, {}, fence=Fence(their_version.version))
+    assert make_store().load("www").version == newer.version
+    with pytest.raises(LockLost, match=f"version {their_version.version} then, version {newer.version} now"):
+        theirs.save("www", key_pem, leaf, chain, {}, fence=Fence(their_version.version))
+    assert make_store().load("www").version == newer.version
 
 
 def test_metadata_updates_land_only_on_the_current_version(make_store):

@@ -7,6 +7,9 @@ arguments and results). Rules a caller may rely on:
 - Each certificate is issued under its store lock, after re-reading the store, so two runs
   (or two tasks) never order the same certificate twice: the one that waited keeps what the
   other stored.
+- A run finalizes an order only after confirming it still holds the lock, and stores the
+  certificate only if the version it read under the lock is still current (a fence): a run
+  whose shared-store lease lapsed reports the certificate failed with ``lock_lost`` instead.
 - One certificate's failure never loses another's success: every success is stored as it
   completes; failures are reported per certificate.
 - Check mode decides and reports, and neither orders nor writes.
@@ -23,7 +26,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from .account import AccountKey, find_account
 from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_key, key_type_of, load_private_key,
                      private_key_pem, split_pem_chain, utcnow)
-from .errors import AcmeProblem, AcmeTransportError, CertopsError, InputError
+from .errors import AcmeProblem, AcmeTransportError, CertopsError, InputError, LockLost
 from .failures import FailureRecord, after_failure, settings_key
 from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
@@ -35,7 +38,8 @@ from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, rene
 from .spec import CHALLENGES, SPEC_KEYS
 from .dns_persist import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
 from .own_key import OwnKey, certificate_key_sha256, own_key
-from .storage import KEY_KEPT_ELSEWHERE, CertificateStore, StoreLock, StoredCertificate, check_certificate_name
+from .storage import (KEY_KEPT_ELSEWHERE, CertificateStore, Fence, StoreLock, StoredCertificate,
+                      check_certificate_name)
 from .transport import AcmeTransport, Deadline
 
 
@@ -94,6 +98,9 @@ class CertificateResult:
     another_ca_may_help: bool = False
     #: The CAs tried before the one this result is from, each with why it failed.
     tried: list[str] = field(default_factory=list)
+    #: This run lost the certificate's lock mid-run (a shared store's lease lapsed, or another
+    #: run took it over): nothing was finalized or stored for it after that.
+    lock_lost: bool = False
 
     @property
     def changed(self) -> bool:
@@ -110,6 +117,7 @@ class CertificateResult:
         data["profile"] = self.stored.meta.get("profile") if self.stored is not None else None
         data["directory"] = self.stored.meta.get("directory") if self.stored is not None else None
         data["tried"] = list(self.tried)
+        data["lock_lost"] = self.lock_lost
         data["renew_at"] = self.renew_at.isoformat() if self.renew_at is not None else None
         data["failing_since"] = self.failing.first_failed_at.isoformat() if self.failing else None
         data["next_try_at"] = self.failing.next_try_at.isoformat() if self.failing else None
@@ -122,11 +130,14 @@ class CertificateResult:
 
 @dataclass
 class Opened:
-    """An order to go on with, and why it was opened."""
+    """An order to go on with, why it was opened, and the lock (with the version read under it)
+    that must still hold when it is finalized and stored."""
 
     spec: CertificateSpec
     order: OpenOrder
     decision: Decision
+    lock: StoreLock
+    fence: Fence
 
 
 @dataclass
@@ -148,7 +159,7 @@ def _failed(spec: CertificateSpec, error: Union[str, Exception]) -> CertificateR
     return CertificateResult(spec.name, Action.FAILED, error=str(error), domains=identifier_values(spec.identifiers),
                              error_type=(getattr(error, "type", "") or type(error).__name__) if counts else "",
                              retry_after=getattr(error, "retry_after", None), counts_as_failure=counts,
-                             another_ca_may_help=another_ca_may_help(error))
+                             another_ca_may_help=another_ca_may_help(error), lock_lost=isinstance(error, LockLost))
 
 
 #: Problem codes (RFC 8555 §6.7 and the profiles draft) that another CA may well not answer.
@@ -547,7 +558,7 @@ class CertificateBatch:
         prepare), deploy each challenge type once, complete all, clean up, unlock."""
         locks, finished = self._lock_all(due)
         try:
-            openings = self._open_all([s for s in due if s.name in locks], stage, deadline)
+            openings = self._open_all([s for s in due if s.name in locks], locks, stage, deadline)
             finished += [o.result for o in openings if o.result is not None]
             opened = [o.opened for o in openings if o.opened is not None]
             if stage == Stage.PREPARE:
@@ -604,10 +615,11 @@ class CertificateBatch:
             with self._pool(len(locks)) as pool:
                 list(pool.map(lambda lock: lock.release(), locks.values()))
 
-    def _open_all(self, specs: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[Opening]:
+    def _open_all(self, specs: Sequence[CertificateSpec], locks: dict[str, StoreLock], stage: Stage,
+                  deadline: Deadline) -> list[Opening]:
         with self._pool(len(specs)) as pool:
-            return list(pool.map(self._counted("ordering", len(specs), lambda s: self._open_one(s, stage, deadline)),
-                                 specs))
+            return list(pool.map(self._counted("ordering", len(specs),
+                                               lambda s: self._open_one(s, locks[s.name], stage, deadline)), specs))
 
     def _hand_to_hosts(self, openings: Sequence[Opened]) -> list[CertificateResult]:
         """Stage prepare: the hosts deploy these challenges between the two stages."""
@@ -648,10 +660,11 @@ class CertificateBatch:
             except CertopsError:
                 pass  # reported by the responder's own checks; never hides the results
 
-    def _open_one(self, spec: CertificateSpec, stage: Stage, deadline: Deadline) -> Opening:
+    def _open_one(self, spec: CertificateSpec, lock: StoreLock, stage: Stage, deadline: Deadline) -> Opening:
         """Re-check under the (already held) lock, then open (or, at stage complete, reload) the order."""
         try:
-            # Re-read under the lock: another run may have issued it while we waited.
+            # Re-read under the lock: another run may have issued it while we waited. What is
+            # read here is the fence: the certificate is stored only while it is still current.
             stored = self.store.load(spec.name)
             decision = decide(spec, stored, self.now(), self._window_for(stored))
             if not decision.needs_order:
@@ -664,13 +677,13 @@ class CertificateBatch:
                 raise CertopsError(f"certificate {spec.name!r}: no prepared order to complete; run the "
                                    "task with stage: prepare first")
             if order is None:
-                order = self._new_order(spec, stored, decision, transport, deadline)
-            return Opening(spec, opened=Opened(spec, order, decision))
+                order = self._new_order(spec, stored, decision, transport, deadline, lock)
+            return Opening(spec, opened=Opened(spec, order, decision, lock, Fence(stored.version if stored else None)))
         except CertopsError as error:
             return Opening(spec, result=_failed(spec, error))
 
     def _new_order(self, spec: CertificateSpec, stored: Optional[StoredCertificate], decision: Decision,
-                   transport: AcmeTransport, deadline: Deadline) -> OpenOrder:
+                   transport: AcmeTransport, deadline: Deadline, lock: StoreLock) -> OpenOrder:
         replaces = None
         if stored is not None and decision.action == Action.RENEW and transport.directory(deadline).get("renewalInfo"):
             replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
@@ -696,6 +709,7 @@ class CertificateBatch:
                     for c in order.pending if c.type == "tls-alpn-01"}
             record = pending_record(order, alpn)
             record["directory"] = transport.directory_url  # stage complete goes back to this CA
+            lock.confirm_lease("keeping its order for the hosts")
             self.store.put_pending(spec.name, record)
         return order
 
@@ -703,21 +717,27 @@ class CertificateBatch:
         spec, order, decision = opening.spec, opening.order, opening.decision
         try:
             transport = self._connected(deadline)
-            issued = complete_order(transport, order, deadline)
+            # Finalizing makes the CA issue: never without proof that the lock is still ours.
+            issued = complete_order(transport, order, deadline,
+                                    before_finalize=lambda: opening.lock.confirm("finalizing its order"))
+            opening.lock.confirm_lease("storing its certificate")
             new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
                 "order_url": issued.order_url, "account_url": self.account_url,
                 "directory": transport.directory_url, "challenge": spec.challenge,
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
                 "chain_root": issued.chain_root, "reason": decision.reason,
                 "profile": order.request.profile, "ari": meta_at_issuance(self.now()),
-                **({"key": KEY_KEPT_ELSEWHERE, "key_source": spec.own_key.describe()} if spec.own_key else {})})
+                **({"key": KEY_KEPT_ELSEWHERE, "key_source": spec.own_key.describe()} if spec.own_key else {})},
+                fence=opening.fence)
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)
             return CertificateResult(spec.name, decision.action, decision.reason, identifier_values(spec.identifiers),
                                      stored=new)
         except CertopsError as error:
-            if spec.on_hosts:
-                self.store.drop_pending(spec.name)  # a failed order is not retried; the next run opens a new one
+            if spec.on_hosts and not isinstance(error, LockLost):
+                # A failed order is not retried; the next run opens a new one. A lost lock's
+                # pending record may be the new holder's by now: it is left alone.
+                self.store.drop_pending(spec.name)
             return _failed(spec, error)
 
     def _pending_order(self, spec: CertificateSpec) -> Optional[OpenOrder]:

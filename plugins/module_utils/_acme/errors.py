@@ -24,6 +24,12 @@ class StoreError(CertopsError):
     """The controller store could not be read, written or locked."""
 
 
+class LockLost(StoreError):
+    """This run can no longer prove that it holds a certificate's lock: its lease lapsed, the
+    lock names another run, or another writer stored the certificate after the lock was taken.
+    Nothing irreversible (finalizing an order, storing a certificate) is done for it."""
+
+
 class AcmeTransportError(CertopsError):
     """The ACME server could not be reached or answered something unusable."""
 

@@ -235,8 +235,11 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
     return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)
 
 
-def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadline) -> IssuedCertificate:
-    """Answer the deployed challenges, wait for validation, finalize, download and verify."""
+def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadline,
+                   before_finalize: Optional[Callable[[], None]] = None) -> IssuedCertificate:
+    """Answer the deployed challenges, wait for validation, finalize, download and verify.
+    ``before_finalize`` runs right before each finalize request and may raise to abandon the
+    order unfinalized (the batch confirms its lock there)."""
     request = opened.request
     label = f"certificate {request.name!r}"
     order_url, order = opened.order_url, opened.order
@@ -276,12 +279,16 @@ def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadli
         # orderNotReady; then we poll until it catches up and finalize again.
         finalize_url = _require(order, "finalize", str, f"{label}: order")
         finalize_payload = {"csr": jose.b64encode(csr).decode("ascii")}
+        if before_finalize is not None:
+            before_finalize()
         try:
             resp = transport.post(finalize_url, finalize_payload, deadline, kind="finalize")
         except AcmeProblem as problem:
             if problem.code != "orderNotReady":
                 raise
             order = poll(fetch_order, lambda o: o.get("status") != "pending", deadline)
+            if before_finalize is not None:
+                before_finalize()
             resp = transport.post(finalize_url, finalize_payload, deadline, kind="finalize")
         order = json_object(resp, f"{label}: finalize")
         if order.get("status") != "valid":

@@ -18,6 +18,11 @@ Rules a caller may rely on:
   version has become current meanwhile, nothing is written and False is returned.
 - ``acquire`` excludes every other holder of the same name, in this process, in another run on
   this controller, and (shared backends) on other controllers. Callers re-read after taking it.
+- A shared backend's lock is a lease, and a lease can be lost (a controller cut off from the
+  store for longer than the lease). ``StoreLock.confirm`` proves the lock is still held, with
+  time to spare, before an irreversible step; ``save`` with a ``Fence`` lands only while the
+  version read under the lock is still current, so a run that lost its lock never overwrites
+  what the run that took it over stored (LockLost instead).
 - Nothing here names a path: ``describe()`` says which store is meant, for messages.
 """
 
@@ -38,7 +43,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 
 from .. import _host_files
 from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
-from .errors import InputError
+from .errors import InputError, LockLost
 
 _T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -118,12 +123,31 @@ class VersionData:
     version: str
 
 
+@dataclass(frozen=True)
+class Fence:
+    """The version of a certificate that was current when its lock was taken (None: there was
+    none). A save carrying it lands only if that version is still current: another writer that
+    stored meanwhile (one that took a lost lock over) is never overwritten."""
+
+    version: Optional[str]
+
+
 class StoreLock(abc.ABC):
     """A held lock; ``release`` is idempotent."""
 
     @abc.abstractmethod
     def release(self) -> None:
         """Give the lock up (and stop renewing it)."""
+
+    @abc.abstractmethod
+    def confirm(self, step: str) -> None:
+        """Raise LockLost unless this run provably still holds the lock, with time to spare for
+        ``step`` (finalizing an order): its lease and, where a store keeps one, the lock's record."""
+
+    @abc.abstractmethod
+    def confirm_lease(self, step: str) -> None:
+        """``confirm`` from what this run knows of its lease alone, without asking the store
+        about the lock (for steps a fence guards as well, such as storing a certificate)."""
 
 
 class CertificateStore(abc.ABC):
@@ -144,8 +168,9 @@ class CertificateStore(abc.ABC):
         """The current version of ``name``, or None."""
 
     @abc.abstractmethod
-    def _write_version(self, name: str, data: VersionData) -> None:
-        """Write ``data`` as a new version and make it current in one step."""
+    def _write_version(self, name: str, data: VersionData, fence: Optional[Fence] = None) -> None:
+        """Write ``data`` as a new version and make it current in one step; with ``fence``, only
+        while the fenced version is current (else LockLost, nothing written)."""
 
     @abc.abstractmethod
     def _update_meta_cas(self, name: str, version: str, fields: dict[str, Any]) -> bool:
@@ -223,8 +248,9 @@ class CertificateStore(abc.ABC):
         return {name: read(name) for name in names}
 
     def save(self, name: str, key_pem: bytes, leaf: x509.Certificate,
-             chain: list[x509.Certificate], meta: dict[str, Any]) -> StoredCertificate:
-        """Store a new version and make it current in one atomic step."""
+             chain: list[x509.Certificate], meta: dict[str, Any], fence: Optional[Fence] = None) -> StoredCertificate:
+        """Store a new version and make it current in one atomic step. With ``fence`` (the
+        version read when the lock was taken), only if no other writer stored one since."""
         check_certificate_name(name)
         facts = certificate_facts(leaf)
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -236,7 +262,7 @@ class CertificateStore(abc.ABC):
                           "not_before": facts.not_before.isoformat(),
                           "not_after": facts.not_after.isoformat(), "issuer": facts.issuer,
                           "domains": facts.names(), "key_type": facts.key_type, "stored_at": now.isoformat()})
-        self._write_version(name, VersionData(key_pem, leaf_text, chain_text, full_meta, version))
+        self._write_version(name, VersionData(key_pem, leaf_text, chain_text, full_meta, version), fence)
         if meta.get("order_url") and chain:
             self.remember_anchor(chain[-1])
         return StoredCertificate(name=name, key_pem=key_pem, cert_pem=leaf_text, chain_pem=chain_text,
@@ -253,6 +279,13 @@ class CertificateStore(abc.ABC):
         with self.lock(name):
             self._remove(check_certificate_name(name))
             self.drop_pending(name)
+
+    def _fenced_out(self, name: str, fence: Fence, current: Optional[str]) -> LockLost:
+        """The error of a fenced save that found another writer's version current."""
+        was = f"version {fence.version}" if fence.version else "no certificate"
+        return LockLost(f"store {self.describe()}: certificate {name!r} was stored by another run after this "
+                        f"run took its lock ({was} then, version {current or 'none'} now); this run's lock was "
+                        "lost, so its certificate is not stored")
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 300.0) -> Iterator[None]:

@@ -34,8 +34,8 @@ from typing import Any, Iterator, Optional
 from .. import _host_files
 from .crypto import split_pem_chain
 from .errors import InputError, StoreError
-from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, StoreLock, StoredCertificate,
-                      VersionData, check_certificate_name)
+from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, Fence, StoreLock,
+                      StoredCertificate, VersionData, check_certificate_name)
 from .waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
@@ -102,7 +102,25 @@ class FileStore(CertificateStore):
             raise StoreError(f"store: certificate {name!r} at {current} is unreadable: {error}") from None
         return VersionData(key_pem, leaf_pem, chain_pem, meta, os.path.basename(target))
 
-    def _write_version(self, name: str, data: VersionData) -> None:
+    def _write_version(self, name: str, data: VersionData, fence: Optional[Fence] = None) -> None:
+        if fence is None:
+            self._swap_in(name, data)
+            return
+        # The certificate's own flock already excludes other runs on this machine; the check
+        # runs under the metadata flock too, so it holds against a writer that took neither.
+        with self._flock(os.path.join(self.root, "locks", f"{name}.meta.lock"), 30.0, name):
+            current = self._current_version(name)
+            if current != fence.version:
+                raise self._fenced_out(name, fence, current)
+            self._swap_in(name, data)
+
+    def _current_version(self, name: str) -> Optional[str]:
+        try:
+            return os.path.basename(os.readlink(os.path.join(self._cert_dir(name), "current")))
+        except FileNotFoundError:
+            return None
+
+    def _swap_in(self, name: str, data: VersionData) -> None:
         cert_dir = self._cert_dir(name)
         files = {"cert.pem": data.cert_pem.encode(),
                  "chain.pem": data.chain_pem.encode(), "fullchain.pem": (data.cert_pem + data.chain_pem).encode(),
@@ -120,11 +138,8 @@ class FileStore(CertificateStore):
     def _update_meta_cas(self, name: str, version: str, fields: dict[str, Any]) -> bool:
         meta_path = os.path.join(self._cert_dir(name), "versions", version, "meta.json")
         with self._flock(os.path.join(self.root, "locks", f"{name}.meta.lock"), 30.0, name):
-            try:
-                if os.path.basename(os.readlink(os.path.join(self._cert_dir(name), "current"))) != version:
-                    return False  # replaced meanwhile: what was learnt is about the old certificate
-            except FileNotFoundError:
-                return False
+            if self._current_version(name) != version:
+                return False  # replaced meanwhile (or removed): what was learnt is about the old certificate
             try:
                 with open(meta_path, encoding="utf-8") as handle:
                     meta = json.load(handle)
@@ -247,6 +262,14 @@ class FileStore(CertificateStore):
 class FileLock(StoreLock):
     def __init__(self, fd: int) -> None:
         self._fd: Optional[int] = fd
+
+    # An flock is the kernel's, held for as long as this process keeps the descriptor open: it
+    # has no lease that could run out while the run lives, so there is nothing to confirm.
+    def confirm(self, step: str) -> None:
+        return None
+
+    def confirm_lease(self, step: str) -> None:
+        return None
 
     def release(self) -> None:
         if self._fd is not None:
