@@ -58,8 +58,9 @@ logs=$(mktemp -d /tmp/certops-test-logs.XXXXXX)
 started=$(date +%s)
 export -f describe
 in_own_network() {
+  # Tests that change network interfaces (test_partition.py) run only where this is set.
   # shellcheck disable=SC2016  # $@ belongs to the inner shell
-  unshare --net bash -c 'ip link set lo up && describe "$0" && exec "$@"' "$@"
+  CERTOPS_TEST_PRIVATE_NETNS=1 unshare --net bash -c 'ip link set lo up && describe "$0" && exec "$@"' "$@"
 }
 { describe .venv; "${leg_311[@]}"; } >"$logs/py311.log" 2>&1 &
 pids=($!)

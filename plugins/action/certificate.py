@@ -243,6 +243,12 @@ class ActionModule(CertopsAction):
         due_by = next_run_due_by(ordered, utcnow())
         out["next_run_due_by"] = due_by.isoformat() if due_by is not None else None
         warnings = list(batch.warnings)
+        lost = [r.name for r in ordered if r.lock_lost]
+        if lost:
+            warnings.append(f"{len(lost)} certificate(s) lost their store lock during this run ({', '.join(lost[:10])}"
+                            f"{', ...' if len(lost) > 10 else ''}): this run's lease on the shared store lapsed "
+                            "or another run took the lock over, so nothing was finalized or stored for them here; "
+                            "the run holding the lock issues them")
         if check_without_key and any(r.action in ("issue", "renew") for r in ordered):
             warnings.append(f"check mode: {check_without_key}; the certificates marked issue/renew would be ordered")
         if dns is not None:

@@ -52,6 +52,11 @@ class BaoNode:
     log_file: str = ""
 
     scheme: str = "https"
+    #: More addresses the node's API listens on (the same port), e.g. a second network path.
+    also_on: tuple[str, ...] = ()
+
+    def url_on(self, address: str) -> str:
+        return f"{self.scheme}://{address}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -68,6 +73,8 @@ class BaoCluster:
     token: str = ""                      # the collection's least-privilege token
     mount: str = MOUNT
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Runs each node inside a network namespace (netns.Namespace.enter); empty: here.
+    command_prefix: tuple[str, ...] = ()
 
     @property
     def urls(self) -> list[str]:
@@ -145,7 +152,8 @@ class BaoCluster:
         config = self.work / f"{node.node_id}.hcl"
         log = self.work / f"{node.node_id}.log"
         handle = open(log, "ab")  # pylint: disable=consider-using-with  # the server keeps it
-        proc = subprocess.Popen([bao_binary(), "server", f"-config={config}"], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([*self.command_prefix, bao_binary(), "server", f"-config={config}"],
+                                stdin=subprocess.DEVNULL,
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "BAO_LOG_LEVEL": "info"})
         handle.close()
@@ -176,6 +184,16 @@ class BaoCluster:
             self.kill_node(node)
 
 
+def _api_listener(address: str, port: int, cert: Path, key: Path) -> str:
+    """One more API listener (no cluster traffic on it)."""
+    return f"""listener "tcp" {{
+  address       = "{address}:{port}"
+  tls_cert_file = "{cert}"
+  tls_key_file  = "{key}"
+}}
+"""
+
+
 def _node_config(cluster: BaoCluster, node: BaoNode, cert: Path, key: Path) -> str:
     joins = "\n".join(
         f'  retry_join {{\n    leader_api_addr = "{other.url}"\n    leader_ca_cert_file = "{cluster.ca_cert}"\n  }}'
@@ -193,7 +211,7 @@ listener "tcp" {{
   tls_cert_file   = "{cert}"
   tls_key_file    = "{key}"
 }}
-api_addr      = "{node.url}"
+{"".join(_api_listener(address, node.port, cert, key) for address in node.also_on)}api_addr      = "{node.url}"
 cluster_addr  = "https://{node.address}:{node.port + 1}"
 disable_mlock = true
 ui            = false
@@ -201,12 +219,14 @@ ui            = false
 
 
 def start_cluster(work: Path, port: int = 8200, addresses: tuple[str, ...] = ("127.0.0.31", "127.0.0.32", "127.0.0.33"),
-                  ) -> BaoCluster:
-    """Start, initialise and unseal a Raft cluster; mount KV v2 and make the collection's token."""
+                  also_on: tuple[str, ...] = (), command_prefix: tuple[str, ...] = ()) -> BaoCluster:
+    """Start, initialise and unseal a Raft cluster; mount KV v2 and make the collection's token.
+    ``also_on``: one more API address per node (same order); ``command_prefix``: where to run."""
     work.mkdir(parents=True, exist_ok=True)
-    ca, cert, key = generate_listener_cert(work, addresses=addresses)
-    nodes = [BaoNode(f"node{i + 1}", address, port) for i, address in enumerate(addresses)]
-    cluster = BaoCluster(work=work, nodes=nodes, ca_cert=str(ca))
+    ca, cert, key = generate_listener_cert(work, addresses=addresses + also_on)
+    nodes = [BaoNode(f"node{i + 1}", address, port, also_on=(also_on[i],) if also_on else ())
+             for i, address in enumerate(addresses)]
+    cluster = BaoCluster(work=work, nodes=nodes, ca_cert=str(ca), command_prefix=command_prefix)
     for node in nodes:
         (work / node.node_id).mkdir(exist_ok=True)
         (work / f"{node.node_id}.hcl").write_text(_node_config(cluster, node, cert, key))

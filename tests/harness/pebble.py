@@ -126,7 +126,14 @@ class PebbleInfo:
         return self.count_log("Added order")
 
     def finalizations(self) -> int:
+        """Finalize requests received (one refused with badNonce and sent again counts twice)."""
         return self.count_log("POST /finalize-order/")
+
+    def issued_serials(self) -> list[str]:
+        """The serial of every certificate Pebble issued, in order (hex as Pebble logs it)."""
+        with open(self.log_file, encoding="utf-8", errors="replace") as handle:
+            return [line.split("Issued certificate serial ", 1)[1].split()[0]
+                    for line in handle if "Issued certificate serial " in line]
 
     def alive(self) -> bool:
         return pid_alive(self.pebble_pid) and pid_alive(self.challtestsrv_pid)

@@ -32,12 +32,13 @@ def pid_from(pidfile: Path) -> int:
         return 0
 
 
-def _listening_inodes(address: str, port: int) -> set[str]:
-    """Socket inodes in LISTEN state on ``address``:``port`` (or a wildcard), from /proc/net
-    (which shows the reader's own network namespace)."""
+def _listening_inodes(address: str, port: int, seen_by: int) -> set[str]:
+    """Socket inodes in LISTEN state on ``address``:``port`` (or a wildcard), in the network
+    namespace of process ``seen_by`` (/proc/PID/net shows that process's namespace: a server
+    started in a namespace of its own is found there)."""
     wanted = {socket.inet_aton(address)[::-1].hex().upper(), "00000000"} if "." in address else set()
     inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table in (f"/proc/{seen_by}/net/tcp", f"/proc/{seen_by}/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
@@ -104,7 +105,7 @@ def wait_port(address: str, port: int, timeout: float = 10.0, *, pid: int = 0,
             starter = pid or (pid_from(pidfile) if pidfile else 0)
             if not starter and not pidfile:
                 raise RuntimeError("wait_port needs the pid or pidfile of the process that should listen")
-            owners = _owners(_listening_inodes(address, port)) if starter else set()
+            owners = _owners(_listening_inodes(address, port, starter)) if starter else set()
             if any(_descends_from(owner, starter) for owner in owners):
                 return
             seen_other |= owners
