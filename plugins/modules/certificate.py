@@ -388,6 +388,12 @@ certificates:
           is from, each as the CA URL, a colon and why it failed; empty otherwise.
       type: list
       elements: str
+    lock_lost:
+      description:
+        - True when this run lost the certificate's store lock mid-run (its shared-store lease
+          lapsed, or another run took the lock over); nothing was finalized or stored for it by
+          this run, and the run that holds the lock issues it.
+      type: bool
     renew_at:
       description:
         - When the stored certificate becomes due (ISO 8601), that is the point chosen in the CA's ARI

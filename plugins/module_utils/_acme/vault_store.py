@@ -48,6 +48,7 @@ mount and prefix.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -523,9 +524,9 @@ class _LeaseKeeper:
 def _expiry(record: dict[str, Any]) -> float:
     """An owner record's expiry; a malformed one (another writer's, or damaged) counts as expired."""
     value = record.get("expires")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return 0.0
-    return float(value) if value == value else 0.0  # NaN never expires anything
+    return float(value)
 
 
 def _first_line(error: Exception) -> str:
