@@ -10,14 +10,17 @@ What it does (state in .demo/, nothing outside it is touched but loopback ports)
   4. proves it with a real TLS handshake per name, verified against Pebble's root;
   5. prints a summary.
 
-Run it through scripts/demo.sh (README command 1). `--stop` stops the demo's processes.
+Run it through scripts/demo.sh (README command 1). `--stop` stops the demo's processes and
+fails if any of them, or anything on the demo's ports, is still there.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
+import socket
 import sys
 import textwrap
 import time
@@ -29,13 +32,14 @@ sys.path.insert(0, str(REPO))
 from tests.harness import pebble  # noqa: E402
 from tests.harness.ansible import run_playbook  # noqa: E402
 from tests.harness.hosts import haproxy_service  # noqa: E402
-from tests.harness.processes import start_backend, stop_pidfile, wait_port  # noqa: E402
+from tests.harness.processes import pid_alive, pid_from, start_backend, stop_pidfile, wait_port  # noqa: E402
 from tests.harness.tls import handshake  # noqa: E402
 
 STATE = REPO / ".demo"
 NAMES = ["app.demo.test", "api.demo.test"]
 HTTPS_PORT = 14443
 BACKEND_PORT = 18080
+PEBBLE_BASE_PORT = 14000
 
 
 def inventory(info: pebble.PebbleInfo) -> dict:
@@ -62,12 +66,30 @@ def inventory(info: pebble.PebbleInfo) -> dict:
     return {"all": {"children": {"edge": {"hosts": {"edge-demo": host}}}}}
 
 
-def stop() -> None:
+def stop() -> list[str]:
+    """Stop the demo's processes; what is still running or listening afterwards (nothing, normally)."""
+    pids = [pid_from(STATE / "host" / "haproxy.pid"), pid_from(STATE / "backend.pid")]
     stop_pidfile(STATE / "host" / "haproxy.pid")
     stop_pidfile(STATE / "backend.pid")
     info = pebble.load(STATE / "pebble")
     if info:
+        pids += [info.pebble_pid, info.challtestsrv_pid]
         pebble.stop(info)
+    ports = [HTTPS_PORT, BACKEND_PORT, *dataclasses.astuple(pebble.PebblePorts.from_base(PEBBLE_BASE_PORT))]
+    left: list[str] = []
+    for _attempt in range(50):  # HAProxy's workers close their listeners just after the master exits
+        left = [f"process {pid}" for pid in pids if pid and pid_alive(pid)]
+        left += [f"a listener on 127.0.0.1:{port}" for port in ports if _listening(port)]
+        if not left:
+            break
+        time.sleep(0.1)
+    return left
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def handshake_with_retry(name: str, root: str, serial_wanted: str | None = None):
@@ -89,7 +111,11 @@ def main() -> int:
     parser.add_argument("--stop", action="store_true", help="stop the demo's processes and exit")
     args = parser.parse_args()
     if args.stop:
-        stop()
+        left = stop()
+        if left:
+            print(f"demo: still running after --stop: {', '.join(left)}")
+            return 1
+        print("demo: stopped; nothing of it is left running")
         return 0
 
     STATE.mkdir(exist_ok=True)
@@ -104,7 +130,7 @@ def main() -> int:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
-        info = pebble.start(STATE / "pebble", base_port=14000)
+        info = pebble.start(STATE / "pebble", base_port=PEBBLE_BASE_PORT)
         print(f"demo: started Pebble at {info.directory_url} (log: {info.log_file})")
     else:
         print(f"demo: reusing the running Pebble at {info.directory_url}")
@@ -121,7 +147,7 @@ def main() -> int:
             print(f"demo: the {label} failed; full log in {STATE}")
             return 1
         runs.append((label, run, info.new_orders()))
-    wait_port("127.0.0.1", HTTPS_PORT)
+    wait_port("127.0.0.1", HTTPS_PORT, pidfile=STATE / "host" / "haproxy.pid")
 
     root = info.root_pem()
     store_meta = {n: json.loads((STATE / "store" / "certificates" / n / "current" / "meta.json").read_text())

@@ -20,6 +20,15 @@ if [ -x "$PY313" ] && [ -z "${CERTOPS_SKIP_PY313:-}" ]; then
   with_py313=1
 fi
 
+# README command 1, from the state a fresh clone has: CI runs the demo so that it never breaks
+# unnoticed (first run orders, second changes nothing, every handshake verified), then checks
+# that --stop leaves nothing running. A demo a developer left running is stopped first.
+echo "== demo (README command 1)"
+.venv/bin/python scripts/demo.py --stop >/dev/null 2>&1 || true
+rm -rf .demo
+bash scripts/demo.sh
+.venv/bin/python scripts/demo.py --stop
+
 # Types and lint of the collection's Python (configs: mypy.ini, ruff.toml); mypy reads the code
 # through the ansible_collections path the tests use.
 mkdir -p .tmp/collections/ansible_collections/certops
