@@ -49,3 +49,15 @@ if [ ! -x "$A2C_VENV/bin/python" ] || [ "$(cat "$A2C_VENV/.certops-requirements"
     | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$a2c_wanted" > "$A2C_VENV/.certops-requirements"
 fi
+
+# sslyze, the TLS judge of tests/integration/test_layout_security.py, in a venv of its own: it
+# pins an older cryptography than the collection is tested with (tests/harness/judges.py).
+SSLYZE_VENV=${CERTOPS_SSLYZE_VENV:-.venv-sslyze}
+sslyze_wanted=$(sha256sum tests/requirements-sslyze.txt | cut -d' ' -f1)
+if [ ! -x "$SSLYZE_VENV/bin/python" ] || [ "$(cat "$SSLYZE_VENV/.certops-requirements" 2>/dev/null)" != "$sslyze_wanted" ]; then
+  echo "setup: preparing $SSLYZE_VENV (sslyze)"
+  python3 -m venv "$SSLYZE_VENV"
+  "$SSLYZE_VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements-sslyze.txt 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  echo "$sslyze_wanted" > "$SSLYZE_VENV/.certops-requirements"
+fi

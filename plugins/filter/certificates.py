@@ -304,10 +304,10 @@ def _listener_address(address: str) -> str:
     return address
 
 
-def served_checks(sites: Any, ready: Any, address: Any, port: Any) -> list[dict[str, Any]]:
+def served_checks(sites: Any, ready: Any, address: Any, port: Any, proxy_protocol: bool = False) -> list[dict[str, Any]]:
     """One served-certificate check per name of every site whose certificate is installed
     (``ready``), against the listener at ``address``:``port`` (a wildcard bind is reached on
-    loopback)."""
+    loopback); ``proxy_protocol`` when the listener expects a PROXY header first."""
     checks = []
     for site in sites or []:
         certificate = site.get("certificate") or site.get("name")
@@ -315,7 +315,8 @@ def served_checks(sites: Any, ready: Any, address: Any, port: Any) -> list[dict[
             continue
         for domain in site.get("domains") or []:
             checks.append({"certificate": certificate, "server_name": str(domain),
-                           "address": _listener_address(str(address)), "port": int(port)})
+                           "address": _listener_address(str(address)), "port": int(port),
+                           "proxy_protocol": bool(proxy_protocol)})
     return checks
 
 

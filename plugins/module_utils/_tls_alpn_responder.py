@@ -49,9 +49,35 @@ def sni_chooser(directory):
     return choose
 
 
+#: The first bytes of PROXY protocol headers (v1 text, v2 binary signature).
+PROXY_V1 = b"PROXY "
+PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def drop_proxy_header(conn):
+    """Read and drop a PROXY protocol header, if the connection starts with one: a router that
+    hands client addresses on (nginx stream's proxy_protocol) sends it to this responder too."""
+    start = conn.recv(16, socket.MSG_PEEK)
+    if start.startswith(PROXY_V1):
+        line = b""
+        while not line.endswith(b"\r\n"):
+            chunk = conn.recv(1)
+            if not chunk or len(line) >= 107:  # v1 lines are at most 107 bytes
+                raise OSError("malformed PROXY v1 header")
+            line += chunk
+    elif start.startswith(PROXY_V2) and len(start) == 16:
+        remaining = 16 + int.from_bytes(start[14:16], "big")
+        while remaining > 0:
+            chunk = conn.recv(min(remaining, 4096))
+            if not chunk:
+                raise OSError("truncated PROXY v2 header")
+            remaining -= len(chunk)
+
+
 def _serve(default, conn):
     conn.settimeout(10)
     try:
+        drop_proxy_header(conn)
         with default.wrap_socket(conn, server_side=True) as tls:
             if tls.selected_alpn_protocol() != "acme-tls/1":
                 return

@@ -52,6 +52,12 @@ options:
         description: TCP port of the listener.
         type: int
         required: true
+      proxy_protocol:
+        description:
+          - Send a PROXY protocol v1 header (the check's own addresses) before the handshake, for a
+            listener that expects one from a router in front of it.
+        type: bool
+        default: false
   dest:
     description: Directory holding one directory per installed certificate.
     type: path
@@ -167,7 +173,14 @@ def installed_leaf(path):
         return None
 
 
-def served_leaf(address, port, server_name, timeout):
+def proxy_header(sock):
+    """A PROXY protocol v1 line naming this connection's own two ends."""
+    local, peer = sock.getsockname(), sock.getpeername()
+    family = "TCP6" if sock.family == socket.AF_INET6 else "TCP4"
+    return ("PROXY %s %s %s %d %d\r\n" % (family, local[0], peer[0], local[1], peer[1])).encode("ascii")
+
+
+def served_leaf(address, port, server_name, timeout, proxy_protocol=False):
     """(DER or None, error) of what the listener presents for ``server_name``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
@@ -175,6 +188,8 @@ def served_leaf(address, port, server_name, timeout):
     sni = "certops-served-check." + server_name[2:] if server_name.startswith("*.") else server_name
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw:
+            if proxy_protocol:
+                raw.sendall(proxy_header(raw))
             with context.wrap_socket(raw, server_hostname=sni) as tls:
                 return tls.getpeercert(binary_form=True), ""
     except ssl.SSLError as error:
@@ -192,7 +207,8 @@ def check_one(item, dest, timeout):
         result.update(state="not_installed", error="no readable cert.pem")
         return result
     result["installed_serial"] = der_serial(installed)
-    served, error = served_leaf(item["address"], item["port"], item["server_name"], timeout)
+    served, error = served_leaf(item["address"], item["port"], item["server_name"], timeout,
+                                item.get("proxy_protocol") or False)
     if served is None:
         result.update(state=error.split(":", 1)[0], error=error)
     else:
@@ -210,6 +226,7 @@ def main():
                 server_name=dict(type="str", required=True),
                 address=dict(type="str", required=True),
                 port=dict(type="int", required=True),
+                proxy_protocol=dict(type="bool", default=False),
             )),
             dest=dict(type="path", required=True),
             timeout=dict(type="float", default=5),

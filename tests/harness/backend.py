@@ -16,8 +16,10 @@ def make_handler(label: str) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server API)
-            body = json.dumps({"backend": label, "path": self.path,
-                               "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+            # A header sent on several lines is one comma-separated list (RFC 9110 §5.3): shown
+            # joined, so a second X-Forwarded-For line is never hidden behind the first.
+            headers = {k.lower(): ", ".join(self.headers.get_all(k) or []) for k in self.headers.keys()}
+            body = json.dumps({"backend": label, "path": self.path, "headers": headers}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -24,19 +24,24 @@ class Handshake:
 
 
 def handshake(address: str, port: int, name: str, root_pem: str, path: str = "/",
-              timeout: float = 5.0, host_header: str | None = None) -> Handshake:
-    """Connect with SNI ``name``, verify the chain against ``root_pem`` and the hostname,
-    then send one HTTP/1.1 GET with Host ``name`` and read the answer."""
+              timeout: float = 5.0, host_header: str | None = None, source: str | None = None,
+              headers: dict[str, str] | None = None) -> Handshake:
+    """Connect with SNI ``name`` (from the address ``source``, if given), verify the chain
+    against ``root_pem`` and the hostname, then send one HTTP/1.1 GET with Host ``name`` and
+    ``headers`` and read the answer."""
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as roots:
         roots.write(root_pem)
         roots.flush()
         context = ssl.create_default_context(cafile=roots.name)
     context.set_alpn_protocols(["http/1.1"])
-    with socket.create_connection((address, port), timeout=timeout) as raw:
+    extra = "".join(f"{key}: {value}\r\n" for key, value in (headers or {}).items())
+    with socket.create_connection((address, port), timeout=timeout,
+                                  source_address=(source, 0) if source else None) as raw:
         with context.wrap_socket(raw, server_hostname=name) as tls:
             der = tls.getpeercert(binary_form=True)
             protocol = tls.version() or ""
-            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header or name}\r\nConnection: close\r\n\r\n".encode())
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header or name}\r\n{extra}Connection: close\r\n\r\n"
+                        .encode())
             chunks = []
             while True:
                 data = tls.recv(65536)

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.harness import openbao, pebble
+from tests.harness import layouts, openbao, pebble
 from tests.harness.ansible import PlaybookRun, run_playbook, spawn_playbook
 from tests.harness.processes import stop_pidfile, wait_port
 
@@ -45,9 +45,13 @@ def bao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openbao.BaoClu
 @pytest.fixture(scope="session")
 def account(pebble_server: pebble.PebbleInfo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An account key file and its (created) account; the thumbprint drives the responders."""
-    path = tmp_path_factory.mktemp("account") / "account.key"
+    return make_account(pebble_server, tmp_path_factory.mktemp("account") / "account.key")
+
+
+def make_account(pebble_info: pebble.PebbleInfo, path: Path) -> dict[str, str]:
+    """An account key at ``path`` with its account at that Pebble."""
     key, _ignored = load_account_key(str(path), None, None, create=True)
-    transport = AcmeTransport(pebble_server.directory_url, verify=pebble_server.ca_cert)
+    transport = AcmeTransport(pebble_info.directory_url, verify=pebble_info.ca_cert)
     deadline = Deadline(30, "test account")
     if not find_account(transport, key, deadline).exists:
         create_account(transport, key, AccountRequest(terms_agreed=True), deadline)
@@ -127,3 +131,15 @@ class Controller:
 @pytest.fixture
 def controller(tmp_path: Path, pebble_server: pebble.PebbleInfo, account: dict[str, str]) -> Controller:
     return Controller(tmp_path, pebble_server, account)
+
+
+@pytest.fixture
+def layout(request, controller, pebble_server, account):
+    created = []
+
+    def make(proxy, addresses, names):
+        created.append(layouts.EdgeLayout(controller, pebble_server, account, proxy, addresses, names))
+        return created[-1]
+    yield make
+    for item in created:
+        item.stop()

@@ -19,7 +19,7 @@ import yaml
 
 from tests.harness.ansible import REPO, collections_path
 from tests.harness.processes import stop_pidfile
-from tests.integration.test_edge_role import EdgeLayout
+from tests.harness.layouts import EdgeLayout
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent

@@ -7,9 +7,8 @@ import re
 
 import pytest
 
-from tests.integration.test_edge_role import BACKEND_PORT, PLAYBOOK
+from tests.harness.layouts import BACKEND_PORT, PLAYBOOK
 # The edge layout fixture, used by name.
-from tests.integration.test_edge_role import layout  # noqa: F401  pylint: disable=unused-import
 
 pytestmark = pytest.mark.integration
 

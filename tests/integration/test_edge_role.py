@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.hosts import haproxy_service, nginx_service
-from tests.harness.processes import pid_from, start_backend, stop_pidfile, wait_for
+from tests.harness.layouts import BACKEND_PORT, HTTPS_PORT
+from tests.harness.processes import pid_from, wait_for
 from tests.harness.tls import handshake, refusal
 
 pytestmark = pytest.mark.integration
 
-PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "edge.yml"
-HTTPS_PORT = 14543
-BACKEND_PORT = 18181
 
 
 def worker_pids(master: int) -> set[int]:
@@ -28,75 +25,6 @@ def http_request(address: str, port: int, host: str, path: str = "/") -> str:
     with socket.create_connection((address, port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         return sock.recv(65536).decode("utf-8", "replace")
-
-
-class EdgeLayout:
-    """Simulated proxy hosts sharing one controller store and one set of sites."""
-
-    def __init__(self, controller, pebble_server, account, proxy: str, addresses: list[str], names: list[str]):
-        self.controller, self.pebble, self.account = controller, pebble_server, account
-        self.proxy, self.addresses, self.names = proxy, addresses, names
-        self.pidfiles: list[Path] = []
-        self.backend_pid = controller.work / "backend.pid"
-        # Round-robin DNS in miniature: the CA reaches every name on the first proxy host.
-        for name in names:
-            pebble_server.set_address(name, addresses[0])
-        start_backend("127.0.0.1", BACKEND_PORT, "edge-backend", self.backend_pid)
-        self.sites = [{"name": n, "domains": [n], "backends": [f"127.0.0.1:{BACKEND_PORT}"]} for n in names]
-        self.write()
-
-    def host_dir(self, index: int) -> Path:
-        return self.controller.work / f"edge{index}"
-
-    def host_vars(self, index: int, address: str, sites: list[dict]) -> dict:
-        host_dir = self.host_dir(index)
-        service = (haproxy_service(host_dir, "certops_edge") if self.proxy == "haproxy"
-                   else nginx_service(host_dir, "certops_edge"))
-        self.pidfiles.append(host_dir / ("haproxy.pid" if self.proxy == "haproxy" else "nginx/nginx.pid"))
-        return self.controller.local_host(
-            certops_edge_proxy=self.proxy,
-            certops_edge_acme_directory=self.pebble.directory_url,
-            certops_edge_acme_ca_path=self.pebble.ca_cert,
-            certops_edge_account_key_src=self.account["key_path"],
-            certops_edge_terms_agreed=True,
-            certops_edge_store_path=str(self.controller.work / "store"),
-            certops_edge_bind_address=address,
-            certops_edge_http_port=self.pebble.ports.http01,
-            certops_edge_https_port=HTTPS_PORT,
-            certops_edge_cert_dir=str(host_dir / "certs"),
-            certops_edge_haproxy_admin_socket=str(host_dir / "admin.sock"),
-            certops_edge_hsts=True,
-            certops_edge_remove_unlisted=True,
-            certops_edge_sites=sites,
-            **service)
-
-    def write(self, sites: list[dict] | None = None, **extra) -> None:
-        hosts = {f"edge{i}": {**self.host_vars(i, a, sites or self.sites), **extra}
-                 for i, a in enumerate(self.addresses)}
-        self.controller.write_inventory({"all": {"children": {"edge": {"hosts": hosts}}}})
-
-    def run(self, *args, check=True):
-        return self.controller.run(PLAYBOOK, *args, check=check)
-
-    def serial(self, address: str, name: str) -> str:
-        return handshake(address, HTTPS_PORT, name, self.pebble.root_pem()).serial
-
-    def stop(self) -> None:
-        for pidfile in self.pidfiles:
-            stop_pidfile(pidfile)
-        stop_pidfile(self.backend_pid)
-
-
-@pytest.fixture
-def layout(request, controller, pebble_server, account):
-    created = []
-
-    def make(proxy, addresses, names):
-        created.append(EdgeLayout(controller, pebble_server, account, proxy, addresses, names))
-        return created[-1]
-    yield make
-    for item in created:
-        item.stop()
 
 
 @pytest.mark.parametrize("proxy,address", [("haproxy", "127.0.0.2"), ("nginx", "127.0.0.3")])

@@ -103,10 +103,13 @@ def _sha256_of(pem_path: Path) -> str:
     return x509.load_pem_x509_certificate(pem_path.read_bytes()).fingerprint(hashes.SHA256()).hex()
 
 
-@pytest.mark.parametrize("proxy,base", [("haproxy", 60), ("nginx", 70)])
-def test_tls_alpn_01_is_answered_through_the_passthrough_proxy(controller, pebble_server, account, proxy, base):
+@pytest.mark.parametrize("proxy,base,proxy_protocol", [("haproxy", 60, False), ("nginx", 70, True)])
+def test_tls_alpn_01_is_answered_through_the_passthrough_proxy(controller, pebble_server, account, proxy, base,
+                                                               proxy_protocol):
     """Pebble connects to the proxy with ALPN acme-tls/1 only; the proxy routes that to the
-    responder on itself, which presents the challenge certificate made on the controller."""
+    responder on itself, which presents the challenge certificate made on the controller. The
+    nginx router hands client addresses on (PROXY protocol), so it sends the responder a
+    PROXY header too, which the responder drops."""
     proxy_address, backend_address = f"127.0.0.{base}", f"127.0.0.{base + 1}"
     work = controller.work
     name = f"alpn.{proxy}.pt.test"
@@ -119,6 +122,7 @@ def test_tls_alpn_01_is_answered_through_the_passthrough_proxy(controller, pebbl
         "certops_passthrough_acme_ca_path": pebble_server.ca_cert,
         "certops_passthrough_account_key_src": account["key_path"],
         "certops_passthrough_store_path": str(work / "store"),
+        "certops_passthrough_proxy_protocol": proxy_protocol,
         "certops_certificates_alpn_responder_dir": str(responder_dir)}, "children": {
         "passthrough_proxies": {"hosts": {"lb": controller.local_host(
             certops_passthrough_proxy=proxy, certops_passthrough_bind_address=proxy_address,

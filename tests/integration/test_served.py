@@ -15,7 +15,6 @@ from cryptography.x509.oid import NameOID
 
 from tests.harness.processes import wait_for
 # The edge layout fixture, used by name.
-from tests.integration.test_edge_role import layout  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.harness import openbao
 from tests.harness.ansible import playbook_command
+from tests.harness.layouts import EdgeLayout
 from tests.harness.processes import kill_tree
 from tests.integration.conftest import Controller
 from tests.integration.test_awx import injected_environment
@@ -198,7 +199,6 @@ def test_the_edge_role_keeps_its_certificates_in_the_shared_store(bao_cluster, p
                                                                   tmp_path):
     """certops_edge_store: the role orders into the cluster, serves what it stored, keeps nothing
     on the controller's disk, and a rerun orders nothing; the summary names the store."""
-    from tests.integration.test_edge_role import EdgeLayout
     prefix = f"certops-acme/edge-{uuid.uuid4().hex[:6]}"
     site_names = [f"{n}-{uuid.uuid4().hex[:4]}.vault.edge.test" for n in ("shop", "blog")]
     edge = EdgeLayout(controller, pebble_server, account, "haproxy", ["127.0.0.41"], site_names)

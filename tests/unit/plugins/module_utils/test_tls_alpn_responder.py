@@ -37,12 +37,14 @@ def responder_process(directory):
         process.wait()
 
 
-def handshake(port, name):
+def handshake(port, name, before=b""):
+    """An acme-tls/1 handshake; ``before`` is sent first (a router's PROXY header)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["acme-tls/1"])
     with socket.create_connection((ADDRESS, port), timeout=5) as raw:
+        raw.sendall(before)
         with context.wrap_socket(raw, server_hostname=name) as tls:
             return tls.selected_alpn_protocol(), x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
@@ -75,6 +77,33 @@ def test_the_shipped_responder_presents_the_challenge_certificate_and_refuses_ot
             handshake(port, "other.example.com")
         (tmp_path / "responder.pid").unlink()  # removing the pid file stops it
         assert responder.wait(timeout=5) == 0
+
+
+def proxy_v2_header():
+    """PROXY protocol v2 for TCP over IPv4 from 203.0.113.7:5555 to 127.0.0.93:443, as HAProxy's
+    send-proxy-v2 or nginx's proxy_protocol write it."""
+    addresses = socket.inet_aton("203.0.113.7") + socket.inet_aton(ADDRESS) + (5555).to_bytes(2, "big") \
+        + (443).to_bytes(2, "big")
+    return _tls_alpn_responder.PROXY_V2 + bytes([0x21, 0x11]) + len(addresses).to_bytes(2, "big") + addresses
+
+
+@pytest.mark.parametrize("header", [b"PROXY TCP4 203.0.113.7 127.0.0.93 5555 443\r\n", proxy_v2_header()],
+                         ids=["v1", "v2"])
+def test_the_responder_answers_behind_a_router_that_sends_a_proxy_header(tmp_path, header):
+    """An nginx stream router with proxy_protocol on sends the header on every connection it
+    passes, the responder's included: it is read and dropped before the handshake."""
+    challenge = PendingChallenge(certificate="c", identifier=Identifier("dns", "alpn.example.com"), type="tls-alpn-01",
+                                 url="https://ca/chall", token="tok", key_authorization="tok.thumb",
+                                 authz_url="https://ca/authz")
+    cert_pem, key_pem = tls_alpn_challenge_certificate(challenge)
+    (tmp_path / "alpn.example.com.crt").write_bytes(cert_pem)
+    (tmp_path / "alpn.example.com.key").write_bytes(key_pem)
+    (tmp_path / "responder.pid").write_text("0")
+    with responder_process(tmp_path) as (_responder, port):
+        first_handshake(port, "alpn.example.com")
+        alpn, served = handshake(port, "alpn.example.com", before=header)
+        assert alpn == "acme-tls/1"
+        assert served.extensions.get_extension_for_oid(x509.ObjectIdentifier(ACME_IDENTIFIER_OID)).critical
 
 
 def test_the_responder_waits_for_a_pid_file_written_after_it_started(tmp_path):
