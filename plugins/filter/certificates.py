@@ -14,6 +14,7 @@ import time
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import KEY_TYPES
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import SITE_KEYS
@@ -21,16 +22,53 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.storage import 
 
 
 def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:
+    """The certificates the sites need: one per site, or one per key type of a site with
+    ``key_types`` (the list checked_sites made; unchecked sites get their one)."""
     if not isinstance(sites, list):
         raise AnsibleFilterError("sites_to_certificates: expected a list of sites, got %s" % type(sites).__name__)
     certificates: list[dict[str, Any]] = []
     for index, site in enumerate(sites):
         if not isinstance(site, dict) or not site.get("name") or not site.get("domains"):
             raise AnsibleFilterError("sites[%d]: each site needs 'name' and 'domains'" % index)
-        spec = {"name": site.get("certificate") or site["name"], "domains": list(site["domains"])}
-        spec.update({k: site[k] for k in SITE_KEYS if site.get(k) is not None})
-        certificates.append(spec)
+        for served in site.get("certificates") or site_certificates(site):
+            spec = {"name": served["name"], "domains": list(site["domains"])}
+            spec.update({k: site[k] for k in SITE_KEYS if site.get(k) is not None})
+            if served["key_type"]:
+                spec["key_type"] = served["key_type"]
+            certificates.append(spec)
     return merge_certificates(certificates)
+
+
+def key_algorithm(key_type: str) -> str:
+    """``ecdsa`` or ``rsa`` for a key type (what a client's offer picks between)."""
+    return "ecdsa" if key_type.startswith("ec") else "rsa"
+
+
+def site_certificates(site: dict[str, Any], where: str = "site") -> list[dict[str, Any]]:
+    """The certificates one site is served with: its one certificate, or with ``key_types`` one
+    per type, the first under the site's certificate name and the others under
+    ``<name>-<key type>``. ``algorithm`` is set only where two are served side by side (the
+    proxy picks by what the client offers, and a served check must ask for each)."""
+    base = site.get("certificate") or site["name"]
+    key_types = site.get("key_types")
+    if key_types is None:
+        return [{"name": base, "key_type": site.get("key_type") or "", "algorithm": ""}]
+    if site.get("key_type") is not None:
+        raise AnsibleFilterError("%s.key_types: give key_type or key_types, not both" % where)
+    if (not isinstance(key_types, list) or not 1 <= len(key_types) <= 2
+            or any(not isinstance(t, str) or t not in KEY_TYPES for t in key_types)):
+        raise AnsibleFilterError("%s.key_types: %r must list one or two of %s, e.g. [ec256, rsa2048]"
+                                 % (where, key_types, ", ".join(KEY_TYPES)))
+    if len(key_types) == 2 and key_algorithm(key_types[0]) == key_algorithm(key_types[1]):
+        raise AnsibleFilterError("%s.key_types: %r names two %s types; a proxy serves one ECDSA and one RSA "
+                                 "certificate side by side, e.g. [ec256, rsa2048]"
+                                 % (where, key_types, key_algorithm(key_types[0]).upper()))
+    names = [base] + ["%s-%s" % (base, key_type) for key_type in key_types[1:]]
+    for name in names[1:]:
+        check_certificate_name(name, where + ".key_types")
+    side_by_side = len(key_types) == 2
+    return [{"name": name, "key_type": key_type, "algorithm": key_algorithm(key_type) if side_by_side else ""}
+            for name, key_type in zip(names, key_types)]
 
 
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?):([0-9]{1,5})")
@@ -113,6 +151,7 @@ def checked_sites(sites: Any, variable: str) -> list[dict[str, Any]]:
                 "profile) and install them with certops.acme.install; nothing was changed"
                 % (where, site["name"], ", ".join(addresses), "is" if len(addresses) == 1 else "are"))
         domains = [i.value for i in identifiers]
+        certificates = site_certificates(site, "%s (site %s)" % (where, site["name"]))
         for field in ("backends", "upstream"):
             values = site.get(field)
             if values is None:
@@ -128,7 +167,7 @@ def checked_sites(sites: Any, variable: str) -> list[dict[str, Any]]:
                     raise AnsibleFilterError("%s.%s[%d]: %r is not one configuration line (no newlines or control "
                                              "characters; give each directive as its own list entry)"
                                              % (where, field, line_index, line))
-        checked.append(dict(site, domains=domains))
+        checked.append(dict(site, domains=domains, certificates=certificates))
     return checked
 
 
@@ -310,13 +349,13 @@ def served_checks(sites: Any, ready: Any, address: Any, port: Any, proxy_protoco
     loopback); ``proxy_protocol`` when the listener expects a PROXY header first."""
     checks = []
     for site in sites or []:
-        certificate = site.get("certificate") or site.get("name")
-        if certificate not in (ready or []):
-            continue
-        for domain in site.get("domains") or []:
-            checks.append({"certificate": certificate, "server_name": str(domain),
-                           "address": _listener_address(str(address)), "port": int(port),
-                           "proxy_protocol": bool(proxy_protocol)})
+        for served in site.get("certificates") or site_certificates(site):
+            if served["name"] not in (ready or []):
+                continue
+            for domain in site.get("domains") or []:
+                checks.append({"certificate": served["name"], "server_name": str(domain),
+                               "address": _listener_address(str(address)), "port": int(port),
+                               "proxy_protocol": bool(proxy_protocol), "key_algorithm": served["algorithm"]})
     return checks
 
 

@@ -52,6 +52,13 @@ options:
         description: TCP port of the listener.
         type: int
         required: true
+      key_algorithm:
+        description:
+          - Where a listener serves an ECDSA and an RSA certificate for one name, which one to ask
+            for, by offering only that algorithm's TLS 1.2 cipher suites; empty asks for either.
+        type: str
+        choices: ["", ecdsa, rsa]
+        default: ""
       proxy_protocol:
         description:
           - Send a PROXY protocol v1 header (the check's own addresses) before the handshake, for a
@@ -180,11 +187,23 @@ def proxy_header(sock):
     return ("PROXY %s %s %s %d %d\r\n" % (family, local[0], peer[0], local[1], peer[1])).encode("ascii")
 
 
-def served_leaf(address, port, server_name, timeout, proxy_protocol=False):
+#: TLS 1.2 suites that only a certificate of that algorithm can serve.
+ALGORITHM_SUITES = {
+    "ecdsa": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305",
+    "rsa": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305",
+}
+
+
+def served_leaf(address, port, server_name, timeout, proxy_protocol=False, key_algorithm=""):
     """(DER or None, error) of what the listener presents for ``server_name``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we compare, we do not trust
+    if key_algorithm:
+        # TLS 1.3 suites do not name the certificate's algorithm: ask in TLS 1.2 with only
+        # that algorithm's suites, as a client that knows only it would.
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(ALGORITHM_SUITES[key_algorithm])
     sni = "certops-served-check." + server_name[2:] if server_name.startswith("*.") else server_name
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw:
@@ -208,7 +227,7 @@ def check_one(item, dest, timeout):
         return result
     result["installed_serial"] = der_serial(installed)
     served, error = served_leaf(item["address"], item["port"], item["server_name"], timeout,
-                                item.get("proxy_protocol") or False)
+                                item.get("proxy_protocol") or False, item.get("key_algorithm") or "")
     if served is None:
         result.update(state=error.split(":", 1)[0], error=error)
     else:
@@ -227,6 +246,7 @@ def main():
                 address=dict(type="str", required=True),
                 port=dict(type="int", required=True),
                 proxy_protocol=dict(type="bool", default=False),
+                key_algorithm=dict(type="str", default="", choices=["", "ecdsa", "rsa"]),
             )),
             dest=dict(type="path", required=True),
             timeout=dict(type="float", default=5),

@@ -3,6 +3,7 @@ cryptography than the collection is tested with) for what a TLS listener serves.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import ssl
@@ -50,6 +51,26 @@ def sslyze(address: str, port: int, name: str, root_file: str, profile: str = "i
                               capture_output=True, text=True, timeout=180, check=False)
         scan = json.loads(out.read_text()) if out.exists() else {}
     return SslyzeReport(done.returncode, done.stdout + done.stderr, scan)
+
+
+#: TLS 1.2 suites of one certificate algorithm: a client that offers only these gets that kind.
+ONLY = {"rsa": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
+        "ecdsa": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"}
+
+
+def served_sha256(address: str, port: int, name: str, only: str = "") -> str:
+    """SHA-256 of the leaf the listener presents for ``name``: to a current client, or (``only``
+    ecdsa or rsa) to a TLS 1.2 client that supports only that algorithm."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # which certificate is served is judged here, not its chain
+    if only:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(ONLY[only])
+    with socket.create_connection((address, port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            der = tls.getpeercert(binary_form=True) or b""
+    return hashlib.sha256(der).hexdigest()
 
 
 def resumes_session(address: str, port: int, name: str, version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,

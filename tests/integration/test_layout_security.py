@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 
 from tests.harness import pebble
-from tests.harness.judges import resumes_session, sslyze
+from tests.harness.judges import resumes_session, served_sha256, sslyze
 from tests.harness.layouts import HTTPS_PORT, PASSTHROUGH_TLS_PORT, EdgeLayout, PassthroughLayout
 from tests.harness.processes import wait_for
 from tests.harness.tls import handshake
@@ -52,6 +52,21 @@ def backend_view(address: str, port: int, name: str, root: str, **kwargs) -> tup
     return json.loads(answer.body)["headers"], answer.headers
 
 
+def installed_sha256(cert_dir: Path, name: str) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    return x509.load_pem_x509_certificate((cert_dir / name / "cert.pem").read_bytes()).fingerprint(hashes.SHA256()).hex()
+
+
+def judge_twins(address: str, port: int, name: str, cert_dir: Path) -> None:
+    """A site served with an ECDSA and an RSA certificate: each client gets the one it supports."""
+    ecdsa, rsa = installed_sha256(cert_dir, name), installed_sha256(cert_dir, f"{name}-rsa2048")
+    assert ecdsa != rsa
+    assert served_sha256(address, port, name) == ecdsa, "a current client did not get the ECDSA certificate"
+    assert served_sha256(address, port, name, only="ecdsa") == ecdsa
+    assert served_sha256(address, port, name, only="rsa") == rsa, "an RSA-only client did not get the RSA certificate"
+
+
 def judge_tls(info: pebble.PebbleInfo, address: str, port: int, name: str, profile: str = "intermediate") -> None:
     report = sslyze(address, port, name, info.root_file(), profile)
     if profile == "modern":
@@ -76,17 +91,29 @@ def test_edge_forwarding_headers_mozilla_tls_and_hsts(controller, short_pebble, 
     names = [f"open.{proxy}-{profile}.sec.test", f"cdn.{proxy}-{profile}.sec.test"]
     edge = EdgeLayout(controller, info, account, proxy, ["127.0.0.1" if address == "*" else address], names)
     try:
-        sites = [edge.sites[0], {**edge.sites[1], "trusted_proxies": [TRUSTED_PEER],
-                                 "hsts": {"include_subdomains": True, "preload": True, "max_age": 31536000}}]
+        # The first site is served with an ECDSA and an RSA certificate side by side.
+        twins = {**edge.sites[0], "key_types": ["ec256", "rsa2048"]}
+        sites = [twins, {**edge.sites[1], "trusted_proxies": [TRUSTED_PEER],
+                         "hsts": {"include_subdomains": True, "preload": True, "max_age": 31536000}}]
+        if profile == "modern":
+            # TLS 1.3 only: every client takes ECDSA, so an RSA twin is refused before anything changes.
+            edge.write(sites, certops_edge_bind_address=address, certops_edge_tls_profile=profile)
+            refused = edge.run(check=False)
+            assert refused.returncode != 0 and "every client takes the ECDSA certificate" in refused.stdout
+            assert not (controller.work / "store").exists()
+            sites[0] = edge.sites[0]
         edge.write(sites, certops_edge_bind_address=address, certops_edge_tls_profile=profile)
         if proxy == "nginx":
             # Debian's sites-enabled/default: a default server on the HTTP port, every address.
             stock = controller.work / "edge0" / "nginx" / "http.d" / "zz-debian-default.conf"
             stock.write_text(f"server {{\n    listen {info.ports.http01} default_server;\n    server_name _;\n"
                              "    location / { return 200 \"stock default site\\n\"; }\n}\n")
+        orders_before = info.new_orders()
         edge.run()
         target = "127.0.0.1" if address == "*" else address
         root = info.root_pem()
+        if profile == "intermediate":
+            judge_twins(target, HTTPS_PORT, names[0], edge.host_dir(0) / "certs")
 
         seen, response = backend_view(target, HTTPS_PORT, names[0], root, source=CLIENT, headers=SPOOFED)
         assert seen["x-forwarded-for"] == CLIENT and seen["x-real-ip"] == CLIENT, seen
@@ -106,8 +133,10 @@ def test_edge_forwarding_headers_mozilla_tls_and_hsts(controller, short_pebble, 
         assert seen["x-forwarded-for"] == f"203.0.113.7, {TRUSTED_PEER}" and seen["x-real-ip"] == "203.0.113.7", seen
 
         judge_tls(info, target, HTTPS_PORT, names[0], profile)
+        ordered = info.new_orders()
         again = edge.run()
-        assert again.total("changed") == 0
+        assert again.total("changed") == 0 and info.new_orders() == ordered
+        assert ordered - orders_before == (3 if profile == "intermediate" else 2)
     finally:
         edge.stop()
 
@@ -121,9 +150,11 @@ def test_passthrough_backends_learn_the_client_address_and_pass_mozillas_check(c
     router, backend = f"127.0.0.{base}", f"127.0.0.{base + 1}"
     name = f"pp.{proxy}.sec.test"
     layout = PassthroughLayout(controller, info, account, proxy, router, backend, [name], 18300 + base)
+    layout.sites[0]["key_types"] = ["ec256", "rsa2048"]
     try:
         layout.write({"certops_passthrough_proxy_protocol": True, "certops_passthrough_hsts": True})
         layout.run()
+        judge_twins(router, PASSTHROUGH_TLS_PORT, name, controller.work / "b1" / "certs")
         seen, response = backend_view(router, PASSTHROUGH_TLS_PORT, name, info.root_pem(), source=CLIENT,
                                       headers=SPOOFED)
         assert seen["x-forwarded-for"] == CLIENT and seen["x-real-ip"] == CLIENT, seen

@@ -2,7 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.certops.acme.plugins.filter.certificates import (
-    certificate_status, merge_certificates, sites_to_certificates)
+    certificate_status, checked_sites, merge_certificates, served_checks, sites_to_certificates)
 
 
 WANTED, SERVED = "_certops_certificates_wanted", "certops_certificates_served"
@@ -105,3 +105,29 @@ def test_a_site_bringing_its_own_key_is_refused_since_the_proxy_would_have_none(
     with pytest.raises(AnsibleFilterError, match=r"certops_edge_sites\[0\] \(site shop\)\.key_src: a proxy serving"):
         checked_sites([{"name": "shop", "domains": ["shop.example"], "key_src": "/etc/keys/shop.pem"}],
                       "certops_edge_sites")
+
+
+def test_a_site_with_two_key_types_is_served_with_two_certificates_ordered_in_one_batch():
+    [site] = checked_sites([{"name": "www", "domains": ["www.example.com"], "backends": ["10.0.0.1:80"],
+                             "key_types": ["ec256", "rsa2048"]}], "certops_edge_sites")
+    assert site["certificates"] == [{"name": "www", "key_type": "ec256", "algorithm": "ecdsa"},
+                                    {"name": "www-rsa2048", "key_type": "rsa2048", "algorithm": "rsa"}]
+    assert [(c["name"], c["key_type"]) for c in sites_to_certificates([site])] == [
+        ("www", "ec256"), ("www-rsa2048", "rsa2048")]
+    checks = served_checks([site], ["www", "www-rsa2048"], "127.0.0.1", 443)
+    assert [(c["certificate"], c["key_algorithm"]) for c in checks] == [("www", "ecdsa"), ("www-rsa2048", "rsa")]
+    [single] = checked_sites([{"name": "one", "domains": ["one.example.com"], "key_type": "rsa2048"}], "sites")
+    assert single["certificates"] == [{"name": "one", "key_type": "rsa2048", "algorithm": ""}]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ({"key_types": ["ec256", "ec384"]}, r"names two ECDSA types"),
+    ({"key_types": ["rsa2048", "rsa4096"]}, r"names two RSA types"),
+    ({"key_types": ["ec256", "rsa2048", "ec384"]}, r"must list one or two of"),
+    ({"key_types": ["ec256", "rsa1024"]}, r"must list one or two of"),
+    ({"key_types": "ec256"}, r"must list one or two of"),
+    ({"key_types": ["ec256", "rsa2048"], "key_type": "ec256"}, r"give key_type or key_types, not both"),
+])
+def test_key_types_that_cannot_be_served_side_by_side_are_refused_naming_the_site(extra, needle):
+    with pytest.raises(AnsibleFilterError, match=r"certops_edge_sites\[0\] \(site www\)\.key_types: (.* )?" + needle):
+        checked_sites([{"name": "www", "domains": ["www.example.com"], **extra}], "certops_edge_sites")
