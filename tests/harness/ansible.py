@@ -60,6 +60,10 @@ def playbook_command(playbook: Path, inventory: Path, work: Path, extra_args: Op
         "ANSIBLE_LOCAL_TEMP": str(work / "ansible-local"),
         "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        # A task with no store_path uses the default store: this run's own, inside its work
+        # directory, and apart from the store the tests name (work/store), so a step that picks
+        # the wrong store is seen, and no run touches the default store of whoever runs the suite.
+        "CERTOPS_ACME_STORE": str(work / "default-store"),
     })
     child_env.update(env or {})
     return command, child_env

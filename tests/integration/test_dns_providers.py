@@ -166,6 +166,18 @@ def test_cname_delegated_names_are_written_in_the_delegated_zone(controller, peb
     assert results["deep"]["action"] == "issue", results["deep"]["error"]
     assert results["loop"]["action"] == "failed"
     assert "the CNAME chain from _acme-challenge.loop.main.test loops" in results["loop"]["error"]
+    # Cleaned up where they were written: nothing left at the chains' ends in delegate.test.
+    for name in ("www.delegate.test", "deep.delegate.test"):
+        assert txt_records(delegating_bind, name) == [], f"TXT records left at {name}"
+
+
+def txt_records(server, name):
+    """The TXT records ``server`` itself answers for ``name`` (asked directly, not through a resolver)."""
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+    answer = dns.query.udp(dns.message.make_query(name, "TXT"), server.address, port=server.port, timeout=3)
+    return [record.to_text() for rrset in answer.answer if rrset.rdtype == dns.rdatatype.TXT for record in rrset]
 
 
 def test_without_following_the_cname_the_main_zone_refuses_the_update(controller, pebble_on_bind,

@@ -85,3 +85,25 @@ def test_a_validator_that_cannot_run_refuses_and_restores(monkeypatch, layout):
     result = run(monkeypatch, files=[{"dest": str(main)}], contents=["new\n"], validate="/nonexistent/validator -c")
     assert result["failed"] and "cannot run it" in result["msg"]
     assert main.read_text() == "old main\n"
+
+
+def test_a_refused_file_gets_its_old_mode_back_not_the_requested_one(monkeypatch, tmp_path):
+    main = tmp_path / "proxy.cfg"
+    main.write_text("old main\n")
+    os.chmod(main, 0o600)
+    result = run(monkeypatch, files=[{"dest": str(main), "mode": "0644"}], contents=["broken\n"], validate="false")
+    assert result["failed"]
+    assert main.read_text() == "old main\n" and oct(main.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_write_that_fails_half_way_puts_back_the_files_already_written(monkeypatch, layout, tmp_path):
+    """The second destination cannot be written (its directory is a file): the first file,
+    already replaced, is put back, and the task fails saying so."""
+    main, _extra = layout
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be\n")
+    result = run(monkeypatch, files=[{"dest": str(main)}, {"dest": str(blocker / "crt-list")}],
+                 contents=["new main\n", "a.pem\n"], validate="true")
+    assert result["failed"] and "cannot write" in result["msg"] and "put back" in result["msg"]
+    assert main.read_text() == "old main\n" and oct(main.stat().st_mode & 0o777) == "0o640"
+    assert blocker.read_text() == "a file where a directory should be\n"

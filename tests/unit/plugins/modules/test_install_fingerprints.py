@@ -52,13 +52,20 @@ def test_a_host_holding_the_stores_bundles_exactly_needs_nothing_sent(installed)
     assert result["changed"] is False and result["unlisted"] == []
 
 
-@pytest.mark.parametrize("tamper", ["one byte of the chain", "the key's mode", "the directory's mode",
-                                    "a missing file"])
+@pytest.mark.parametrize("tamper", ["one byte of the chain", "one byte of haproxy.pem", "one byte of privkey.pem",
+                                    "one byte of cert.pem", "one byte of fullchain.pem", "the key's mode",
+                                    "the directory's mode", "a missing file"])
 def test_any_difference_makes_the_host_ask_for_that_bundle_and_write_nothing(installed, tamper):
     dest, expected = installed
     cert_dir = dest / "a.test"
     if tamper == "one byte of the chain":
         (cert_dir / "chain.pem").write_bytes((cert_dir / "chain.pem").read_bytes() + b"\n")
+    elif tamper.startswith("one byte of "):
+        held = cert_dir / tamper.removeprefix("one byte of ")
+        mode = os.stat(held).st_mode & 0o777
+        os.chmod(held, 0o600)
+        held.write_bytes(held.read_bytes() + b"\n")
+        os.chmod(held, mode)
     elif tamper == "the key's mode":
         os.chmod(cert_dir / "privkey.pem", 0o644)
     elif tamper == "the directory's mode":

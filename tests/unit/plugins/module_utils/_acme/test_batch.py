@@ -130,3 +130,19 @@ def test_a_batch_waits_for_a_held_lock_holding_no_later_one(tmp_path):
     assert sorted(outcome["locks"]) == ["a", "b", "c"] and outcome["failures"] == []
     batch._release_all(outcome["locks"])
     assert elsewhere.try_acquire("b") is not None
+
+
+def test_a_rate_limit_or_a_failing_ca_moves_to_the_next_ca_and_a_failed_validation_does_not():
+    from ansible_collections.certops.acme.plugins.module_utils._acme.batch import another_ca_may_help
+    from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeProblem
+
+    def problem(status, code):
+        return AcmeProblem(status, "https://ca/new-order", {"type": f"urn:ietf:params:acme:error:{code}", "detail": "x"})
+    assert another_ca_may_help(problem(429, "rateLimited"))
+    assert another_ca_may_help(problem(403, "caa"))
+    assert another_ca_may_help(problem(400, "invalidProfile"))
+    assert another_ca_may_help(problem(500, "serverInternal"))
+    assert another_ca_may_help(problem(503, "somethingElse")), "any 5xx: the CA is failing"
+    assert not another_ca_may_help(problem(403, "unauthorized")), "a failed validation fails at every CA"
+    assert not another_ca_may_help(problem(400, "malformed"))
+    assert not another_ca_may_help("a deployment error")

@@ -107,3 +107,12 @@ def test_resolvers_parse(text, expected):
 def test_bad_resolvers_are_named(text):
     with pytest.raises(InputError, match=r"caa_resolvers\[1\]"):
         parse_resolvers(["192.0.2.1", text], "caa_resolvers")
+
+
+def test_every_name_is_judged_a_name_without_caa_does_not_end_the_check():
+    """The first name has no CAA set anywhere up its tree; the second name's forbids this CA:
+    the certificate is refused for the second name."""
+    preflight, asked = zone({"locked.example": ['0 issue "other-ca.example"']})
+    with pytest.raises(CaaForbidden, match=r"shop\.locked\.example"):
+        check(preflight, "www.open.example", "shop.locked.example")
+    assert "shop.locked.example" in asked and "locked.example" in asked

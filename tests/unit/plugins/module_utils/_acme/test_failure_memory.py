@@ -124,3 +124,37 @@ def test_a_ca_that_cannot_be_reached_is_tried_again_on_the_next_run(tmp_path):
     [result] = CertificateBatch(store, BatchSettings(deadline_seconds=5), lambda: Unreachable([]), key).run(specs)
     assert result.action == "failed" and "cannot reach" in (result.error or "")
     assert store.failure("www") is None
+
+
+@pytest.mark.parametrize("change", [
+    {"domains": ["www.example.com", "example.com"]},
+    {"challenge": "dns-01"},
+    {"profile": "tlsserver"},
+    {"dns": "other-provider"},
+    {"preferred_chain": "Other Root"},
+    {"reuse_key": True},
+], ids=lambda change: next(iter(change)))
+def test_each_setting_that_changes_what_is_asked_for_retries_a_held_back_certificate_at_once(batch_at, change):
+    make, calls, _store = batch_at
+    base = {"name": "www", "domains": ["www.example.com"]}
+    specs, _ignored = parse_specs([base])
+    make(T0).run(specs)
+    calls.clear()
+    [held] = make(T0 + HOUR).run(specs)
+    assert held.action == "failed" and calls == [], "the unchanged certificate is held back"
+    changed, failures = parse_specs([{**base, **change}])
+    assert not failures
+    make(T0 + HOUR).run(changed)
+    assert calls, f"changing {next(iter(change))} did not retry at once"
+
+
+def test_a_refused_certificate_prepared_for_the_hosts_is_held_back_at_stage_prepare_too(batch_at):
+    """The layouts order certificates whose challenges the hosts answer (webroot http-01,
+    tls-alpn-01) through stage prepare: the failure memory holds there as in a whole run."""
+    make, calls, store = batch_at
+    specs, _ignored = parse_specs([{"name": "www", "domains": ["www.example.com"], "challenge": "tls-alpn-01"}])
+    [first] = make(T0).run(specs, stage="prepare")
+    assert first.action == "failed" and calls and store.failure("www") is not None
+    calls.clear()
+    [held] = make(T0 + HOUR).run(specs, stage="prepare")
+    assert held.action == "failed" and calls == [], "sent to the CA again at stage prepare before its next try"
