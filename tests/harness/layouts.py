@@ -21,6 +21,8 @@ class EdgeLayout:
     def __init__(self, controller, pebble_server, account, proxy: str, addresses: list[str], names: list[str]):
         self.controller, self.pebble, self.account = controller, pebble_server, account
         self.proxy, self.addresses, self.names = proxy, addresses, names
+        #: nginx with the stream module and a stream{} including the role's front (tls-alpn-01).
+        self.nginx_stream = False
         self.pidfiles: list[Path] = []
         self.backend_pid = controller.work / "backend.pid"
         # Round-robin DNS in miniature: the CA reaches every name on the first proxy host.
@@ -35,8 +37,16 @@ class EdgeLayout:
 
     def host_vars(self, index: int, address: str, sites: list[dict]) -> dict:
         host_dir = self.host_dir(index)
-        service = (haproxy_service(host_dir, "certops_edge") if self.proxy == "haproxy"
-                   else nginx_service(host_dir, "certops_edge"))
+        if self.proxy == "haproxy":
+            service = haproxy_service(host_dir, "certops_edge")
+        elif self.nginx_stream:
+            both = nginx_service(host_dir, "certops_edge", stream=True)
+            service = {**both, "certops_edge_config_path": both.pop("certops_edge_http_config_path"),
+                       "certops_edge_stream_config_path": both["certops_edge_config_path"],
+                       "certops_edge_manage_stream_include": False,
+                       "certops_edge_nginx_https_socket": str(host_dir / "https.sock")}
+        else:
+            service = nginx_service(host_dir, "certops_edge")
         self.pidfiles.append(host_dir / ("haproxy.pid" if self.proxy == "haproxy" else "nginx/nginx.pid"))
         return self.controller.local_host(
             certops_edge_proxy=self.proxy,
