@@ -50,7 +50,7 @@ if [ ! -x "$A2C_VENV/bin/python" ] || [ "$(cat "$A2C_VENV/.certops-requirements"
   echo "$a2c_wanted" > "$A2C_VENV/.certops-requirements"
 fi
 
-# sslyze, the TLS judge of tests/integration/test_layout_security.py, in a venv of its own: it
+# sslyze, the TLS judge of tests/integration/test_layouts_under_review.py, in a venv of its own: it
 # pins an older cryptography than the collection is tested with (tests/harness/judges.py).
 SSLYZE_VENV=${CERTOPS_SSLYZE_VENV:-.venv-sslyze}
 sslyze_wanted=$(sha256sum tests/requirements-sslyze.txt | cut -d' ' -f1)
