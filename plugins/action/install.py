@@ -102,8 +102,12 @@ class ActionModule(CertopsAction):
                 # modes and owner, and nothing is to be removed. Nothing to send or ask.
                 return self._unchanged(names, stored, unlisted, dest, task_vars)
         module_args.update(state="present", remove_unlisted=args["remove_unlisted"])
+        damaged: dict[str, str] = {}
         for calls in range(1, 4):
-            module_args.update(self._bundles(store, ship))
+            module_args.update(self._bundles(store, ship, damaged))
+            # A damaged record is never shipped, nor asked for: the others are installed.
+            present = [n for n in present if n not in damaged]
+            ship = [n for n in ship if n not in damaged]
             module_args["expected"] = {n: stored[n].fingerprint for n in present if n not in ship}
             result = self.run_target_module(MODULE, module_args, task_vars)
             result.update(host_calls=calls, bundles_sent=len(ship))
@@ -123,6 +127,10 @@ class ActionModule(CertopsAction):
         self._warn_unlisted(result.get("unlisted") or [], dest, task_vars)
         if missing and not result.get("failed"):
             result.update(self._would_install(result, names, missing, dest))
+        if damaged and not result.get("failed"):
+            result.update(failed=True, damaged=sorted(damaged),
+                          msg="not installed, the store's records being damaged (the others were installed): "
+                              + "; ".join(damaged[name] for name in sorted(damaged)))
         return result
 
     def _unchanged(self, names: list[str], stored: dict[str, Any], unlisted: list[str], dest: str,
@@ -143,13 +151,17 @@ class ActionModule(CertopsAction):
                             "remove it with remove_unlisted: true (the roles' *_remove_unlisted)")
 
     @staticmethod
-    def _bundles(store: Any, names: list[str]) -> dict[str, Any]:
+    def _bundles(store: Any, names: list[str], damaged: dict[str, str]) -> dict[str, Any]:
         """The module options carrying the bundles of ``names``: public files in ``bundles``,
-        keys in the one no_log string ``key_material``."""
+        keys in the one no_log string ``key_material``. A damaged record is left out, and
+        recorded in ``damaged`` with why."""
         bundles, key_material = [], {}
-        loaded = store.load_many(names) if names else {}
+        readings = store.read_many(names) if names else {}
         for name in names:
-            current = loaded[name]
+            if readings[name].damaged is not None:
+                damaged[name] = str(readings[name].damaged)
+                continue
+            current = readings[name].stored
             if current is None:
                 raise InputError("certificates", f"{name} left the controller store ({store.describe()}) during "
                                                  "this task", "run again")

@@ -32,11 +32,17 @@ class ActionModule(CertopsAction):
         store = self.open_store(args)
         result = orphans(store, args["wanted"], prune=args["prune"],
                          prune_after=datetime.timedelta(days=args["prune_after_days"]), write=not self.check_mode)
-        out: dict[str, Any] = {"changed": bool(result["pruned"]), **result}
+        out: dict[str, Any] = {"changed": bool(result["pruned"] or result["marked"]), **result}
         waiting = [o["name"] for o in result["orphans"] if not o["pruned"]]
+        warnings = []
         if waiting:
-            out["warnings"] = [f"{len(waiting)} certificate(s) in the store no inventory host wants any more "
-                               f"(not renewed): {', '.join(waiting)}"
-                               + ("" if args["prune"] else "; prune them with prune: true (renew.yml: "
-                                                           "certops_orphans_prune: true)")]
+            warnings.append(f"{len(waiting)} certificate(s) in the store no inventory host wants any more "
+                            f"(not renewed): {', '.join(waiting)}"
+                            + ("" if args["prune"] else "; prune them with prune: true (renew.yml: "
+                                                        "certops_orphans_prune: true)"))
+        if result["damaged"]:
+            warnings.append(f"{len(result['damaged'])} certificate record(s) in the store are damaged and were not "
+                            f"judged: {', '.join(result['damaged'])} (the next run that wants one replaces it)")
+        if warnings:
+            out["warnings"] = warnings
         return out

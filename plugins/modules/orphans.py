@@ -90,4 +90,16 @@ pruned:
   returned: always
   type: list
   elements: str
+marked:
+  description: Names whose orphan mark this run set or cleared (a write to the store, so the task reports changed).
+  returned: always
+  type: list
+  elements: str
+damaged:
+  description:
+    - Names whose stored record does not verify (its key does not fit, its chain does not link, a field is
+      not text or too large). They are not judged; the next run that wants one replaces it.
+  returned: always
+  type: list
+  elements: str
 """

@@ -19,9 +19,10 @@ import pytest
 
 from tests.harness import openbao
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.errors import LockLost, StoreError
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import DamagedCertificate, LockLost, StoreError
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore, Fence
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import (
+    MAX_FIELD_BYTES, CertificateStore, Fence, VersionData)
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
 
@@ -91,6 +92,51 @@ def test_a_fenced_save_never_replaces_what_another_writer_stored_after_the_fence
     with pytest.raises(LockLost, match=f"version {their_version.version} then, version {newer.version} now"):
         theirs.save("www", key_pem, leaf, chain, {}, fence=Fence(their_version.version))
     assert make_store().load("www").version == newer.version
+
+
+def pem_of(cert) -> str:
+    from cryptography.hazmat.primitives import serialization
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+DAMAGES = {
+    "a key that does not fit": ("its key does not fit its certificate",
+                                lambda v, other: VersionData(other[0], v.cert_pem, v.chain_pem, v.meta, "damaged")),
+    "a chain from another CA": ("its chain does not link",
+                                lambda v, other: VersionData(v.key_pem, v.cert_pem, "".join(pem_of(c) for c in other[2]),
+                                                             v.meta, "damaged")),
+    "non-ASCII bytes in the certificate": (
+        "(is not ASCII text|does not decode)",
+        lambda v, other: VersionData(v.key_pem, v.cert_pem.replace("MII", "MIé", 1), v.chain_pem, v.meta, "damaged")),
+    "a huge chain": (f"more than {MAX_FIELD_BYTES}",
+                     lambda v, other: VersionData(v.key_pem, v.cert_pem, v.chain_pem + "A" * MAX_FIELD_BYTES, v.meta,
+                                                  "damaged")),
+    "two leaves in the certificate field": (
+        "holds 2 certificates, not one",
+        lambda v, other: VersionData(v.key_pem, v.cert_pem + pem_of(other[1]), v.chain_pem, v.meta, "damaged")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_record_is_never_used_never_fails_its_neighbours_and_a_fenced_save_replaces_it(make_store, damage):
+    """Another writer (an older controller, a hand edit during an incident, a mixed restore)
+    leaves a current version that does not verify."""
+    store = make_store()
+    key_pem, leaf, chain = make_chain(root=ROOT)
+    store.save("www", key_pem, leaf, chain, {"order_url": "https://ca/order/1"})
+    store.save("api", *make_chain(names=("api.example.com",), root=ROOT), {})
+    reason, damaged_version = DAMAGES[damage]
+    store.import_version("www", damaged_version(store.export_version("www"), make_chain(root=make_ca("Other Root"))))
+
+    with pytest.raises(DamagedCertificate, match=r"certificate 'www' \(version damaged\) is damaged: .*" + reason):
+        make_store().load("www")
+    readings = make_store().read_many(["www", "api"])
+    assert readings["www"].stored is None and readings["www"].fence == Fence("damaged")
+    assert readings["api"].stored is not None, "one damaged record failed its neighbour"
+
+    key2, leaf2, chain2 = make_chain(root=ROOT)
+    new = store.save("www", key2, leaf2, chain2, {}, fence=readings["www"].fence)
+    assert make_store().load("www").version == new.version
 
 
 def test_metadata_updates_land_only_on_the_current_version(make_store):

@@ -115,7 +115,8 @@ def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, p
             continue
         entry.update(serial=bundle.facts.serial, not_after=bundle.facts.not_after.isoformat(),
                      domains=bundle.facts.names(), sha256=bundle.facts.sha256, issuer=bundle.facts.issuer)
-        current = store.load(name)
+        # A damaged store record counts as none: a host's copy that verifies may replace it.
+        current = store.read(name).stored
         if current is not None and bundle.facts.not_after <= current.facts.not_after:
             # Not newer than the store's: nothing to adopt, so nothing to verify (an idempotent
             # run's case, for every certificate of every host). The host gets the store's bundle.
@@ -127,7 +128,7 @@ def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, p
         try:
             # Check mode (adopt=False) judges without the lock: taking it would create the lock file.
             with store.lock(name) if adopt else contextlib.nullcontext():
-                current = store.load(name)  # again, under the lock
+                current = store.read(name).stored  # again, under the lock
                 if current is not None and current.facts.issuer != bundle.facts.issuer:
                     entry["problem"] = (f"issued by '{bundle.facts.issuer}', but the store's certificate "
                                         f"by '{current.facts.issuer}'; never replaced across issuers")

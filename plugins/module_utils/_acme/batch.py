@@ -38,7 +38,7 @@ from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, rene
 from .spec import CHALLENGES, SPEC_KEYS
 from .dns_persist import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
 from .own_key import OwnKey, certificate_key_sha256, own_key
-from .storage import (KEY_KEPT_ELSEWHERE, CertificateStore, Fence, StoreLock, StoredCertificate,
+from .storage import (KEY_KEPT_ELSEWHERE, CertificateStore, Fence, Reading, StoreLock, StoredCertificate,
                       check_certificate_name)
 from .transport import AcmeTransport, Deadline
 
@@ -290,6 +290,15 @@ def renewal_point(result: CertificateResult, policy: RenewalPolicy) -> Optional[
     return facts.not_after - policy.threshold(facts.lifetime)
 
 
+def decide_read(spec: CertificateSpec, reading: Reading, now: datetime.datetime,
+                ari: Optional[AriWindow] = None) -> Decision:
+    """``decide`` on what the store gave: a damaged record is a certificate to replace."""
+    if reading.damaged is not None:
+        return Decision(Action.ISSUE, f"the stored certificate is damaged ({reading.damaged.reason}); a new one "
+                                      "replaces it")
+    return decide(spec, reading.stored, now, ari)
+
+
 def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
            now: datetime.datetime, ari: Optional[AriWindow] = None) -> Decision:
     decision = renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
@@ -481,11 +490,14 @@ class CertificateBatch:
         now = self.now()
         results: dict[str, CertificateResult] = {}
         due: list[CertificateSpec] = []
-        loaded = self.store.load_many([spec.name for spec in specs])
+        readings = self.store.read_many([spec.name for spec in specs])
+        loaded = {name: reading.stored for name, reading in readings.items()}
         self._windows({name: stored for name, stored in loaded.items() if stored is not None}, now)
         for spec in specs:
             stored = loaded[spec.name]
-            decision = decide(spec, stored, now, self._window_for(stored))
+            decision = decide_read(spec, readings[spec.name], now, self._window_for(stored))
+            if readings[spec.name].damaged is not None:
+                self.warnings.append(str(readings[spec.name].damaged) + "; a new certificate is ordered to replace it")
             domains = identifier_values(spec.identifiers)
             results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason, domains, stored=stored,
                                                    ari=self._window_for(stored))
@@ -665,8 +677,9 @@ class CertificateBatch:
         try:
             # Re-read under the lock: another run may have issued it while we waited. What is
             # read here is the fence: the certificate is stored only while it is still current.
-            stored = self.store.load(spec.name)
-            decision = decide(spec, stored, self.now(), self._window_for(stored))
+            reading = self.store.read(spec.name)
+            stored = reading.stored
+            decision = decide_read(spec, reading, self.now(), self._window_for(stored))
             if not decision.needs_order:
                 return Opening(spec, result=CertificateResult(
                     spec.name, Action.KEEP, decision.reason + " (issued by a concurrent run)",
@@ -678,7 +691,7 @@ class CertificateBatch:
                                    "task with stage: prepare first")
             if order is None:
                 order = self._new_order(spec, stored, decision, transport, deadline, lock)
-            return Opening(spec, opened=Opened(spec, order, decision, lock, Fence(stored.version if stored else None)))
+            return Opening(spec, opened=Opened(spec, order, decision, lock, reading.fence))
         except CertopsError as error:
             return Opening(spec, result=_failed(spec, error))
 

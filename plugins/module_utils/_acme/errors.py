@@ -24,6 +24,19 @@ class StoreError(CertopsError):
     """The controller store could not be read, written or locked."""
 
 
+class DamagedCertificate(StoreError):
+    """The current version of a certificate in the store does not verify (its key does not fit,
+    its chain does not link, a field is too large or not text): another writer changed it. It
+    is never used or installed; a run orders a new one under the lock, and the damaged version
+    stays in the store's history for inspection."""
+
+    def __init__(self, message: str, name: str, version: Optional[str], reason: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
+        self.reason = reason
+
+
 class LockLost(StoreError):
     """This run can no longer prove that it holds a certificate's lock: its lease lapsed, the
     lock names another run, or another writer stored the certificate after the lock was taken.

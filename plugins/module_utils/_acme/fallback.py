@@ -94,7 +94,7 @@ def run_with_fallback(store: CertificateStore, settings: BatchSettings, cas: Seq
         outcome.results = batch.run(specs, stage)
         return outcome
     # Check mode orders nothing, so a single round (each certificate at its first CA) says it all.
-    loaded = store.load_many([spec.name for spec in specs])
+    loaded = {name: reading.stored for name, reading in store.read_many([spec.name for spec in specs]).items()}
     choices = {spec.name: ca_order(spec, cas, loaded[spec.name], _pending_directory(store, spec, stage))
                for spec in specs}
     tried: dict[str, list[str]] = {spec.name: [] for spec in specs}

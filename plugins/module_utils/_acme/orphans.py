@@ -23,19 +23,27 @@ def orphans(store: CertificateStore, wanted: Iterable[str], *, prune: bool, prun
     ``write=False`` (check mode) changes nothing and reports what would happen."""
     now = now or utcnow()
     wanted_names = set(wanted)
-    found, pruned = [], []
+    found, pruned, damaged, marked = [], [], [], []
     for name in store.names():
-        stored = store.load(name)
+        reading = store.read(name)
+        stored = reading.stored
+        if reading.damaged is not None:
+            damaged.append(name)  # not judged: the next run that wants it replaces it
+            continue
         if stored is None:
             continue
         since_text = stored.meta.get("orphaned_since")
         if name in wanted_names:
-            if since_text and write:
-                store.update_meta(name, stored.version, orphaned_since=None)
+            if since_text:
+                marked.append(name)
+                if write:
+                    store.update_meta(name, stored.version, orphaned_since=None)
             continue
         since = datetime.datetime.fromisoformat(since_text) if since_text else now
-        if not since_text and write:
-            store.update_meta(name, stored.version, orphaned_since=now.isoformat())
+        if not since_text:
+            marked.append(name)
+            if write:
+                store.update_meta(name, stored.version, orphaned_since=now.isoformat())
         entry = {"name": name, "domains": stored.facts.names(), "not_after": stored.facts.not_after.isoformat(),
                  "orphaned_since": since.isoformat(), "revoked": bool(stored.meta.get("revoked_at")),
                  "pruned": False}
@@ -45,4 +53,4 @@ def orphans(store: CertificateStore, wanted: Iterable[str], *, prune: bool, prun
             entry["pruned"] = True
             pruned.append(name)
         found.append(entry)
-    return {"orphans": found, "pruned": pruned}
+    return {"orphans": found, "pruned": pruned, "damaged": damaged, "marked": marked}

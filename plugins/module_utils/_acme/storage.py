@@ -12,7 +12,11 @@ agree on what they hold. Model: certmagic's ``Storage`` and ``Locker``.
 
 Rules a caller may rely on:
 
-- ``load`` returns a whole version (key, certificate and chain of the same issuance) or None.
+- ``load`` returns a whole version (key, certificate and chain of the same issuance) or None,
+  and only after verifying it as if a CA or a host had sent it (another writer may have
+  changed it): bounded sizes, strict text, one leaf whose chain links and whose key fits.
+  A record that fails raises DamagedCertificate; ``read`` returns it instead, with the damaged
+  version, so one bad record never fails the others and a new certificate can replace it.
 - ``save`` makes a new version current in one step; a reader never sees half of one.
 - ``update_meta`` changes the metadata of the version it names and only that one: when a newer
   version has become current meanwhile, nothing is written and False is returned.
@@ -42,8 +46,9 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
     pass
 
 from .. import _host_files
-from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
-from .errors import InputError, LockLost
+from .crypto import (CertificateFacts, cert_pem, certificate_facts, chain_problems, load_private_key,
+                     public_key_matches, split_pem_chain)
+from .errors import CertopsError, DamagedCertificate, InputError, LockLost
 
 _T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -52,6 +57,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEEP_VERSIONS = 2
 #: ``meta["key"]`` of a certificate whose key certops never held (csr_src, key_src): no key file.
 KEY_KEPT_ELSEWHERE = "kept elsewhere"
+#: The most a stored field may hold (a leaf is about 2 KiB, a chain of 8 about 16, a key under 4,
+#: the metadata a few): larger is another writer's mistake, or an attack on the controller.
+MAX_FIELD_BYTES = 64 * 1024
 
 #: Kinds of small JSON records a store keeps beside the certificates.
 ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS, FAILURES = "accounts", "pending", "trust", "account-keys", "failures"
@@ -97,6 +105,22 @@ class StoredCertificate:
             "issuer": self.facts.issuer,
             "key_type": self.facts.key_type,
         }
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One certificate as read from the store: ``stored`` when its current version verifies,
+    ``damaged`` when it does not, neither when there is none. ``fence`` is the version current
+    either way, which a save replacing it must find."""
+
+    stored: Optional[StoredCertificate] = None
+    damaged: Optional[DamagedCertificate] = None
+
+    @property
+    def fence(self) -> Fence:
+        if self.stored is not None:
+            return Fence(self.stored.version)
+        return Fence(self.damaged.version if self.damaged is not None else None)
 
 
 @dataclass(frozen=True)
@@ -218,17 +242,64 @@ class CertificateStore(abc.ABC):
 
     # --- built on the primitives, the same for every backend ------------------------------
     def load(self, name: str) -> Optional[StoredCertificate]:
-        """The current version of ``name``, or None if there is none."""
+        """The current version of ``name``, verified, or None if there is none; DamagedCertificate
+        when it does not verify."""
         data = self._read_version(check_certificate_name(name))
         if data is None:
             return None
-        certs = split_pem_chain(data.cert_pem)
-        return StoredCertificate(name=name, key_pem=data.key_pem, cert_pem=data.cert_pem, chain_pem=data.chain_pem,
-                                 meta=data.meta, facts=certificate_facts(certs[0]), version=data.version)
+        return self._verified(name, data)
+
+    def read(self, name: str) -> Reading:
+        """``load``, with a damaged record reported instead of raised."""
+        try:
+            return Reading(stored=self.load(name))
+        except DamagedCertificate as damaged:
+            return Reading(damaged=damaged)
 
     def load_many(self, names: Sequence[str]) -> dict[str, Optional[StoredCertificate]]:
         """``load`` for each name (a remote backend reads them concurrently)."""
         return self._for_each(self.load, names)
+
+    def read_many(self, names: Sequence[str]) -> dict[str, Reading]:
+        """``read`` for each name (a remote backend reads them concurrently)."""
+        return self._for_each(self.read, names)
+
+    def _damaged(self, name: str, version: Optional[str], reason: str) -> DamagedCertificate:
+        return DamagedCertificate(
+            f"store {self.describe()}: certificate {name!r} (version {version or 'unknown'}) is damaged: {reason}; "
+            "it is neither used nor installed, and stays in the store for inspection", name, version, reason)
+
+    def _verified(self, name: str, data: VersionData) -> StoredCertificate:
+        """``data`` as a StoredCertificate, after checking it as if a CA had sent it."""
+        def damaged(reason: str) -> DamagedCertificate:
+            return self._damaged(name, data.version, reason)
+        fields = {"certificate": data.cert_pem, "chain": data.chain_pem, "key": data.key_pem}
+        for field, value in fields.items():
+            if not isinstance(value, (str, bytes)) or not value.isascii():
+                raise damaged(f"its {field} is not ASCII text")
+            if len(value) > MAX_FIELD_BYTES:
+                raise damaged(f"its {field} holds {len(value)} bytes, more than {MAX_FIELD_BYTES}")
+        if not isinstance(data.meta, dict):
+            raise damaged("its metadata is not a mapping")
+        try:
+            certs = split_pem_chain(data.cert_pem)
+            chain = split_pem_chain(data.chain_pem) if data.chain_pem.strip() else []
+        except (CertopsError, ValueError) as error:
+            raise damaged(f"its certificate or chain does not parse ({error})") from None
+        if len(certs) != 1:
+            raise damaged(f"its certificate field holds {len(certs)} certificates, not one")
+        problem = chain_problems(certs[0], chain)
+        if problem:
+            raise damaged(f"its chain does not link: {problem}")
+        if data.meta.get("key") != KEY_KEPT_ELSEWHERE:
+            try:
+                key = load_private_key(data.key_pem, f"stored key of {name!r}")
+            except (CertopsError, ValueError, TypeError):
+                raise damaged("its key does not parse") from None
+            if not public_key_matches(key, certs[0]):
+                raise damaged("its key does not fit its certificate")
+        return StoredCertificate(name=name, key_pem=data.key_pem, cert_pem=data.cert_pem, chain_pem=data.chain_pem,
+                                 meta=data.meta, facts=certificate_facts(certs[0]), version=data.version)
 
     def fingerprints(self, names: Sequence[str]) -> dict[str, Optional["StoredFingerprint"]]:
         """The bundle fingerprint (_host_files.bundle_fingerprint) and metadata of the current

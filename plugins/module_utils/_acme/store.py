@@ -34,8 +34,8 @@ from typing import Any, Iterator, Optional
 from .. import _host_files
 from .crypto import split_pem_chain
 from .errors import InputError, StoreError
-from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, Fence, StoreLock,
-                      StoredCertificate, VersionData, check_certificate_name)
+from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, MAX_FIELD_BYTES, TRUST, CertificateStore, Fence,
+                      StoreLock, StoredCertificate, VersionData, check_certificate_name)
 from .waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
@@ -85,22 +85,27 @@ class FileStore(CertificateStore):
         current = os.path.join(self._cert_dir(name), "current")
         try:
             target = os.readlink(current)
-            version_dir = os.path.join(os.path.dirname(current), target)
-            with open(os.path.join(version_dir, "cert.pem"), encoding="ascii") as handle:
-                leaf_pem = handle.read()
-            with open(os.path.join(version_dir, "chain.pem"), encoding="ascii") as handle:
-                chain_pem = handle.read()
-            with open(os.path.join(version_dir, "meta.json"), encoding="utf-8") as handle:
-                meta = json.load(handle)
-            key_pem = b""
-            if meta.get("key") != KEY_KEPT_ELSEWHERE:
-                with open(os.path.join(version_dir, "privkey.pem"), "rb") as handle:
-                    key_pem = handle.read()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as error:
+        except OSError as error:
             raise StoreError(f"store: certificate {name!r} at {current} is unreadable: {error}") from None
-        return VersionData(key_pem, leaf_pem, chain_pem, meta, os.path.basename(target))
+        version, version_dir = os.path.basename(target), os.path.join(os.path.dirname(current), target)
+
+        def read(filename: str) -> bytes:
+            with open(os.path.join(version_dir, filename), "rb") as handle:
+                return handle.read(MAX_FIELD_BYTES + 1)  # a larger file is judged damaged, not read whole
+        try:
+            leaf_pem, chain_pem = read("cert.pem").decode("ascii"), read("chain.pem").decode("ascii")
+            meta = json.loads(read("meta.json").decode("utf-8"))
+            keyless = isinstance(meta, dict) and meta.get("key") == KEY_KEPT_ELSEWHERE
+            key_pem = b"" if keyless else read("privkey.pem")
+        except FileNotFoundError as error:
+            raise self._damaged(name, version, f"its {os.path.basename(str(error.filename))} is missing") from None
+        except ValueError as error:  # not ASCII or UTF-8, or not JSON
+            raise self._damaged(name, version, f"a file does not decode ({str(error)[:200]})") from None
+        except OSError as error:
+            raise StoreError(f"store: certificate {name!r} at {current} is unreadable: {error}") from None
+        return VersionData(key_pem, leaf_pem, chain_pem, meta, version)
 
     def _write_version(self, name: str, data: VersionData, fence: Optional[Fence] = None) -> None:
         if fence is None:
@@ -207,7 +212,7 @@ class FileStore(CertificateStore):
         found: list[Any] = []
         if not os.path.isdir(os.path.join(self.root, TRUST)):
             for name in self.names():
-                stored = self.load(name)
+                stored = self.read(name).stored
                 if stored is not None and stored.meta.get("order_url") and stored.chain_pem.strip():
                     top = split_pem_chain(stored.chain_pem)[-1]
                     if self.read_only:

@@ -225,11 +225,15 @@ class VaultStore(CertificateStore):
         if found is None:
             return None
         data = found[0]
-        try:
-            return VersionData(str(data["privkey"]).encode("ascii"), str(data["cert"]), str(data["chain"]),
-                               dict(data["meta"]), str(data["version"]))
-        except (KeyError, TypeError, ValueError, UnicodeEncodeError) as error:
-            raise StoreError(f"store {self.describe()}: certificate {name!r} is unreadable: {error!r}") from None
+        version, key, leaf, chain, meta = (data.get(k) for k in ("version", "privkey", "cert", "chain", "meta"))
+        if not (isinstance(version, str) and isinstance(key, str) and isinstance(leaf, str) and isinstance(chain, str)
+                and isinstance(meta, dict)):
+            raise self._damaged(name, version if isinstance(version, str) else None,
+                                "its record lacks a field (version, privkey, cert, chain and meta are needed) or "
+                                "holds one of the wrong type")
+        if not key.isascii():
+            raise self._damaged(name, version, "its key is not ASCII text")
+        return VersionData(key.encode("ascii"), leaf, chain, dict(meta), version)
 
     def _write_version(self, name: str, data: VersionData, fence: Optional[Fence] = None) -> None:
         secret = {"version": data.version, "privkey": data.key_pem.decode("ascii"), "cert": data.cert_pem,
@@ -237,7 +241,8 @@ class VaultStore(CertificateStore):
         fenced_out: list[Optional[str]] = []
 
         def change(current: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-            found = None if current is None else str(current.get("version"))
+            found = current.get("version") if current is not None else None
+            found = found if isinstance(found, str) else None  # a damaged record without one: none valid
             if fence is None or found == data.version:
                 return secret  # unfenced, or our own write whose answer was lost (counts as written)
             if found != fence.version:
