@@ -156,7 +156,11 @@ _ACCOUNT_KEY_OPTIONS = ("account_key_src", "account_key_content", "account_key_p
 def ca_entries(args: dict[str, Any]) -> list[dict[str, Any]]:
     """The task's options once per CA, in order of preference: ``acme_directory`` is a URL (one
     CA), or a list of URLs or mappings (CA_ENTRY_KEYS) whose settings replace the task's for
-    that CA (an entry naming an account key replaces the task's key options entirely)."""
+    that CA (an entry naming an account key replaces the task's key options entirely).
+
+    External account binding is issued by one CA for that CA alone: the task's (or the
+    environment's) ``eab_kid``/``eab_hmac_key`` go to the first CA of a list only; any other CA
+    gets a binding only from its own entry, never another CA's key id."""
     raw = args.get("acme_directory")
     if not isinstance(raw, list):
         if raw is not None and not isinstance(raw, str):
@@ -178,6 +182,8 @@ def ca_entries(args: dict[str, Any]) -> list[dict[str, Any]]:
         if unknown:
             raise InputError(where, f"unknown key(s) {', '.join(unknown)}", f"allowed: {', '.join(CA_ENTRY_KEYS)}")
         merged = dict(args)
+        if index > 0:
+            merged.update(eab_kid=None, eab_hmac_key=None)
         if entry.get("account_key_src") or entry.get("account_key_content"):
             merged.update({k: None for k in _ACCOUNT_KEY_OPTIONS})
         merged.update({k: v for k, v in entry.items() if k != "directory" and v is not None})

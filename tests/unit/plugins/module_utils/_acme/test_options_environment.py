@@ -54,3 +54,17 @@ def test_rfc2136_port_must_be_a_number():
         options.rfc2136_settings({}, {"CERTOPS_DNS_RFC2136_SERVER": "a", "CERTOPS_DNS_RFC2136_KEY_NAME": "b",
                                       "CERTOPS_DNS_RFC2136_KEY_SECRET": "c", "CERTOPS_DNS_RFC2136_PORT": "dns"})
     assert "dns_rfc2136.port" in str(error.value)
+
+
+def test_eab_from_the_task_or_the_environment_binds_the_first_ca_only():
+    """A second CA that does not ask for EAB must never receive the first CA's key id; a CA
+    that asks gets its own from its entry."""
+    args = options.apply_environment({"acme_directory": ["https://first.example/dir", "https://second.example/dir",
+                                                         {"directory": "https://third.example/dir",
+                                                          "eab_kid": "kid-3", "eab_hmac_key": "mac-3"}],
+                                      "eab_kid": None, "eab_hmac_key": None},
+                                     {"CERTOPS_ACME_EAB_KID": "kid-1", "CERTOPS_ACME_EAB_HMAC_KEY": "mac-1"})
+    first, second, third = options.ca_entries(args)
+    assert (first["eab_kid"], first["eab_hmac_key"]) == ("kid-1", "mac-1")
+    assert (second["eab_kid"], second["eab_hmac_key"]) == (None, None)
+    assert (third["eab_kid"], third["eab_hmac_key"]) == ("kid-3", "mac-3")
