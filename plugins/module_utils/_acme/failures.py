@@ -46,15 +46,20 @@ class FailureRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Optional["FailureRecord"]:
-        """The record, or None when it is not one (a damaged record must not block a certificate)."""
+        """The record, or None when it is not one (a damaged record must not block a certificate:
+        another writer may have left any JSON here)."""
         try:
-            return cls(count=int(data["count"]),
-                       first_failed_at=datetime.datetime.fromisoformat(str(data["first_failed_at"])),
-                       last_failed_at=datetime.datetime.fromisoformat(str(data["last_failed_at"])),
-                       next_try_at=datetime.datetime.fromisoformat(str(data["next_try_at"])),
+            count = data["count"]
+            times = [datetime.datetime.fromisoformat(data[key])
+                     for key in ("first_failed_at", "last_failed_at", "next_try_at")]
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 < count < 10 ** 6:
+                return None
+            if any(t.tzinfo is None for t in times) or not isinstance(data["settings"], str):
+                return None
+            return cls(count=count, first_failed_at=times[0], last_failed_at=times[1], next_try_at=times[2],
                        last_error=str(data.get("last_error", ""))[:MAX_ERROR],
-                       error_type=str(data.get("error_type", "")), settings=str(data["settings"]))
-        except (KeyError, TypeError, ValueError):
+                       error_type=str(data.get("error_type", ""))[:MAX_ERROR], settings=data["settings"])
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
     def holds_back(self, settings: str, now: datetime.datetime) -> bool:

@@ -39,7 +39,7 @@ def orphans(store: CertificateStore, wanted: Iterable[str], *, prune: bool, prun
                 if write:
                     store.update_meta(name, stored.version, orphaned_since=None)
             continue
-        since = datetime.datetime.fromisoformat(since_text) if since_text else now
+        since = orphaned_since(since_text, now) if since_text else now
         if not since_text:
             marked.append(name)
             if write:
@@ -54,3 +54,16 @@ def orphans(store: CertificateStore, wanted: Iterable[str], *, prune: bool, prun
             pruned.append(name)
         found.append(entry)
     return {"orphans": found, "pruned": pruned, "damaged": damaged, "marked": marked}
+
+
+def orphaned_since(value: object, now: datetime.datetime) -> datetime.datetime:
+    """When an orphan mark says the certificate was first seen unwanted. A mark another writer
+    damaged (not a time, no time zone, in the future) counts as now: the grace period starts
+    again, which can only delay a prune, never hasten one."""
+    try:
+        since = datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        since = None
+    if since is None or since.tzinfo is None or since > now:
+        return now
+    return since

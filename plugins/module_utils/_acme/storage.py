@@ -392,7 +392,9 @@ class CertificateStore(abc.ABC):
         """What an earlier run learnt about the account of this key at this CA (its URL and
         contact), so a run with nothing to order need not ask the CA; None if nothing is known."""
         record = self._get_record(ACCOUNTS, self._account_key(directory_url, thumbprint))
-        return record if isinstance(record, dict) and isinstance(record.get("url"), str) else None
+        if not isinstance(record, dict) or not isinstance(record.get("url"), str) or not record["url"].startswith("http"):
+            return None  # absent, or damaged by another writer: the CA is asked again
+        return record
 
     def remember_account(self, directory_url: str, thumbprint: str, url: Optional[str],
                          contact: list[str]) -> None:
@@ -409,7 +411,7 @@ class CertificateStore(abc.ABC):
         """The ACME account key kept in the store (``account_key_in_store``), or None."""
         record = self._get_record(ACCOUNT_KEYS, "default")
         pem = record.get("pem") if isinstance(record, dict) else None
-        return pem.encode("ascii") if isinstance(pem, str) and pem else None
+        return pem.encode("ascii") if isinstance(pem, str) and pem and pem.isascii() else None
 
     def keep_account_key(self, key_pem: bytes) -> bytes:
         """Keep ``key_pem`` as the store's account key unless another controller kept one first;
@@ -433,9 +435,12 @@ class CertificateStore(abc.ABC):
         """The chain tops this store has seen its CA issue through."""
         found: list[x509.Certificate] = []
         for key in sorted(self._record_keys(TRUST)):
-            record = self._get_record(TRUST, key) or {}
+            record = self._get_record(TRUST, key)
+            pem = record.get("pem") if isinstance(record, dict) else None
+            if not isinstance(pem, str) or not pem.isascii() or len(pem) > MAX_FIELD_BYTES:
+                continue  # damaged by another writer: not an anchor
             with contextlib.suppress(InputError, TypeError, ValueError):
-                found.extend(split_pem_chain(record.get("pem") or ""))
+                found.extend(split_pem_chain(pem))
         return found
 
     # --- pending orders (challenges answered on hosts, between two tasks) ------------------

@@ -529,9 +529,13 @@ class _LeaseKeeper:
 def _expiry(record: dict[str, Any]) -> float:
     """An owner record's expiry; a malformed one (another writer's, or damaged) counts as expired."""
     value = record.get("expires")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0.0
-    return float(value)
+    try:
+        expiry = float(value)
+    except OverflowError:
+        return 0.0
+    return expiry if math.isfinite(expiry) else 0.0  # NaN and infinity: a lease that could never end
 
 
 def _first_line(error: Exception) -> str:
