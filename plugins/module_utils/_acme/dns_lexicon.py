@@ -15,6 +15,7 @@ sub-zones and for private suffixes).
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import re
 import sys
@@ -68,10 +69,18 @@ class LexiconProvider:
         self.lookup = lookup or Lookup()
         self._lock = threading.Lock()
 
+    def _secrets(self) -> list[str]:
+        """Every value lexicon may use as this provider's credentials: the task's options and the
+        LEXICON_<PROVIDER>_* (and LEXICON_*) environment variables it reads too, as AWX's
+        credential types pass them. Longest first, so no secret is left half masked."""
+        values = [str(v) for v in self.options.values() if isinstance(v, (str, int))]
+        prefix = "LEXICON_"
+        values += [v for k, v in os.environ.items() if k.upper().startswith(prefix)]
+        return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
     def _masked(self, text: str) -> str:
-        for value in self.options.values():
-            if isinstance(value, (str, int)) and len(str(value)) >= 4:
-                text = text.replace(str(value), MASK)
+        for value in self._secrets():
+            text = text.replace(value, MASK)
         return text[:500]
 
     def _zone_of(self, record_name: str) -> str:

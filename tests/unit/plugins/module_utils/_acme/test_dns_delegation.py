@@ -64,6 +64,16 @@ def test_lexicon_errors_never_carry_the_options_values():
     assert "pdns_server" in provider_options("powerdns")
 
 
+def test_lexicon_errors_never_carry_credentials_given_through_the_environment(monkeypatch):
+    """AWX's lexicon credential types pass credentials as LEXICON_<PROVIDER>_<OPTION>, which
+    lexicon reads itself: they are masked like the task's options."""
+    monkeypatch.setenv("LEXICON_POWERDNS_AUTH_TOKEN", "env-s3cr3t")
+    monkeypatch.setenv("LEXICON_POWERDNS_PDNS_SERVER", "http://admin:env-pass@pdns:8081")
+    provider = LexiconProvider("powerdns", {}, zone="example.com")
+    masked = provider._masked("401 for http://admin:env-pass@pdns:8081/api with X-API-Key env-s3cr3t")
+    assert "env-s3cr3t" not in masked and "env-pass" not in masked, masked
+
+
 @pytest.mark.parametrize("name", ["NoSuch", "../etc", "nosuchdns"])
 def test_a_provider_lexicon_lacks_or_a_bad_name_is_an_input_error(name):
     with pytest.raises(InputError, match=r"^dns_lexicon\.provider: "):
