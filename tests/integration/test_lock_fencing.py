@@ -155,3 +155,27 @@ def test_a_run_whose_lease_lapsed_while_cut_off_neither_finalizes_nor_overwrites
         stored = bao_dev.kv_read(f"{stores.prefix}/certificates/{result.name}")
         assert stored["data"]["meta"]["serial"] == result.stored.facts.serial
         assert stored["metadata"]["version"] == 1, "the certificate was written again after the taker stored it"
+
+
+def test_controllers_taking_over_one_expired_lock_at_once_exactly_one_wins(bao_dev, stores):
+    """The dead owner's lease has run out; four controllers try the lock in the same instant: KV's
+    check-and-set lets exactly one take it over, the others find it held."""
+    import threading
+    # A dead controller's records: its lock on www, and its lease, which ran out a minute ago.
+    bao_dev.api("POST", f"{bao_dev.mount}/data/{stores.prefix}/owners/dead-one", {"data": {"expires": time.time() - 60}})
+    bao_dev.api("POST", f"{bao_dev.mount}/data/{stores.prefix}/locks/www", {"data": {"owner": "dead-one"}})
+    contenders = [stores(bao_dev.urls[0], lock_lease=10.0) for _ in range(4)]
+    start = threading.Barrier(len(contenders))
+    won: list[Any] = [None] * len(contenders)
+
+    def contend(index: int) -> None:
+        start.wait()
+        won[index] = contenders[index].try_acquire("www")
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(len(contenders))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(lock is not None for lock in won) == 1, won
+    [winner] = [c for c, lock in zip(contenders, won) if lock is not None]
+    assert bao_dev.kv_read(f"{stores.prefix}/locks/www")["data"]["owner"] == winner.owner
