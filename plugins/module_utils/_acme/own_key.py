@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -51,12 +52,22 @@ def spki_sha256(public_key: object) -> str:
 
 
 def _read(path: str, field: str) -> bytes:
+    """The file's bytes, bounded. Only a regular file is read (a symlink to one is fine): a FIFO
+    or a device would block the run or stream without end, so it is opened without blocking and
+    refused."""
     try:
-        with open(os.path.expanduser(path), "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        fd = os.open(os.path.expanduser(path), os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise InputError(field, f"cannot read {path}: {error.strerror or error}",
                          "give the path of a file on the controller") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(field, f"{path} is not a regular file", "give the path of a PEM file")
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            raise InputError(field, f"cannot read {path}: {error.strerror or error}",
+                             "give the path of a file on the controller") from None
     if len(data) > MAX_FILE_BYTES:
         raise InputError(field, f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB", "give a single PEM file")
     return data

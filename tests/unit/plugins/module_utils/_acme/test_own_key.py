@@ -96,3 +96,23 @@ def test_another_key_or_a_switch_between_kept_and_made_keys_renews(tmp_path):
     assert decision.action == Action.RENEW and "is not the stored certificate's" in decision.reason
     [made], _unused = parse_specs([{"name": "www", "domains": ["www.example.com"]}])
     assert "kept elsewhere" in decide(made, kept, utcnow()).reason
+
+
+def test_a_symlinked_key_file_is_read_and_a_fifo_a_device_or_a_huge_file_is_refused_at_once(tmp_path):
+    """key_src may be a symlink to the real file (as key managers lay them out); a named pipe
+    would block the run and a device would stream without end: both are refused, not read."""
+    import os
+    import time
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "real.pem").write_bytes(private_key_pem(key))
+    os.symlink(tmp_path / "real.pem", tmp_path / "link.pem")
+    [spec], _unused = parse_specs([{"name": "www", "domains": ["www.example.com"], "key_src": str(tmp_path / "link.pem")}])
+    assert spec.own_key is not None and spec.key_type == "ec256"
+
+    os.mkfifo(tmp_path / "pipe.pem")
+    started = time.monotonic()
+    assert "pipe.pem is not a regular file" in failure_of({"key_src": str(tmp_path / "pipe.pem")})
+    assert time.monotonic() - started < 5, "opening the pipe blocked"
+    assert "/dev/zero is not a regular file" in failure_of({"csr_src": "/dev/zero"})
+    (tmp_path / "huge.pem").write_bytes(b"A" * (1024 * 1024))
+    assert "huge.pem is larger than 64 KiB" in failure_of({"csr_src": str(tmp_path / "huge.pem")})
