@@ -39,25 +39,21 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
   echo "$wanted" > "$stamp"
 fi
 
-# The tests' second ACME server (tests/harness/a2c.py) lives in its own venv.
-A2C_VENV=${CERTOPS_A2C_VENV:-.venv-a2c}
-a2c_wanted=$(sha256sum tests/requirements-a2c.txt | cut -d' ' -f1)
-if [ ! -x "$A2C_VENV/bin/python" ] || [ "$(cat "$A2C_VENV/.certops-requirements" 2>/dev/null)" != "$a2c_wanted" ]; then
-  echo "setup: preparing $A2C_VENV (acme2certifier)"
-  python3 -m venv "$A2C_VENV"
-  "$A2C_VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements-a2c.txt 2>&1 \
-    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-  echo "$a2c_wanted" > "$A2C_VENV/.certops-requirements"
-fi
-
-# sslyze, the TLS judge of tests/integration/test_layouts_under_review.py, in a venv of its own: it
-# pins an older cryptography than the collection is tested with (tests/harness/judges.py).
-SSLYZE_VENV=${CERTOPS_SSLYZE_VENV:-.venv-sslyze}
-sslyze_wanted=$(sha256sum tests/requirements-sslyze.txt | cut -d' ' -f1)
-if [ ! -x "$SSLYZE_VENV/bin/python" ] || [ "$(cat "$SSLYZE_VENV/.certops-requirements" 2>/dev/null)" != "$sslyze_wanted" ]; then
-  echo "setup: preparing $SSLYZE_VENV (sslyze)"
-  python3 -m venv "$SSLYZE_VENV"
-  "$SSLYZE_VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements-sslyze.txt 2>&1 \
-    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-  echo "$sslyze_wanted" > "$SSLYZE_VENV/.certops-requirements"
-fi
+# Test tools whose pins clash with the collection's own get a venv each, made again only when
+# their requirements file changes.
+side_venv() {  # side_venv DIR REQUIREMENTS LABEL
+  local venv=$1 requirements=$2 wanted
+  wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.certops-requirements" 2>/dev/null)" != "$wanted" ]; then
+    echo "setup: preparing $venv ($3)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" 2>&1 \
+      | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    echo "$wanted" > "$venv/.certops-requirements"
+  fi
+}
+# The tests' second ACME server (tests/harness/a2c.py).
+side_venv "${CERTOPS_A2C_VENV:-.venv-a2c}" tests/requirements-a2c.txt acme2certifier
+# sslyze, the TLS judge of tests/integration/test_layouts_under_review.py: it pins an older
+# cryptography than the collection is tested with (tests/harness/judges.py).
+side_venv "${CERTOPS_SSLYZE_VENV:-.venv-sslyze}" tests/requirements-sslyze.txt sslyze

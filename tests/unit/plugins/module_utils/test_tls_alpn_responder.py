@@ -61,14 +61,20 @@ def first_handshake(port, name, timeout=5.0):
             time.sleep(0.05)
 
 
-def test_the_shipped_responder_presents_the_challenge_certificate_and_refuses_other_names(tmp_path):
+def challenge_files(directory):
+    """The challenge certificate and key for alpn.example.com, and the pid file, as the
+    challenge module leaves them for the responder."""
     challenge = PendingChallenge(certificate="c", identifier=Identifier("dns", "alpn.example.com"), type="tls-alpn-01",
                                  url="https://ca/chall", token="tok", key_authorization="tok.thumb",
                                  authz_url="https://ca/authz")
     cert_pem, key_pem = tls_alpn_challenge_certificate(challenge)
-    (tmp_path / "alpn.example.com.crt").write_bytes(cert_pem)
-    (tmp_path / "alpn.example.com.key").write_bytes(key_pem)
-    (tmp_path / "responder.pid").write_text("0")
+    (directory / "alpn.example.com.crt").write_bytes(cert_pem)
+    (directory / "alpn.example.com.key").write_bytes(key_pem)
+    (directory / "responder.pid").write_text("0")
+
+
+def test_the_shipped_responder_presents_the_challenge_certificate_and_refuses_other_names(tmp_path):
+    challenge_files(tmp_path)
     with responder_process(tmp_path) as (responder, port):
         alpn, served = first_handshake(port, "alpn.example.com")
         assert alpn == "acme-tls/1"
@@ -92,13 +98,7 @@ def proxy_v2_header():
 def test_the_responder_answers_behind_a_router_that_sends_a_proxy_header(tmp_path, header):
     """An nginx stream router with proxy_protocol on sends the header on every connection it
     passes, the responder's included: it is read and dropped before the handshake."""
-    challenge = PendingChallenge(certificate="c", identifier=Identifier("dns", "alpn.example.com"), type="tls-alpn-01",
-                                 url="https://ca/chall", token="tok", key_authorization="tok.thumb",
-                                 authz_url="https://ca/authz")
-    cert_pem, key_pem = tls_alpn_challenge_certificate(challenge)
-    (tmp_path / "alpn.example.com.crt").write_bytes(cert_pem)
-    (tmp_path / "alpn.example.com.key").write_bytes(key_pem)
-    (tmp_path / "responder.pid").write_text("0")
+    challenge_files(tmp_path)
     with responder_process(tmp_path) as (_responder, port):
         first_handshake(port, "alpn.example.com")
         alpn, served = handshake(port, "alpn.example.com", before=header)
