@@ -21,8 +21,8 @@ from tests.harness import openbao
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import DamagedCertificate, LockLost, StoreError
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import (
-    MAX_FIELD_BYTES, CertificateStore, Fence, VersionData)
+from ansible_collections.certops.acme.plugins.module_utils._acme.record_checks import MAX_FIELD_BYTES
+from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore, Fence, VersionData
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
 

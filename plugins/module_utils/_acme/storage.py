@@ -46,9 +46,9 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
     pass
 
 from .. import _host_files
-from .crypto import (CertificateFacts, cert_pem, certificate_facts, chain_problems, load_private_key,
-                     public_key_matches, split_pem_chain)
-from .errors import CertopsError, DamagedCertificate, InputError, LockLost
+from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
+from .errors import DamagedCertificate, InputError, LockLost
+from .record_checks import MAX_FIELD_BYTES, checked_version
 
 _T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -57,9 +57,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEEP_VERSIONS = 2
 #: ``meta["key"]`` of a certificate whose key certops never held (csr_src, key_src): no key file.
 KEY_KEPT_ELSEWHERE = "kept elsewhere"
-#: The most a stored field may hold (a leaf is about 2 KiB, a chain of 8 about 16, a key under 4,
-#: the metadata a few): larger is another writer's mistake, or an attack on the controller.
-MAX_FIELD_BYTES = 64 * 1024
 
 #: Kinds of small JSON records a store keeps beside the certificates.
 ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS, FAILURES = "accounts", "pending", "trust", "account-keys", "failures"
@@ -271,35 +268,12 @@ class CertificateStore(abc.ABC):
 
     def _verified(self, name: str, data: VersionData) -> StoredCertificate:
         """``data`` as a StoredCertificate, after checking it as if a CA had sent it."""
-        def damaged(reason: str) -> DamagedCertificate:
-            return self._damaged(name, data.version, reason)
-        fields = {"certificate": data.cert_pem, "chain": data.chain_pem, "key": data.key_pem}
-        for field, value in fields.items():
-            if not isinstance(value, (str, bytes)) or not value.isascii():
-                raise damaged(f"its {field} is not ASCII text")
-            if len(value) > MAX_FIELD_BYTES:
-                raise damaged(f"its {field} holds {len(value)} bytes, more than {MAX_FIELD_BYTES}")
-        if not isinstance(data.meta, dict):
-            raise damaged("its metadata is not a mapping")
-        try:
-            certs = split_pem_chain(data.cert_pem)
-            chain = split_pem_chain(data.chain_pem) if data.chain_pem.strip() else []
-        except (CertopsError, ValueError) as error:
-            raise damaged(f"its certificate or chain does not parse ({error})") from None
-        if len(certs) != 1:
-            raise damaged(f"its certificate field holds {len(certs)} certificates, not one")
-        problem = chain_problems(certs[0], chain)
-        if problem:
-            raise damaged(f"its chain does not link: {problem}")
-        if data.meta.get("key") != KEY_KEPT_ELSEWHERE:
-            try:
-                key = load_private_key(data.key_pem, f"stored key of {name!r}")
-            except (CertopsError, ValueError, TypeError):
-                raise damaged("its key does not parse") from None
-            if not public_key_matches(key, certs[0]):
-                raise damaged("its key does not fit its certificate")
+        keyless = isinstance(data.meta, dict) and data.meta.get("key") == KEY_KEPT_ELSEWHERE
+        leaf, damage = checked_version(name, data.key_pem, data.cert_pem, data.chain_pem, data.meta, keyless)
+        if leaf is None:
+            raise self._damaged(name, data.version, damage)
         return StoredCertificate(name=name, key_pem=data.key_pem, cert_pem=data.cert_pem, chain_pem=data.chain_pem,
-                                 meta=data.meta, facts=certificate_facts(certs[0]), version=data.version)
+                                 meta=data.meta, facts=certificate_facts(leaf), version=data.version)
 
     def fingerprints(self, names: Sequence[str]) -> dict[str, Optional["StoredFingerprint"]]:
         """The bundle fingerprint (_host_files.bundle_fingerprint) and metadata of the current

@@ -34,8 +34,9 @@ from typing import Any, Iterator, Optional
 from .. import _host_files
 from .crypto import split_pem_chain
 from .errors import InputError, StoreError
-from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, MAX_FIELD_BYTES, TRUST, CertificateStore, Fence,
-                      StoreLock, StoredCertificate, VersionData, check_certificate_name)
+from .record_checks import MAX_FIELD_BYTES
+from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, Fence, StoreLock, StoredCertificate,
+                      VersionData, check_certificate_name)
 from .waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"

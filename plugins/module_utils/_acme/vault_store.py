@@ -21,19 +21,9 @@ renews with one write. A lock whose owner's lease ran out is taken over with
 (``vault_lock_lease``, 60 s by default). Expiry is wall-clock time, so the controllers' clocks
 must agree to within a few seconds (NTP).
 
-A lease can also be lost by a live run: one cut off from the cluster for longer than a lease
-has its locks taken over, and may not notice until its connection heals. Fencing keeps such a
-run from doing harm:
-
-- The lease lapses, for good, once no renewal was acknowledged within a lease of the previous
-  one; a renewal is never given longer than the lease has left, so a late one cannot hide a gap.
-- Each lock carries a token, the KV version this run's lock write created. Before finalizing
-  an order (the step that makes the CA issue) the run confirms its lease has at least half a
-  lease left and that the lock record still names it with that token (``confirm``).
-- A certificate is stored only while the version read when its lock was taken is current
-  (``storage.Fence``, compare-and-set), so a late save never replaces the taker's.
-- A lock is deleted on release only when its record still names this run with its token, and
-  only while the lease holds; otherwise it is left to expire.
+A lease can also be lost by a live run (one cut off from the cluster for longer than a lease):
+the leases, the locks and the fencing that keeps such a run from finalizing or storing anything
+live in vault_leases.py.
 
 High availability: the client knows every node's address. A node that is unreachable, sealed,
 or a standby without a leader (an election in progress) is skipped, and the request goes to
@@ -48,9 +38,7 @@ mount and prefix.
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, Sequence, TypeVar
@@ -62,19 +50,18 @@ try:
 except ImportError:  # VaultStore() names the missing package and the pip command
     hvac = None
 
-from .errors import LockLost, StoreError
+from .errors import StoreError
 from .storage import CertificateStore, Fence, StoreLock, VersionData
+from .vault_leases import LeaseKeeper
 from .waiting import Deadline
 
 T = TypeVar("T")
-CERTIFICATES, LOCKS, OWNERS = "certificates", "locks", "owners"
+CERTIFICATES, LOCKS = "certificates", "locks"
 #: Certificates read at once by load_many (an idempotent run reads every one).
 LOAD_WORKERS = 8
 DEFAULT_MOUNT, DEFAULT_PREFIX = "secret", "certops-acme"
 #: Retries of one compare-and-set when other writers keep winning.
 CAS_ATTEMPTS = 20
-#: An irreversible step needs at least this share of a lease left on this run's lease.
-CONFIRM_SHARE = 0.5
 
 
 class _CasConflict(Exception):
@@ -119,7 +106,7 @@ class VaultStore(CertificateStore):
             token = answer["auth"]["client_token"]
             for client in self._clients:
                 client.token = token
-        self._leases = _LeaseKeeper(self)
+        self._leases = LeaseKeeper(self)
 
     def describe(self) -> str:
         return f"vault {self.urls[0]} (mount {self.mount}, prefix {self.prefix})"
@@ -348,194 +335,6 @@ class VaultStore(CertificateStore):
             return super()._for_each(read, names)
         with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="certops-vault-load") as pool:
             return dict(zip(names, pool.map(read, names)))
-
-
-class _VaultLock(StoreLock):
-    def __init__(self, keeper: "_LeaseKeeper", path: str, token: int) -> None:
-        self.keeper = keeper
-        self.path = path
-        #: The KV version of the lock record this run wrote: the fencing token.
-        self.token = token
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-    @property
-    def lost(self) -> bool:
-        """True once this run's lease lapsed: others may have taken the lock over."""
-        return self.keeper.lapsed
-
-    def confirm(self, step: str) -> None:
-        """The lease has at least half a lease left and the lock record still names this run
-        with this lock's token; else LockLost (and the step must not be taken)."""
-        keeper = self.keeper
-        keeper.confirm(step, self.name)
-        try:
-            found = keeper.store._read(self.path, timeout=keeper.time_left())  # pylint: disable=protected-access
-        except StoreError as error:
-            raise LockLost(f"certificate {self.name!r}: cannot confirm its lock before {step} within the "
-                           f"lease's time left ({error}); the step is not taken") from None
-        owner = found[0].get("owner") if found else None
-        if found is None or owner != keeper.store.owner or found[1] != self.token:
-            now_held = f"now held by {str(owner)[:40]!r}" if found else "its record is gone"
-            raise LockLost(f"certificate {self.name!r}: its lock was taken over ({now_held}); {step} is left "
-                           "to the run that holds it")
-        keeper.confirm(step, self.name)  # the read took time too
-
-    def confirm_lease(self, step: str) -> None:
-        self.keeper.confirm(step, self.name)
-
-    def release(self) -> None:
-        self.keeper.release(self)
-
-
-class _LeaseKeeper:
-    """This run's lease: one record, ``owners/OWNER`` {expires}, renewed every third of a lease
-    while the run holds any lock. Every lock names its owner, so renewing costs one write
-    however many certificates a batch holds, and a dead run's locks all expire together.
-
-    ``renewed_at`` is when the last acknowledged renewal was *sent* (the expiry it wrote counts
-    from then). The lease lapses, for good, when a renewal is not acknowledged before the
-    previous one's expiry: from then on another run may hold any of our locks."""
-
-    def __init__(self, store: VaultStore) -> None:
-        self.store = store
-        self.path = store._path(OWNERS, store.owner)  # pylint: disable=protected-access
-        self._held: dict[str, _VaultLock] = {}
-        self._guard = threading.Condition()
-        self._renewing = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        self._stopped = False
-        self.renewed_at = 0.0
-        self.lapsed = False
-
-    @property
-    def lease(self) -> float:
-        return self.store.lock_lease
-
-    def time_left(self) -> float:
-        """Seconds until this run's lease ends, as far as this run can prove (0 once lapsed)."""
-        return 0.0 if self.lapsed else max(self.renewed_at + self.lease - time.time(), 0.0)
-
-    def _renew(self) -> None:
-        """Write a new expiry. A renewal gets no longer than the current lease has left: one
-        acknowledged after that cannot prove the lease was never interrupted."""
-        started = time.time()
-        first = self.renewed_at == 0.0
-        limit = None if first else self.renewed_at + self.lease - started
-        if limit is not None and limit <= 0:
-            self.lapsed = True
-            raise LockLost(f"store {self.store.describe()}: this run's lock lease lapsed (not renewed "
-                           f"within {self.lease:.0f} s)")
-        try:
-            self.store._write(self.path, {"expires": started + self.lease}, timeout=limit)  # pylint: disable=protected-access
-        except StoreError:
-            if not first and time.time() >= self.renewed_at + self.lease:
-                self.lapsed = True
-            raise
-        if not first and time.time() >= self.renewed_at + self.lease:
-            self.lapsed = True  # acknowledged too late: the old lease may have run out meanwhile
-            raise LockLost(f"store {self.store.describe()}: this run's lock lease was renewed only after it "
-                           "had run out")
-        self.renewed_at = started
-
-    def confirm(self, step: str, name: str) -> None:
-        """At least CONFIRM_SHARE of a lease left, renewing now if the heartbeat is behind."""
-        if self.time_left() < self.lease * CONFIRM_SHARE:
-            with self._renewing:  # one renewal for every worker that finds the lease short
-                if self.time_left() < self.lease * CONFIRM_SHARE and not self.lapsed:
-                    try:
-                        self._renew()
-                    except StoreError:
-                        pass  # judged below
-        if self.lapsed or self.time_left() < self.lease * CONFIRM_SHARE:
-            state = "lapsed" if self.lapsed else f"only {self.time_left():.1f} s left"
-            raise LockLost(f"certificate {name!r}: this run's lock lease ({self.lease:.0f} s) is {state}: the store "
-                           f"{self.store.describe()} did not confirm it in time, so another run may hold the lock; "
-                           f"{step} is not done")
-
-    def start(self) -> None:
-        """Before the first lock: the owner record must exist before a lock names it."""
-        with self._guard:
-            if self._thread is not None:
-                return
-            self._renew()
-            self._thread = threading.Thread(target=self._run, name="certops-vault-lease", daemon=True)
-            self._thread.start()
-
-    def alive(self, owner: str) -> bool:
-        if owner == self.store.owner:
-            return True
-        found = self.store._read(self.store._path(OWNERS, owner)) if owner else None  # pylint: disable=protected-access
-        return found is not None and _expiry(found[0]) > time.time()
-
-    def holds(self, path: str) -> bool:
-        with self._guard:
-            return path in self._held
-
-    def hold(self, path: str, token: int) -> _VaultLock:
-        lock = _VaultLock(self, path, token)
-        with self._guard:
-            self._held[path] = lock
-        return lock
-
-    def release(self, lock: _VaultLock) -> None:
-        """Delete the lock record only while it provably is ours: the lease holds, and the record
-        names this run with the lock's token. Otherwise leave it to expire with our lease."""
-        with self._guard:
-            if self._held.get(lock.path) is not lock:
-                return
-            del self._held[lock.path]
-        if self.lapsed or self.time_left() < self.lease * CONFIRM_SHARE:
-            return
-        store = self.store
-        try:
-            found = store._read(lock.path, timeout=self.time_left())  # pylint: disable=protected-access
-            if found is not None and found[0].get("owner") == store.owner and found[1] == lock.token:
-                store._remove_path(lock.path)  # pylint: disable=protected-access
-        except StoreError:
-            pass  # the store is gone: the lock expires with our lease
-
-    def stop(self) -> None:
-        with self._guard:
-            held = list(self._held.values())
-        for lock in held:
-            self.release(lock)
-        with self._guard:
-            self._stopped = True
-            self._guard.notify_all()
-            started = self._thread is not None
-        if started and not self.lapsed:
-            try:
-                self.store._remove_path(self.path)  # pylint: disable=protected-access
-            except StoreError:
-                pass
-
-    def _run(self) -> None:
-        interval = max(self.lease / 3.0, 0.2)
-        while True:
-            with self._guard:
-                self._guard.wait(interval)
-                if self._stopped or self.lapsed:
-                    return
-            with self._renewing:
-                try:
-                    self._renew()
-                except StoreError:
-                    pass  # tried again next beat, with less time; _renew marks the lease lapsed
-
-
-def _expiry(record: dict[str, Any]) -> float:
-    """An owner record's expiry; a malformed one (another writer's, or damaged) counts as expired."""
-    value = record.get("expires")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    try:
-        expiry = float(value)
-    except OverflowError:
-        return 0.0
-    return expiry if math.isfinite(expiry) else 0.0  # NaN and infinity: a lease that could never end
 
 
 def _first_line(error: Exception) -> str:

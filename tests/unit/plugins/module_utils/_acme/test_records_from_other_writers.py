@@ -19,7 +19,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.names import Id
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
 from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphaned_since
 from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore
-from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import _expiry
+from ansible_collections.certops.acme.plugins.module_utils._acme.vault_leases import owner_expiry
 
 NOW = datetime.datetime(2027, 3, 1, 8, 0, tzinfo=datetime.timezone.utc)
 ROUNDS = 1500
@@ -128,7 +128,7 @@ def test_lock_owner_expiries_and_orphan_marks_parse_or_count_as_expired_or_now(s
     rng = random.Random(seed)
     for _ in range(ROUNDS):
         owner = shaped(rng, ["expires"])
-        expiry = _expiry(owner if isinstance(owner, dict) else {"expires": owner})
+        expiry = owner_expiry(owner if isinstance(owner, dict) else {"expires": owner})
         assert isinstance(expiry, float) and math.isfinite(expiry), "a lock that never expires"
         since = orphaned_since(value(rng), NOW)
         assert since.tzinfo is not None and since <= NOW
