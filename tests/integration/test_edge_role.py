@@ -15,7 +15,6 @@ from tests.harness.tls import handshake, refusal
 pytestmark = pytest.mark.integration
 
 
-
 def worker_pids(master: int) -> set[int]:
     with open(f"/proc/{master}/task/{master}/children", encoding="ascii") as handle:
         return {int(p) for p in handle.read().split()}

@@ -164,7 +164,7 @@ def test_controllers_taking_over_one_expired_lock_at_once_exactly_one_wins(bao_d
     # A dead controller's records: its lock on www, and its lease, which ran out a minute ago.
     bao_dev.api("POST", f"{bao_dev.mount}/data/{stores.prefix}/owners/dead-one", {"data": {"expires": time.time() - 60}})
     bao_dev.api("POST", f"{bao_dev.mount}/data/{stores.prefix}/locks/www", {"data": {"owner": "dead-one"}})
-    contenders = [stores(bao_dev.urls[0], lock_lease=10.0) for _ in range(4)]
+    contenders = [stores(bao_dev.urls[0], lock_lease=10.0) for _contender in range(4)]
     start = threading.Barrier(len(contenders))
     won: list[Any] = [None] * len(contenders)
 

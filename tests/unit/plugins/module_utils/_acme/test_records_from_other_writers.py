@@ -42,8 +42,8 @@ def value(rng: random.Random, depth: int = 0) -> Any:
     if kind == 5:
         return rng.choice(TEXTS)
     if kind in (6, 7):
-        return [value(rng, depth + 1) for _ in range(rng.randrange(3))]
-    return {rng.choice(["a", "count", "start", "pem"]): value(rng, depth + 1) for _ in range(rng.randrange(3))}
+        return [value(rng, depth + 1) for _item in range(rng.randrange(3))]
+    return {rng.choice(["a", "count", "start", "pem"]): value(rng, depth + 1) for _item in range(rng.randrange(3))}
 
 
 def shaped(rng: random.Random, keys: list[str]) -> Any:
@@ -79,7 +79,7 @@ class RecordsOnly(CertificateStore):
 @pytest.mark.parametrize("seed", range(3))
 def test_failure_records_parse_or_count_as_absent(seed):
     rng = random.Random(seed)
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         record = FailureRecord.from_json(shaped(rng, ["count", "first_failed_at", "last_failed_at", "next_try_at",
                                                       "last_error", "error_type", "settings"]))
         if record is not None:
@@ -91,7 +91,7 @@ def test_failure_records_parse_or_count_as_absent(seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_ari_windows_parse_or_count_as_absent(seed):
     rng = random.Random(seed)
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         window, _fresh = cached_window({"ari": shaped(rng, ["next_check", "start", "end", "selected",
                                                             "explanation_url", "unsupported"])}, NOW)
         if window is not None:
@@ -102,7 +102,7 @@ def test_ari_windows_parse_or_count_as_absent(seed):
 def test_pending_orders_parse_or_count_as_absent(seed):
     rng = random.Random(seed)
     identifiers = [Identifier("dns", "www.example.com")]
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         record = shaped(rng, ["created", "identifiers", "name", "key_pem", "challenge", "profile", "csr",
                               "order_url", "order", "pending", "preferred_chain"])
         if isinstance(record, dict) and rng.random() < 0.5:
@@ -114,7 +114,7 @@ def test_pending_orders_parse_or_count_as_absent(seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_accounts_account_keys_and_trust_anchors_parse_or_count_as_absent(seed):
     rng = random.Random(seed)
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         store = RecordsOnly(shaped(rng, ["url", "contact", "pem"]) if rng.random() < 0.7 else value(rng))
         known = store.known_account("https://ca.example/dir", "thumb")
         assert known is None or isinstance(known["url"], str)
@@ -126,10 +126,9 @@ def test_accounts_account_keys_and_trust_anchors_parse_or_count_as_absent(seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_lock_owner_expiries_and_orphan_marks_parse_or_count_as_expired_or_now(seed):
     rng = random.Random(seed)
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         owner = shaped(rng, ["expires"])
         expiry = owner_expiry(owner if isinstance(owner, dict) else {"expires": owner})
         assert isinstance(expiry, float) and math.isfinite(expiry), "a lock that never expires"
         since = orphaned_since(value(rng), NOW)
         assert since.tzinfo is not None and since <= NOW
-
