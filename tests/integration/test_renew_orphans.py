@@ -21,7 +21,8 @@ def default_store(controller) -> Path:
     return controller.work / "default-store"
 
 
-def test_renew_judges_orphans_in_the_layouts_store_from_every_hosts_wants(controller, pebble_server, account):
+def test_renew_judges_orphans_in_the_layouts_store_and_never_prunes_on_a_limited_run(controller, pebble_server,
+                                                                                       account):
     names = [f"{n}.orphans.test" for n in ("keep", "gone")]
     edge = EdgeLayout(controller, pebble_server, account, "haproxy", ["127.0.0.131"], names)
     store = controller.work / "store"  # the layout's own store (certops_edge_store_path)
@@ -31,6 +32,15 @@ def test_renew_judges_orphans_in_the_layouts_store_from_every_hosts_wants(contro
         assert all(meta(store, n).get("orphaned_since") is None for n in names)
 
         edge.write([edge.sites[0]])  # the second site is removed from the inventory
+        # A run limited to some hosts cannot see every host's wants: pruning is refused, and
+        # nothing in the store changes.
+        limited = controller.run(RENEW, "--limit", "edge0,localhost", "-e", "certops_orphans_prune=true",
+                                 "-e", "certops_orphans_prune_after_days=0")
+        assert limited.returncode != 0
+        assert "prune: refused on a run limited with --limit" in limited.stdout + limited.stderr
+        assert sorted(p.name for p in (store / "certificates").iterdir()) == sorted(names)
+        assert meta(store, names[1]).get("orphaned_since") is None, "a refused run marked the store"
+
         second = controller.run(RENEW, check=True)
         output = second.stdout + second.stderr
         lines = [line for line in output.splitlines() if WARNING in line]
@@ -40,22 +50,5 @@ def test_renew_judges_orphans_in_the_layouts_store_from_every_hosts_wants(contro
                                           "certops_orphans_prune: true)"), line
         assert meta(store, names[1])["orphaned_since"] and meta(store, names[0]).get("orphaned_since") is None
         assert not (default_store(controller) / "certificates").exists(), "the orphans step used the default store"
-    finally:
-        edge.stop()
-
-
-def test_pruning_is_refused_on_a_limited_run_and_the_store_is_unchanged(controller, pebble_server, account):
-    names = ["only.prune.test", "removed.prune.test"]
-    edge = EdgeLayout(controller, pebble_server, account, "haproxy", ["127.0.0.132"], names)
-    store = controller.work / "store"
-    try:
-        controller.run(RENEW, check=True)
-        edge.write([edge.sites[0]])
-        limited = controller.run(RENEW, "--limit", "edge0,localhost", "-e", "certops_orphans_prune=true",
-                                 "-e", "certops_orphans_prune_after_days=0")
-        assert limited.returncode != 0
-        assert "prune: refused on a run limited with --limit" in limited.stdout + limited.stderr
-        assert sorted(p.name for p in (store / "certificates").iterdir()) == sorted(names)
-        assert meta(store, names[1]).get("orphaned_since") is None, "a refused run marked the store"
     finally:
         edge.stop()
