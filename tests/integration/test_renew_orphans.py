@@ -21,8 +21,8 @@ def default_store(controller) -> Path:
     return controller.work / "default-store"
 
 
-def test_renew_judges_orphans_in_the_layouts_store_and_never_prunes_on_a_limited_run(controller, pebble_server,
-                                                                                       account):
+def test_renew_judges_orphans_in_the_layouts_store_and_never_prunes_on_a_limited_run(
+        controller, pebble_server, account):
     names = [f"{n}.orphans.test" for n in ("keep", "gone")]
     edge = EdgeLayout(controller, pebble_server, account, "haproxy", ["127.0.0.131"], names)
     store = controller.work / "store"  # the layout's own store (certops_edge_store_path)
