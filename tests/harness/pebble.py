@@ -135,6 +135,12 @@ class PebbleInfo:
             return [line.split("Issued certificate serial ", 1)[1].split()[0]
                     for line in handle if "Issued certificate serial " in line]
 
+    def cert_status(self, serial: str) -> str:
+        """What Pebble says of the certificate with this (hex) serial: Valid or Revoked."""
+        url = f"{self.management_url}/cert-status-by-serial/{int(serial, 16):x}"
+        with urllib.request.urlopen(url, timeout=10, context=self._ssl_context()) as response:
+            return str(json.loads(response.read().decode())["Status"])
+
     def alive(self) -> bool:
         return pid_alive(self.pebble_pid) and pid_alive(self.challtestsrv_pid)
 

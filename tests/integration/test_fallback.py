@@ -109,7 +109,6 @@ def test_each_certificate_is_revoked_at_the_ca_that_issued_it(controller, pebble
         {"name": "at-pebble", "domains": [f"p-{tag}.fallback.test"]},
         {"name": "at-a2c", "domains": [f"a-{tag}.fallback.test"], "profile": "shortlived"}])
     assert [results[n]["directory"] for n in ("at-pebble", "at-a2c")] == cas
-    pebble_revocations = pebble_server.count_log("POST /revoke-cert")
     play = controller.playbook("revoke", [
         {"certops.acme.revoke": {"acme_directory": cas, "store_path": str(controller.store),
                                  "certificates": ["at-pebble", "at-a2c"]}, "register": "revoked"},
@@ -118,6 +117,8 @@ def test_each_certificate_is_revoked_at_the_ca_that_issued_it(controller, pebble
     controller.run(play, check=True)
     revoked = json.loads((controller.work / "revoked.json").read_text())
     assert sorted((c["name"], c["changed"]) for c in revoked["certificates"]) == [("at-a2c", True), ("at-pebble", True)]
-    assert pebble_server.count_log("POST /revoke-cert") == pebble_revocations + 1
+    # Pebble's own word on the certificate it issued (its log counts a request refused with
+    # badNonce, 5 % of them on purpose, and sent again, twice).
+    assert pebble_server.cert_status(results["at-pebble"]["serial"]) == "Revoked"
     paths = [json.loads(line)["path"] for line in (second_ca.state / "requests.jsonl").read_text().splitlines()]
     assert sum("revoke" in path for path in paths) == 1, paths
