@@ -253,10 +253,6 @@ class CertificateStore(abc.ABC):
         except DamagedCertificate as damaged:
             return Reading(damaged=damaged)
 
-    def load_many(self, names: Sequence[str]) -> dict[str, Optional[StoredCertificate]]:
-        """``load`` for each name (a remote backend reads them concurrently)."""
-        return self._for_each(self.load, names)
-
     def read_many(self, names: Sequence[str]) -> dict[str, Reading]:
         """``read`` for each name (a remote backend reads them concurrently)."""
         return self._for_each(self.read, names)

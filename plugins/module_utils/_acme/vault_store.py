@@ -57,7 +57,7 @@ from .waiting import Deadline
 
 T = TypeVar("T")
 CERTIFICATES, LOCKS = "certificates", "locks"
-#: Certificates read at once by load_many (an idempotent run reads every one).
+#: Certificates read at once by read_many (an idempotent run reads every one).
 LOAD_WORKERS = 8
 DEFAULT_MOUNT, DEFAULT_PREFIX = "secret", "certops-acme"
 #: Retries of one compare-and-set when other writers keep winning.
@@ -329,7 +329,7 @@ class VaultStore(CertificateStore):
         return None, "contended"
 
     def _for_each(self, read: Callable[[str], T], names: Sequence[str]) -> dict[str, T]:
-        """Many certificates at once (load_many, fingerprints): a few requests in flight instead
+        """Many certificates at once (read_many, fingerprints): a few requests in flight instead
         of one after another."""
         if len(names) < 2:
             return super()._for_each(read, names)
