@@ -13,7 +13,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
-from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, next_run_due_by, parse_specs
+from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
@@ -24,7 +24,8 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup impo
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import (
     CertificateAuthority, FallbackOutcome, run_with_fallback)
-from ansible_collections.certops.acme.plugins.module_utils._acme.spec import CERTIFICATE_OPTIONS
+from ansible_collections.certops.acme.plugins.module_utils._acme.results import next_run_due_by
+from ansible_collections.certops.acme.plugins.module_utils._acme.spec import CERTIFICATE_OPTIONS, parse_specs
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 from ansible_collections.certops.acme.plugins.plugin_utils._dns_hook import HookProvider
 

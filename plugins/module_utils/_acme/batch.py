@@ -20,112 +20,27 @@ from __future__ import annotations
 import datetime
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
-from .account import AccountKey, find_account
-from .crypto import (DEFAULT_KEY_TYPE, KEY_TYPES, ari_cert_id, generate_private_key, key_type_of, load_private_key,
-                     private_key_pem, split_pem_chain, utcnow)
-from .errors import AcmeProblem, AcmeTransportError, CertopsError, InputError, LockLost
-from .failures import FailureRecord, after_failure, settings_key
-from .names import Identifier, check_challenge_fits, identifier_values, normalize_names
-from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
-from .orders import (OpenOrder, OrderError, OrderRequest, ProfileRefused, complete_order, open_order,
-                     order_from_record, pending_record)
-from .caa import CaaForbidden, CaaPreflight, ca_identities
+from .account import AccountKey
 from .ari import cached_window, meta_at_issuance, renewal_window
-from .renewal import Action, AriWindow, Decision, PlainEnum, RenewalPolicy, renewal_decision
-from .spec import CHALLENGES, SPEC_KEYS
+from .ca_client import CaClient
+from .caa import CaaPreflight, ca_identities
+from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
+from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_private_key, private_key_pem,
+                     split_pem_chain, utcnow)
 from .dns_persist import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
-from .own_key import OwnKey, certificate_key_sha256, own_key
-from .storage import (KEY_KEPT_ELSEWHERE, CertificateStore, Fence, Reading, StoreLock, StoredCertificate,
-                      check_certificate_name)
+from .errors import CertopsError, InputError, LockLost
+from .failures import FailureRecord, after_failure, settings_key
+from .names import identifier_values
+from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
+from .own_key import certificate_key_sha256
+from .renewal import Action, AriWindow, Decision, renewal_decision
+from .results import CertificateResult, failed_result, renewal_point
+from .spec import CertificateSpec, Stage
+from .storage import KEY_KEPT_ELSEWHERE, CertificateStore, Fence, Reading, StoreLock, StoredCertificate
 from .transport import AcmeTransport, Deadline
-
-
-@dataclass
-class CertificateSpec:
-    name: str
-    identifiers: list[Identifier]
-    key_type: str = DEFAULT_KEY_TYPE
-    challenge: str = "http-01"
-    policy: RenewalPolicy = field(default_factory=RenewalPolicy)
-    force: bool = False
-    reuse_key: bool = False
-    profile: Optional[str] = None
-    webroot: Optional[str] = None
-    preferred_chain: Optional[str] = None
-    #: A key certops does not hold (csr_src, key_src); None for keys certops makes.
-    own_key: Optional[OwnKey] = None
-    #: The named DNS provider (the task's dns_providers) for its dns-01 records; None: the task's.
-    dns: Optional[str] = None
-
-    @property
-    def on_hosts(self) -> bool:
-        """Whether its challenges are answered on the hosts rather than from the controller."""
-        return self.challenge == "tls-alpn-01" or (self.challenge == "http-01" and bool(self.webroot))
-
-
-class Stage(PlainEnum):
-    """Which part of a batch a task runs (host-side challenges need two tasks)."""
-
-    ALL = "all"
-    PREPARE = "prepare"      # open the orders, hand host-side challenges to the hosts
-    COMPLETE = "complete"    # answer them and store the certificates
-
-
-@dataclass
-class CertificateResult:
-    name: str
-    action: Action
-    reason: str = ""
-    domains: list[str] = field(default_factory=list)
-    error: Optional[str] = None
-    stored: Optional[StoredCertificate] = None
-    ari: Optional[AriWindow] = None
-    #: When the stored certificate becomes due (the chosen point of the CA's window, else the
-    #: lifetime rule), for the "next run due by" of a schedule; None without a certificate.
-    renew_at: Optional[datetime.datetime] = None
-    #: A failure: the CA's problem type and Retry-After, and whether it counts towards the
-    #: failure memory (not for errors in the task's own input, nor for a certificate held back).
-    error_type: str = ""
-    retry_after: Optional[float] = None
-    counts_as_failure: bool = False
-    #: The failure memory of a failing certificate (after this run).
-    failing: Optional[FailureRecord] = None
-    #: A failure another CA might not have (rate limit, CA unreachable, CAA, refused profile):
-    #: with several CAs the certificate is ordered from the next (fallback.py).
-    another_ca_may_help: bool = False
-    #: The CAs tried before the one this result is from, each with why it failed.
-    tried: list[str] = field(default_factory=list)
-    #: This run lost the certificate's lock mid-run (a shared store's lease lapsed, or another
-    #: run took it over): nothing was finalized or stored for it after that.
-    lock_lost: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return self.action in (Action.ISSUE, Action.RENEW, Action.PENDING)
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "action": str(self.action), "changed": self.changed,
-                                "reason": self.reason, "domains": self.domains, "error": self.error,
-                                "not_after": None, "days_left": None, "serial": None, "sha256": None}
-        if self.stored is not None:
-            summary = self.stored.summary()
-            data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
-            data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
-        data["profile"] = self.stored.meta.get("profile") if self.stored is not None else None
-        data["directory"] = self.stored.meta.get("directory") if self.stored is not None else None
-        data["tried"] = list(self.tried)
-        data["lock_lost"] = self.lock_lost
-        data["renew_at"] = self.renew_at.isoformat() if self.renew_at is not None else None
-        data["failing_since"] = self.failing.first_failed_at.isoformat() if self.failing else None
-        data["next_try_at"] = self.failing.next_try_at.isoformat() if self.failing else None
-        data["failures"] = self.failing.count if self.failing else 0
-        data["renewal_window"] = None if self.ari is None else {
-            "start": self.ari.start.isoformat(), "end": self.ari.end.isoformat(),
-            "selected": self.ari.selected.isoformat()}
-        return data
 
 
 @dataclass
@@ -150,144 +65,12 @@ class Opening:
     result: Optional[CertificateResult] = None
 
 
-def _failed(spec: CertificateSpec, error: Union[str, Exception]) -> CertificateResult:
-    """A failed certificate. What the CA answered about it (a problem document, a failed
-    validation, a refused profile) counts towards its failure memory, with the problem type
-    and Retry-After; a CA that could not be reached, the task's input, the store or a challenge
-    deployment do not: retrying those on the next run costs the CA nothing."""
-    counts = isinstance(error, (AcmeProblem, OrderError))
-    return CertificateResult(spec.name, Action.FAILED, error=str(error), domains=identifier_values(spec.identifiers),
-                             error_type=(getattr(error, "type", "") or type(error).__name__) if counts else "",
-                             retry_after=getattr(error, "retry_after", None), counts_as_failure=counts,
-                             another_ca_may_help=another_ca_may_help(error), lock_lost=isinstance(error, LockLost))
-
-
-#: Problem codes (RFC 8555 §6.7 and the profiles draft) that another CA may well not answer.
-FALLBACK_PROBLEMS = frozenset({"rateLimited", "caa", "invalidProfile", "serverInternal"})
-
-
-def another_ca_may_help(error: Union[str, Exception]) -> bool:
-    """Whether ``error`` is one retrying at the same CA will not fix but another CA might: a rate
-    limit, a CA unreachable (past its deadline) or failing, CAA, a profile it refuses. Not a
-    failed validation, the task's input, the store or a challenge deployment."""
-    if isinstance(error, AcmeProblem):
-        return error.code in FALLBACK_PROBLEMS or error.status >= 500
-    return isinstance(error, (AcmeTransportError, CaaForbidden, ProfileRefused))
-
-
-def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateResult]]:
-    """Split the ``certificates`` option into usable specs and per-certificate failures.
-
-    Problems with the list's shape (not a list, an entry without ``name``, duplicate names,
-    unknown keys) fail the whole task: nothing sensible can run. A problem with one entry's
-    *values* (a bad domain, a wildcard with http-01) fails only that certificate.
-    """
-    if not isinstance(raw, list) or not raw:
-        raise InputError("certificates", "must be a non-empty list",
-                         "e.g. certificates: [{name: www, domains: [www.example.com]}]")
-    specs: list[CertificateSpec] = []
-    failures: list[CertificateResult] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(raw):
-        where = f"certificates[{index}]"
-        if not isinstance(entry, dict):
-            raise InputError(where, f"must be a mapping, got {type(entry).__name__}",
-                             "each entry needs at least name and domains")
-        unknown = set(entry) - SPEC_KEYS
-        if unknown:
-            raise InputError(where, f"unknown key(s) {', '.join(sorted(unknown))}",
-                             f"allowed: {', '.join(sorted(SPEC_KEYS))}")
-        name = check_certificate_name(entry.get("name"), f"{where}.name")
-        if name in seen:
-            raise InputError(f"{where}.name", f"{name!r} appears twice", "give each certificate its own name")
-        seen.add(name)
-        domains = entry.get("domains")
-        try:
-            identifiers = normalize_names(domains, f"{where}.domains")
-            key_type = entry.get("key_type") or DEFAULT_KEY_TYPE
-            if key_type not in KEY_TYPES:
-                raise InputError(f"{where}.key_type", f"{key_type!r} is not supported",
-                                 f"use one of {', '.join(KEY_TYPES)}")
-            dns = entry.get("dns") or None
-            challenge = entry.get("challenge") or ("dns-01" if dns or any(i.is_wildcard for i in identifiers)
-                                                   else "http-01")
-            if dns and challenge != "dns-01":
-                raise InputError(f"{where}.dns", f"names a DNS provider, but the challenge is {challenge}",
-                                 "drop dns or use challenge: dns-01")
-            if challenge not in CHALLENGES:
-                raise InputError(f"{where}.challenge", f"{challenge!r} is not supported",
-                                 f"use one of {', '.join(CHALLENGES)}")
-            check_challenge_fits(identifiers, challenge, f"{where}.challenge")
-            webroot = entry.get("webroot") or None
-            brought = own_key(entry.get("csr_src"), entry.get("key_src"), identifiers, where)
-            if brought is not None:
-                for clash in ("key_type", "reuse_key"):
-                    if entry.get(clash):
-                        raise InputError(f"{where}.{clash}", f"does not apply with {brought.option} (the key is "
-                                         "given, and always kept)", f"drop {clash}")
-                key_type = brought.key_type
-            if webroot and challenge != "http-01":
-                raise InputError(f"{where}.webroot", f"only applies to http-01, not {challenge}",
-                                 "drop webroot or use challenge: http-01")
-            policy = RenewalPolicy(
-                remaining_days=_optional_float(entry, "renew_remaining_days", where),
-                remaining_fraction=_optional_float(entry, "renew_remaining_fraction", where))
-        except InputError as error:
-            shown = domains if isinstance(domains, list) else [domains]
-            failures.append(CertificateResult(name=name, action=Action.FAILED, error=str(error),
-                                              domains=[str(d) for d in shown]))
-            continue
-        specs.append(CertificateSpec(name=name, identifiers=identifiers, key_type=key_type,
-                                     challenge=challenge, policy=policy,
-                                     force=bool(entry.get("force", False)),
-                                     reuse_key=bool(entry.get("reuse_key", False)),
-                                     profile=entry.get("profile") or None, webroot=webroot,
-                                     preferred_chain=entry.get("preferred_chain") or None, own_key=brought,
-                                     dns=dns))
-    return specs, failures
-
-
-def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[float]:
-    value = entry.get(key)
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}.{key}", f"{value!r} is not a number") from None
-
-
-def next_run_due_by(results: Sequence[CertificateResult], now: datetime.datetime) -> Optional[datetime.datetime]:
-    """The latest time the next run should start: the earliest renewal point, or a failing
-    certificate's next try, or now when something failed outside the failure memory or waits
-    on the hosts (None when nothing is stored or failing)."""
-    points = [r.renew_at for r in results if r.renew_at is not None and r.action != Action.FAILED]
-    for result in results:
-        if result.action == Action.PENDING or (result.action == Action.FAILED and result.failing is None):
-            return now
-        if result.failing is not None:
-            points.append(result.failing.next_try_at)
-    return max(now, min(points)) if points else None
-
-
 def failure_settings(spec: CertificateSpec) -> str:
     """What a failing certificate was asked to be: a change is tried at once (failures.py)."""
     return settings_key({"identifiers": sorted(identifier_values(spec.identifiers)), "key_type": spec.key_type,
                          "challenge": spec.challenge, "profile": spec.profile, "webroot": spec.webroot,
                          "preferred_chain": spec.preferred_chain, "reuse_key": spec.reuse_key,
                          "own_key": spec.own_key.spki_sha256 if spec.own_key else None, "dns": spec.dns})
-
-
-def renewal_point(result: CertificateResult, policy: RenewalPolicy) -> Optional[datetime.datetime]:
-    """When ``result``'s stored certificate is due: the point chosen in the CA's window when one
-    applies to it, else expiry minus the policy's threshold. A certificate issued by this run
-    has no window yet (the CA is first asked a day later): the lifetime rule stands until then."""
-    if result.stored is None:
-        return None
-    facts = result.stored.facts
-    if result.ari is not None and result.action == Action.KEEP:
-        return result.ari.selected
-    return facts.not_after - policy.threshold(facts.lifetime)
 
 
 def decide_read(spec: CertificateSpec, reading: Reading, now: datetime.datetime,
@@ -353,80 +136,15 @@ class CertificateBatch:
         self.caa = caa
         self.persist = persist
         self.settings = settings
-        self._transport_factory = transport_factory
-        self.account_key = account_key
+        self.ca = CaClient(store, transport_factory, account_key, settings.check_mode, settings.connect_seconds)
         self.responders: dict[str, ChallengeResponder] = {"http-01": StatelessHttp01(),
                                                           PERSIST_CHALLENGE: PersistResponder()}
         self.responders.update(responders or {})
         self.now = now
-        self.transport: Optional[AcmeTransport] = None
-        self.account_url: Optional[str] = None
         self.host_challenges: list[dict[str, Any]] = []
         self.warnings: list[str] = []
-        self._account_lock = threading.Lock()
-        self._connect_error: Optional[CertopsError] = None
-        self._plain: Optional[AcmeTransport] = None
         #: name -> (stored version, ARI window of that version)
         self._ari: dict[str, tuple[str, Optional[AriWindow]]] = {}
-
-    # --- account, only when something is ordered ------------------------------------------
-    def _connected(self, deadline: Deadline) -> AcmeTransport:
-        with self._account_lock:
-            if self._connect_error is not None:
-                raise self._connect_error  # one unreachable CA fails the batch once, not per certificate
-            if self.transport is None:
-                if self.account_key is None:
-                    raise InputError("account_key_src", "an order is needed but no account key was given")
-                transport = self._plain or self._transport_factory()
-                self._plain = None
-                if self.settings.connect_seconds is not None:
-                    deadline = Deadline(min(self.settings.connect_seconds, deadline.remaining()),
-                                        f"reaching the ACME server at {transport.directory_url}")
-                try:
-                    state = find_account(transport, self.account_key, deadline)
-                except AcmeTransportError as error:
-                    self._plain = transport
-                    self._connect_error = error
-                    raise
-                if not state.exists:
-                    transport.close()
-                    if not self.settings.check_mode:
-                        # What an earlier run remembered is gone (deactivated, another CA):
-                        # the account task asks the CA again next time.
-                        self.store.remember_account(transport.directory_url, self.account_key.thumbprint, None, [])
-                    raise CertopsError(f"no ACME account exists for this key at {transport.directory_url}; "
-                                       "create it first with certops.acme.account (state: present)")
-                self.account_url = state.url
-                self.transport = transport
-                if not self.settings.check_mode and state.url:
-                    # Orders have used this account through this store: the account task may
-                    # answer from here when nothing is due (zero requests to the CA).
-                    self.store.remember_account(transport.directory_url, self.account_key.thumbprint, state.url,
-                                                list(state.contact or []))
-            return self.transport
-
-    def _unauthenticated(self) -> AcmeTransport:
-        """A connection for requests that need no account (directory, renewalInfo)."""
-        with self._account_lock:
-            if self.transport is not None:
-                return self.transport
-            if self._plain is None:
-                self._plain = self._transport_factory()
-            return self._plain
-
-    def request_counts(self) -> dict[str, int]:
-        """Requests sent to the CA in this batch, by kind."""
-        counts: dict[str, int] = {}
-        for transport in (self.transport, self._plain):
-            if transport is not None:
-                for kind, count in transport.requests.items():
-                    counts[kind] = counts.get(kind, 0) + count
-        return counts
-
-    def close(self) -> None:
-        for transport in (self.transport, self._plain):
-            if transport is not None:
-                transport.close()
 
     def _windows(self, stored_by_name: dict[str, StoredCertificate], now: datetime.datetime) -> None:
         """ARI windows of the stored certificates: from the store's cache where the CA's
@@ -445,7 +163,7 @@ class CertificateBatch:
 
         def ask(stored: StoredCertificate) -> tuple[str, str, Optional[AriWindow], str]:
             try:
-                window = renewal_window(self.store, stored, self._unauthenticated, now, deadline,
+                window = renewal_window(self.store, stored, self.ca.unauthenticated, now, deadline,
                                         remember=not self.settings.check_mode)
                 return stored.name, stored.version, window, ""
             except CertopsError as error:
@@ -506,7 +224,7 @@ class CertificateBatch:
                     self.store.drop_pending(spec.name)  # done by a concurrent run meanwhile
                 continue
             if spec.on_hosts and stage == Stage.ALL:
-                results[spec.name] = _failed(spec, (
+                results[spec.name] = failed_result(spec, (
                     f"{spec.challenge}{' (webroot)' if spec.webroot else ''} is answered on the hosts: run "
                     "this task with stage: prepare, deploy the returned challenges with "
                     "certops.acme.challenge, then stage: complete (the certops.acme.certificates "
@@ -579,7 +297,7 @@ class CertificateBatch:
             by_type = self._challenges_by_type(opened)
             try:
                 failed = self._deploy(by_type, deadline)
-                finished += [_failed(o.spec, failed[o.spec.name]) for o in opened if o.spec.name in failed]
+                finished += [failed_result(o.spec, failed[o.spec.name]) for o in opened if o.spec.name in failed]
                 finished += self._complete_all([o for o in opened if o.spec.name not in failed], deadline)
             finally:
                 self._clean_up(by_type)
@@ -605,7 +323,7 @@ class CertificateBatch:
             try:
                 return self.store.try_acquire(name)
             except CertopsError as error:
-                failures[name] = _failed(by_name[name], str(error))
+                failures[name] = failed_result(by_name[name], str(error))
                 return None
         with self._pool(len(names)) as pool:
             tried = dict(zip(names, pool.map(attempt, names)))
@@ -619,7 +337,7 @@ class CertificateBatch:
                 try:
                     locks[name] = self.store.acquire(name, self.settings.lock_timeout)
                 except CertopsError as error:
-                    failures[name] = _failed(by_name[name], str(error))
+                    failures[name] = failed_result(by_name[name], str(error))
         return locks, list(failures.values())
 
     def _release_all(self, locks: dict[str, StoreLock]) -> None:
@@ -684,7 +402,7 @@ class CertificateBatch:
                 return Opening(spec, result=CertificateResult(
                     spec.name, Action.KEEP, decision.reason + " (issued by a concurrent run)",
                     identifier_values(spec.identifiers), stored=stored))
-            transport = self._connected(deadline)
+            transport = self.ca.connected(deadline)
             order = self._pending_order(spec) if spec.on_hosts else None
             if order is None and stage == Stage.COMPLETE and spec.on_hosts:
                 raise CertopsError(f"certificate {spec.name!r}: no prepared order to complete; run the "
@@ -693,49 +411,59 @@ class CertificateBatch:
                 order = self._new_order(spec, stored, decision, transport, deadline, lock)
             return Opening(spec, opened=Opened(spec, order, decision, lock, reading.fence))
         except CertopsError as error:
-            return Opening(spec, result=_failed(spec, error))
+            return Opening(spec, result=failed_result(spec, error))
 
     def _new_order(self, spec: CertificateSpec, stored: Optional[StoredCertificate], decision: Decision,
                    transport: AcmeTransport, deadline: Deadline, lock: StoreLock) -> OpenOrder:
+        self._preflight(spec, transport, deadline)
         replaces = None
         if stored is not None and decision.action == Action.RENEW and transport.directory(deadline).get("renewalInfo"):
             replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
-        if self.caa is not None:
-            self.caa.check(spec.name, spec.identifiers, ca_identities(transport.directory(deadline)), spec.challenge,
-                           self.account_url)
-        if spec.challenge == PERSIST_CHALLENGE:
-            if self.persist is None:
-                raise InputError("dns_persist_experimental", "dns-persist-01 follows a draft and is off",
-                                 "set dns_persist_experimental: true to use it")
-            self.persist.check(spec.name, spec.identifiers, transport.directory(deadline),
-                               self.account_key.thumbprint if self.account_key else "", self.account_url, self.now())
         # A key kept elsewhere is never in the request (nor in a pending record): only its CSR.
         key_pem = b"" if spec.own_key else self._key_for(spec, stored)
         request = OrderRequest(spec.name, spec.identifiers, key_pem, spec.challenge, spec.profile,
                                preferred_chain=spec.preferred_chain, replaces=replaces,
                                csr_der=spec.own_key.csr_der if spec.own_key else None)
-        order = open_order(transport, request, self.account_key.thumbprint if self.account_key else "", deadline)
+        order = open_order(transport, request, self.ca.thumbprint, deadline)
         if spec.on_hosts:
-            # tls-alpn-01 certificates are made here and kept with the pending order;
-            # certops.acme.challenge ships them from the store (keys never pass through task results).
-            alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
-                    for c in order.pending if c.type == "tls-alpn-01"}
-            record = pending_record(order, alpn)
-            record["directory"] = transport.directory_url  # stage complete goes back to this CA
-            lock.confirm_lease("keeping its order for the hosts")
-            self.store.put_pending(spec.name, record)
+            self._park_for_hosts(spec, order, transport, lock)
         return order
+
+    def _preflight(self, spec: CertificateSpec, transport: AcmeTransport, deadline: Deadline) -> None:
+        """What must hold before an order is opened at all: CAA allows this CA, and a
+        dns-persist-01 record is in place (each failure costs the CA nothing)."""
+        if self.caa is not None:
+            self.caa.check(spec.name, spec.identifiers, ca_identities(transport.directory(deadline)), spec.challenge,
+                           self.ca.account_url)
+        if spec.challenge == PERSIST_CHALLENGE:
+            if self.persist is None:
+                raise InputError("dns_persist_experimental", "dns-persist-01 follows a draft and is off",
+                                 "set dns_persist_experimental: true to use it")
+            self.persist.check(spec.name, spec.identifiers, transport.directory(deadline), self.ca.thumbprint,
+                               self.ca.account_url, self.now())
+
+    def _park_for_hosts(self, spec: CertificateSpec, order: OpenOrder, transport: AcmeTransport,
+                        lock: StoreLock) -> None:
+        """Keep a host-answered order in the store (a pending record) for stage complete.
+        tls-alpn-01 certificates are made here and kept with it; certops.acme.challenge ships
+        them from the store (keys never pass through task results)."""
+        alpn = {c.identifier.value: [p.decode("ascii") for p in tls_alpn_challenge_certificate(c)]
+                for c in order.pending if c.type == "tls-alpn-01"}
+        record = pending_record(order, alpn)
+        record["directory"] = transport.directory_url  # stage complete goes back to this CA
+        lock.confirm_lease("keeping its order for the hosts")
+        self.store.put_pending(spec.name, record)
 
     def _complete_one(self, opening: Opened, deadline: Deadline) -> CertificateResult:
         spec, order, decision = opening.spec, opening.order, opening.decision
         try:
-            transport = self._connected(deadline)
+            transport = self.ca.connected(deadline)
             # Finalizing makes the CA issue: never without proof that the lock is still ours.
             issued = complete_order(transport, order, deadline,
                                     before_finalize=lambda: opening.lock.confirm("finalizing its order"))
             opening.lock.confirm_lease("storing its certificate")
             new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
-                "order_url": issued.order_url, "account_url": self.account_url,
+                "order_url": issued.order_url, "account_url": self.ca.account_url,
                 "directory": transport.directory_url, "challenge": spec.challenge,
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
                 "chain_root": issued.chain_root, "reason": decision.reason,
@@ -751,7 +479,7 @@ class CertificateBatch:
                 # A failed order is not retried; the next run opens a new one. A lost lock's
                 # pending record may be the new holder's by now: it is left alone.
                 self.store.drop_pending(spec.name)
-            return _failed(spec, error)
+            return failed_result(spec, error)
 
     def _pending_order(self, spec: CertificateSpec) -> Optional[OpenOrder]:
         """The order prepared for ``spec`` by stage prepare, if it is recent and for the same names

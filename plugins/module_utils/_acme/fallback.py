@@ -3,7 +3,7 @@
 Each certificate has its own order of CAs: the one that issued its stored certificate first
 (renewals stick to it; a pending order of stage prepare goes back to the CA that holds it), then
 the others as listed. A round runs one batch per CA for the certificates whose next choice it
-is; a certificate that fails in a way another CA may not (``batch.another_ca_may_help``: a rate
+is; a certificate that fails in a way another CA may not (``results.another_ca_may_help``: a rate
 limit, a CA unreachable within ``connect_seconds``, CAA, a refused profile) moves on to its next
 CA in the following round. Everything else - success, a failed validation, bad input, a
 certificate held back by its failure memory - is final at once. Only the last CA's failure
@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from .account import AccountKey
-from .batch import Action, BatchSettings, CertificateBatch, CertificateResult, CertificateSpec, Stage
+from .batch import BatchSettings, CertificateBatch
 from .caa import CaaPreflight
 from .challenges import ChallengeResponder
 from .dns_persist import PersistCheck
+from .renewal import Action
+from .results import CertificateResult
+from .spec import CertificateSpec, Stage
 from .storage import CertificateStore, StoredCertificate
 from .transport import AcmeTransport
 
@@ -44,7 +47,7 @@ class FallbackOutcome:
     def request_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for batch in self.batches:
-            for kind, count in batch.request_counts().items():
+            for kind, count in batch.ca.request_counts().items():
                 counts[kind] = counts.get(kind, 0) + count
         return counts
 
@@ -58,11 +61,11 @@ class FallbackOutcome:
 
     @property
     def account_url(self) -> Optional[str]:
-        return next((b.account_url for b in self.batches if b.account_url), None)
+        return next((b.ca.account_url for b in self.batches if b.ca.account_url), None)
 
     def close(self) -> None:
         for batch in self.batches:
-            batch.close()
+            batch.ca.close()
 
 
 def ca_order(spec: CertificateSpec, cas: Sequence[CertificateAuthority], stored: Optional[StoredCertificate],

@@ -3,9 +3,9 @@ import datetime
 import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.ari import meta_at_issuance
-from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
-    BatchSettings, CertificateBatch, parse_specs)
+from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, CertificateBatch
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
 
 from cert_material import make_chain
@@ -67,7 +67,7 @@ def test_nothing_due_means_no_connection_at_all(tmp_path):
     batch = CertificateBatch(store, BatchSettings(), no_transport, account_key=None)
     [result] = batch.run(specs)
     assert result.action == "keep" and not result.changed
-    assert batch.transport is None
+    assert batch.ca.transport is None
 
 
 def test_check_mode_reports_what_would_be_issued_without_contacting_the_ca(tmp_path):
@@ -133,7 +133,7 @@ def test_a_batch_waits_for_a_held_lock_holding_no_later_one(tmp_path):
 
 
 def test_a_rate_limit_or_a_failing_ca_moves_to_the_next_ca_and_a_failed_validation_does_not():
-    from ansible_collections.certops.acme.plugins.module_utils._acme.batch import another_ca_may_help
+    from ansible_collections.certops.acme.plugins.module_utils._acme.results import another_ca_may_help
     from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeProblem
 
     def problem(status, code):

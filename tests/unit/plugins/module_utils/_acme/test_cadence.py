@@ -7,8 +7,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
-    CertificateResult, next_run_due_by, renewal_point)
+from ansible_collections.certops.acme.plugins.module_utils._acme.results import CertificateResult, next_run_due_by, renewal_point
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import CertificateFacts
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
 from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import (

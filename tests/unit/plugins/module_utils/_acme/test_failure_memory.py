@@ -10,9 +10,10 @@ import datetime
 import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.account import load_account_key
-from ansible_collections.certops.acme.plugins.module_utils._acme.batch import (
-    BatchSettings, CertificateBatch, next_run_due_by, parse_specs)
+from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, CertificateBatch
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeProblem
+from ansible_collections.certops.acme.plugins.module_utils._acme.results import next_run_due_by
+from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.failures import (
     MAX_BACKOFF, FailureRecord, after_failure, backoff)
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
