@@ -14,8 +14,10 @@ version_added: 0.2.0
 description:
   - Copies every certificate of the O(source) store (or those in O(certificates)) into the
     task's own store, each as it is (key, certificate, chain, metadata), together with the
-    account records and trust anchors. Use it to move a file store into a shared store on
-    OpenBao or HashiCorp Vault when a second controller joins, and back.
+    account records, the trust anchors and the ACME account key kept in the store
+    (C(account_key_in_store)), each of these only where the target has none. Use it to move
+    a file store into a shared store on OpenBao or HashiCorp Vault when a second controller
+    joins, and back.
   - Idempotent - a certificate is written only when the target lacks it or holds one that
     expires earlier; one that is newer in the target is left alone and reported. Pending
     orders are not copied.
@@ -83,7 +85,7 @@ newer_in_target:
   type: list
   elements: str
 records_copied:
-  description: Account records and trust anchors copied.
+  description: Account records, trust anchors and account keys copied.
   returned: always
   type: int
 source:

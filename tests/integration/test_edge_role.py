@@ -12,6 +12,10 @@ from tests.harness.layouts import BACKEND_PORT, HTTPS_PORT
 from tests.harness.processes import pid_from, wait_for
 from tests.harness.tls import handshake, refusal
 
+from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
+from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+
 pytestmark = pytest.mark.integration
 
 
@@ -262,3 +266,24 @@ def test_a_sites_profile_and_renewal_settings_reach_its_certificate(layout, pebb
     assert "profile 'nosuchprofile' is not offered by this CA" in run.stdout, run.stdout[-2000:]
     assert pebble_server.new_orders() - orders_before == 1, "only the site without the unknown profile is ordered"
     assert edge.serial("127.0.0.17", "plain.settings.edge.test")
+
+
+def test_the_account_key_can_live_in_the_store_through_a_role_variable(layout, pebble_server):
+    """certops_edge_account_key_in_store: the first run makes the account key in the store (no
+    key file on the controller), its thumbprint answers http-01, and a rerun finds the same
+    account and changes nothing."""
+    address, name = "127.0.0.18", "keyed.store.edge.test"
+    edge = layout("haproxy", [address], [name])
+    edge.write(certops_edge_account_key_src="", certops_edge_account_key_in_store=True)
+    keys_before = set(edge.controller.work.rglob("*.key"))
+    edge.run()
+    pem = FileStore(str(edge.controller.work / "store")).account_key_pem()
+    assert pem is not None, "no account key was kept in the store"
+    thumbprint = AccountKey.from_key(load_private_key(pem, "store key")).thumbprint
+    assert thumbprint != edge.account["thumbprint"]
+    assert set(edge.controller.work.rglob("*.key")) == keys_before, "an account key file was written"
+    assert edge.serial(address, name)
+    token = "store_KEY-1"
+    answer = http_request(address, pebble_server.ports.http01, name, f"/.well-known/acme-challenge/{token}")
+    assert answer.rstrip().endswith(f"{token}.{thumbprint}")
+    assert edge.run().total("changed") == 0

@@ -295,6 +295,7 @@ def test_store_copy_moves_a_file_store_into_vault_and_back_idempotently(bao_dev,
         key_pem, leaf, chain = make_chain(root=ROOT)
         files.save(name, key_pem, leaf, chain, {"order_url": f"https://ca/order/{name}"})
     files.remember_account("https://ca/dir", "thumb", "https://ca/acct/1", [])
+    files.keep_account_key(make_chain(root=ROOT)[0])  # account_key_in_store
     prefix = f"certops-acme/copy-{uuid.uuid4().hex[:8]}"
     vault = {"store": "vault", "vault_url": bao_dev.urls, "vault_token": bao_dev.token, "vault_prefix": prefix}
 
@@ -310,7 +311,7 @@ def test_store_copy_moves_a_file_store_into_vault_and_back_idempotently(bao_dev,
     preview = copy("preview", into_vault, vault, "--check")
     assert preview["copied"] == ["api", "www"] and bao_dev.kv_list(f"{prefix}/certificates") == []
     first = copy("first", into_vault, vault)
-    assert first["changed"] and first["copied"] == ["api", "www"] and first["records_copied"] == 3
+    assert first["changed"] and first["copied"] == ["api", "www"] and first["records_copied"] == 4
     again = copy("again", into_vault, vault)
     assert not again["changed"] and again["unchanged"] == ["api", "www"] and again["records_copied"] == 0
 
@@ -322,6 +323,7 @@ def test_store_copy_moves_a_file_store_into_vault_and_back_idempotently(bao_dev,
         assert (copied.key_pem, copied.cert_pem, copied.chain_pem, copied.version) == \
             (original.key_pem, original.cert_pem, original.chain_pem, original.version)
     assert restored.known_account("https://ca/dir", "thumb")["url"] == "https://ca/acct/1"
+    assert restored.account_key_pem() == files.account_key_pem() is not None
 
 
 def test_a_write_whose_answer_was_lost_counts_as_written(bao_dev, monkeypatch):

@@ -4,7 +4,8 @@ back (a Vault being retired, a backup kept as files).
 Each certificate's current version travels as it is (key, certificate, chain, metadata and
 its version name), so copying again changes nothing: a certificate is written only when the
 target lacks it or holds an older one (it expires earlier). A newer one in the target is never
-replaced. Account records and trust anchors are copied where missing. Pending orders are not:
+replaced. Account records, trust anchors and the account key kept in the store are copied
+where missing. Pending orders are not:
 they live for minutes. Each write happens under the target's lock of that certificate.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Optional
 
-from .storage import ACCOUNTS, TRUST, CertificateStore, VersionData
+from .storage import ACCOUNT_KEYS, ACCOUNTS, TRUST, CertificateStore, VersionData
 
 
 def _not_after(data: Optional[VersionData]) -> str:
@@ -45,7 +46,9 @@ def copy_store(source: CertificateStore, target: CertificateStore, names: Option
                 target.import_version(name, data)
         copied.append(name)
     records = 0
-    for kind in (ACCOUNTS, TRUST):
+    # The account key kept in the store (account_key_in_store) goes along: without it the
+    # target's first run would make a new key and a new account. One already there is kept.
+    for kind in (ACCOUNTS, TRUST, ACCOUNT_KEYS):
         present = set(target.export_records(kind))
         for key, record in source.export_records(kind).items():
             if key not in present:
