@@ -183,8 +183,9 @@ options:
   dns_resolvers:
     description:
       - Resolvers (C(address) or C(address:port)) for finding zones (SOA) and following
-        C(_acme-challenge) CNAMEs. Default - the system's (for V(rfc2136), CNAMEs are looked up at
-        its server).
+        C(_acme-challenge) CNAMEs. Given, they are used for CNAMEs with every provider,
+        V(rfc2136) included. Default - the system's, except that V(rfc2136) looks CNAMEs up at
+        the server it updates.
     type: list
     elements: str
   dns_providers:
