@@ -9,6 +9,7 @@ from typing import Any
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import pending_alpn
 from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._target_options import CHALLENGE_OPTIONS
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 MODULE = "certops.acme.challenge"
@@ -16,16 +17,7 @@ PASSED_THROUGH = ("state", "webroot", "responder_dir", "responder_address", "res
 
 
 class ActionModule(CertopsAction):
-    ARGUMENT_SPEC = options.merged_spec(
-        options.STORE_SPEC,
-        challenges={"type": "list", "elements": "dict", "required": True},
-        state={"type": "str", "default": "present", "choices": ["present", "absent"]},
-        webroot={"type": "path"},
-        responder_dir={"type": "path", "default": "/run/certops-acme/tls-alpn"},
-        responder_address={"type": "str", "default": "127.0.0.1"},
-        responder_port={"type": "int", "default": 10443},
-        responder_ttl={"type": "int", "default": 900},
-    )
+    ARGUMENT_SPEC = options.merged_spec(options.STORE_SPEC, CHALLENGE_OPTIONS)
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         module_args = {k: args[k] for k in PASSED_THROUGH if args.get(k) is not None}

@@ -16,12 +16,13 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import l
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._host_files import KEY_FILES
+from ansible_collections.certops.acme.plugins.module_utils._target_options import DEFAULT_DEST, INSTALL_OPTIONS
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 display = Display()
 MODULE = "certops.acme.install"
-SECRET_FILES = ("privkey.pem", "haproxy.pem")
-DEFAULT_DEST = "/etc/certops/acme"
+
 PASSED_THROUGH = ("dest", "owner", "group", "key_mode", "cert_mode", "dir_mode")
 
 
@@ -56,23 +57,7 @@ def _names(raw: Any) -> list[str]:
 
 
 class ActionModule(CertopsAction):
-    ARGUMENT_SPEC = options.merged_spec(
-        options.STORE_SPEC,
-        certificates={"type": "list", "elements": "raw"},
-        dest={"type": "path", "default": DEFAULT_DEST},
-        state={"type": "str", "default": "present", "choices": ["present", "inspect"]},
-        owner={"type": "str"},
-        group={"type": "str"},
-        key_mode={"type": "str", "default": "0600"},
-        cert_mode={"type": "str", "default": "0644"},
-        dir_mode={"type": "str", "default": "0700"},
-        adopt={"type": "bool", "default": True},
-        adopt_min_days={"type": "int", "default": 1},
-        adopt_trust_roots={"type": "list", "elements": "path", "default": []},
-        adopt_system_trust={"type": "bool", "default": True},
-        remove_unlisted={"type": "bool", "default": False},
-        inspected={"type": "dict"},
-    )
+    ARGUMENT_SPEC = options.merged_spec(options.STORE_SPEC, INSTALL_OPTIONS)
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         store = self.open_store(args)
@@ -167,7 +152,7 @@ class ActionModule(CertopsAction):
                                                  "this task", "run again")
             files = {k: v.decode("ascii") for k, v in current.files().items()}
             # Keys travel in their own no_log option so Ansible masks them (and only them).
-            key_material[name] = {k: files.pop(k) for k in SECRET_FILES if k in files}
+            key_material[name] = {k: files.pop(k) for k in KEY_FILES if k in files}
             bundles.append({"name": name, "serial": current.facts.serial, "files": files})
         return {"bundles": bundles, "key_material": json.dumps(key_material)}
 

@@ -20,8 +20,9 @@ description:
   - Returns the account URL and the key's JWK thumbprint, which the stateless http-01
     responder of the proxies needs.
   - When an order through the store (the file store at O(store_path), or a shared store on
-    OpenBao/Vault, O(store)) has used the account of this key at this CA, the store remembers it; while nothing is to change (no rollover, the same O(contact) or
-    none given) this task then answers from there without any request to the CA, so an
+    OpenBao/Vault, O(store)) has used the account of this key at this CA, the store remembers
+    it; while nothing is to change (no rollover, the same O(contact) or none given) this task
+    then answers from there without any request to the CA, so an
     idempotent run of the roles sends the CA nothing. Every order asks the CA for the account
     again; if it is gone, what was remembered is forgotten. Deactivation and key rollover
     forget it too.

@@ -131,6 +131,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.certops.acme.plugins.module_utils import _host_files
 from ansible_collections.certops.acme.plugins.module_utils._store_options import store_options
+from ansible_collections.certops.acme.plugins.module_utils._target_options import CHALLENGE_OPTIONS, copied
 from ansible_collections.certops.acme.plugins.module_utils import _tls_alpn_responder
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -282,13 +283,7 @@ def remove_webroot_file(root, token):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            challenges=dict(type="list", elements="dict", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            webroot=dict(type="path"),
-            responder_dir=dict(type="path", default="/run/certops-acme/tls-alpn"),
-            responder_address=dict(type="str", default="127.0.0.1"),
-            responder_port=dict(type="int", default=10443),
-            responder_ttl=dict(type="int", default=900),
+            copied(CHALLENGE_OPTIONS),
             alpn_material=dict(type="dict", no_log=True),
             # Controller-side store options (module_defaults for group/certops.acme.store): ignored here.
             **store_options()

@@ -268,6 +268,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.certops.acme.plugins.module_utils import _host_files
 from ansible_collections.certops.acme.plugins.module_utils._store_options import store_options
+from ansible_collections.certops.acme.plugins.module_utils._target_options import INSTALL_OPTIONS, copied
 
 KEY_FILES = _host_files.KEY_FILES
 BUNDLE_FILES = _host_files.BUNDLE_FILES
@@ -508,24 +509,11 @@ def _wanted_meta(module, params):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            certificates=dict(type="list", elements="raw"),
-            dest=dict(type="path", default="/etc/certops/acme"),
-            state=dict(type="str", default="present", choices=["present", "inspect"]),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            key_mode=dict(type="str", default="0600", no_log=False),
-            cert_mode=dict(type="str", default="0644"),
-            dir_mode=dict(type="str", default="0700"),
-            adopt=dict(type="bool", default=True),
-            adopt_min_days=dict(type="int", default=1),
-            adopt_trust_roots=dict(type="list", elements="path", default=[]),
-            adopt_system_trust=dict(type="bool", default=True),
-            remove_unlisted=dict(type="bool", default=False),
+            copied(INSTALL_OPTIONS),
             # Controller-side store options (module_defaults for group/certops.acme.store): ignored here.
             **store_options(),
             bundles=dict(type="list", elements="dict"),
             expected=dict(type="dict"),
-            inspected=dict(type="dict"),
             # One string, not a dict of keys: Ansible masks every no_log value in every string of
             # the result, so 1000 keys cost 1000 replace() calls per result string (6 s for 1000
             # certificates); one value masks the same secrets in one pass.
