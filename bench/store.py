@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "module_utils" / "_
 from cert_material import make_ca, make_leaf  # noqa: E402
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.ari import meta_at_issuance  # noqa: E402
-from ansible_collections.certops.acme.plugins.module_utils._acme.migration import copy_store  # noqa: E402
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore  # noqa: E402
-from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore  # noqa: E402
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.copy import copy_store  # noqa: E402
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore  # noqa: E402
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault import VaultStore  # noqa: E402
 
 
 def stock(store: FileStore, names: list[str]) -> None:

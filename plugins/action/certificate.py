@@ -16,10 +16,10 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.account import 
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns import (
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import (
     Dns01Responder, Dns01Router, DnsProvider, Rfc2136Provider, load_provider)
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lexicon import LexiconProvider
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns_persist import PersistCheck, PersistSettings
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.lexicon import LexiconProvider
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns_persist01 import PersistCheck, PersistSettings
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup, parse_resolvers, parse_server
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import (

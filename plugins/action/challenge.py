@@ -8,7 +8,7 @@ from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import pending_alpn
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
 from ansible_collections.certops.acme.plugins.module_utils._target_options import CHALLENGE_OPTIONS
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 

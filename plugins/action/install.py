@@ -15,7 +15,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_pem_bundle, system_trust
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
 from ansible_collections.certops.acme.plugins.module_utils._host_files import KEY_FILES
 from ansible_collections.certops.acme.plugins.module_utils._target_options import DEFAULT_DEST, INSTALL_OPTIONS
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction

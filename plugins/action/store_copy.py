@@ -7,8 +7,8 @@ from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
-from ansible_collections.certops.acme.plugins.module_utils._acme.migration import copy_store
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.copy import copy_store
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 

@@ -18,7 +18,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import K
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import SITE_KEYS
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import check_certificate_name
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
 
 
 def sites_to_certificates(sites: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.certops.acme.plugins.module_utils._acme.dependencies import require_controller_libraries
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
 
 #: Argument-spec keys that Ansible's validator understands besides the spec itself.
 _VALIDATOR_KEYS = ("mutually_exclusive", "required_one_of", "required_if", "required_together")

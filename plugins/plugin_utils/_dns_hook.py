@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """The dns-01 hook provider: a program of the user's, run on the controller for each TXT record.
 
-It lives in plugin_utils rather than with the other providers in module_utils/_acme/dns.py
+It lives in plugin_utils rather than with the other providers in module_utils/_acme/challenges/dns01.py
 because it starts a process: module_utils code may be shipped to targets, where Ansible wants
 ``AnsibleModule.run_command``; this runs only inside the certificate action plugin."""
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns import Rfc2136Provider
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import Rfc2136Provider
 
 
 class CorruptingRfc2136(Rfc2136Provider):

@@ -50,7 +50,7 @@ def test_credential_types_inject_only_variables_the_collection_reads(credential_
     from ansible_collections.certops.acme.plugins.module_utils._acme.options import (
         ENV_ACCOUNT_KEY_IN_STORE, ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT, STORE_ENVIRONMENT)
     definition = yaml.safe_load((CREDENTIAL_TYPES / credential_type).read_text())
-    from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lexicon import provider_options
+    from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.lexicon import provider_options
     known = set(ENVIRONMENT_FALLBACKS.values()) | set(RFC2136_ENVIRONMENT.values()) | set(STORE_ENVIRONMENT.values()) | {ENV_ACCOUNT_KEY_IN_STORE}
     # dns-lexicon reads LEXICON_<PROVIDER>_<OPTION> itself, for the options its provider declares.
     for variable in definition["injectors"]["env"]:

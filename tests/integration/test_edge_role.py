@@ -14,7 +14,7 @@ from tests.harness.tls import handshake, refusal
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 pytestmark = pytest.mark.integration
 

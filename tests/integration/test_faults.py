@@ -11,7 +11,7 @@ import pytest
 from tests.harness import pebble
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import public_key_matches, load_private_key
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 pytestmark = pytest.mark.integration
 

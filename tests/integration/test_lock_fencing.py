@@ -23,7 +23,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.batch import Ba
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import LockLost
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport
-from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault import VaultStore
 
 pytestmark = pytest.mark.integration
 

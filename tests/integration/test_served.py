@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from tests.harness.processes import wait_for
 # The edge layout fixture, used by name.
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """One contract, two backends: the file store and the Vault store (a real OpenBao ``-dev`` server).
 
-Every test here runs against both; what the engine relies on (storage.py's docstring) must
+Every test here runs against both; what the engine relies on (the docstring of _acme/store/__init__.py) must
 hold for each. The Raft cluster tests (test_shared_store.py) cover what only a cluster can.
 """
 
@@ -21,10 +21,10 @@ from tests.harness import openbao
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import DamagedCertificate, LockLost, StoreError
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
-from ansible_collections.certops.acme.plugins.module_utils._acme.record_checks import MAX_FIELD_BYTES
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore, Fence, VersionData
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
-from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.record_checks import MAX_FIELD_BYTES
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore, Fence, VersionData
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault import VaultStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "plugins" / "module_utils" / "_acme"))
 from cert_material import make_ca, make_chain  # noqa: E402  pylint: disable=wrong-import-position
@@ -205,8 +205,8 @@ def test_a_lock_excludes_other_holders_until_released(make_store):
 HOLDER = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
-from ansible_collections.certops.acme.plugins.module_utils._acme.vault_store import VaultStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault import VaultStore
 kind, where, prefix, token = sys.argv[2:6]
 store = FileStore(where) if kind == "file" else VaultStore([where], token=token, prefix=prefix, lock_lease=2)
 store.acquire("www", timeout=5)

@@ -21,7 +21,7 @@ from .errors import AcmeProblem, InputError
 from .transport import AcmeTransport, Deadline, json_object, mapping_field
 
 if TYPE_CHECKING:
-    from .storage import CertificateStore
+    from .store import CertificateStore
 
 
 @dataclass

@@ -33,7 +33,7 @@ from .crypto import (MAX_CHAIN_LENGTH, CertificateFacts, certificate_facts, chai
                      load_private_key, public_key_matches, split_pem_chain, utcnow, verify_path, without_repeats)
 from .errors import CertopsError
 from .names import Identifier
-from .storage import CertificateStore
+from .store import CertificateStore
 
 
 @dataclass

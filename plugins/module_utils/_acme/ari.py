@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from .crypto import ari_cert_id, split_pem_chain
 from .errors import AcmeProblem, CertopsError
 from .renewal import AriWindow
-from .storage import CertificateStore, StoredCertificate
+from .store import CertificateStore, StoredCertificate
 from .transport import AcmeTransport, Deadline, parse_retry_after
 
 #: Bounds on the CA's Retry-After: poll at least daily, at most every minute.

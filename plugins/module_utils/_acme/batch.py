@@ -30,7 +30,7 @@ from .caa import CaaPreflight, ca_identities
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
 from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_private_key, private_key_pem,
                      split_pem_chain, utcnow)
-from .dns_persist import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
+from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
 from .errors import CertopsError, InputError, LockLost
 from .failures import FailureRecord, after_failure, settings_key
 from .names import identifier_values
@@ -39,7 +39,7 @@ from .own_key import certificate_key_sha256
 from .renewal import Action, AriWindow, Decision, renewal_decision
 from .results import CertificateResult, failed_result, renewal_point
 from .spec import CertificateSpec, Stage
-from .storage import KEY_KEPT_ELSEWHERE, CertificateStore, Fence, Reading, StoreLock, StoredCertificate
+from .store import KEY_KEPT_ELSEWHERE, CertificateStore, Fence, Reading, StoreLock, StoredCertificate
 from .transport import AcmeTransport, Deadline
 
 

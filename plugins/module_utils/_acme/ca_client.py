@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from .account import AccountKey, find_account
 from .errors import AcmeTransportError, CertopsError, InputError
-from .storage import CertificateStore
+from .store import CertificateStore
 from .transport import AcmeTransport, Deadline
 
 

@@ -22,11 +22,11 @@ from .account import AccountKey
 from .batch import BatchSettings, CertificateBatch
 from .caa import CaaPreflight
 from .challenges import ChallengeResponder
-from .dns_persist import PersistCheck
+from .challenges.dns_persist01 import PersistCheck
 from .renewal import Action
 from .results import CertificateResult
 from .spec import CertificateSpec, Stage
-from .storage import CertificateStore, StoredCertificate
+from .store import CertificateStore, StoredCertificate
 from .transport import AcmeTransport
 
 

@@ -15,8 +15,8 @@ from .._store_options import store_options
 from .account import AccountKey, load_account_key
 from .crypto import generate_private_key, load_private_key, private_key_pem
 from .errors import InputError
-from .storage import CertificateStore
-from .store import FileStore, default_store_path
+from .store import CertificateStore
+from .store.files import FileStore, default_store_path
 from .transport import AcmeTransport
 
 #: Environment variables that stand in for options a task leaves unset. This is how AWX
@@ -280,7 +280,7 @@ def build_store(args: dict[str, Any], check_mode: bool = False) -> CertificateSt
     """The store the task names; in check mode it is only read (nothing is created)."""
     settings = store_settings(args)
     if settings["store"] == "vault":
-        from .vault_store import VaultStore  # hvac is needed only for this backend
+        from .store.vault import VaultStore  # hvac is needed only for this backend
         verify: Union[bool, str] = bool(settings.get("vault_validate_certs", True))
         if verify and settings.get("vault_ca_cert"):
             if not os.path.exists(settings["vault_ca_cert"]):

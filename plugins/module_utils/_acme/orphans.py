@@ -14,7 +14,7 @@ import datetime
 from typing import Any, Iterable, Optional
 
 from .crypto import utcnow
-from .storage import CertificateStore
+from .store import CertificateStore
 
 
 def orphans(store: CertificateStore, wanted: Iterable[str], *, prune: bool, prune_after: datetime.timedelta,

@@ -20,7 +20,7 @@ from .failures import FailureRecord
 from .names import identifier_values
 from .orders import OrderError, ProfileRefused
 from .renewal import Action, AriWindow, RenewalPolicy
-from .storage import StoredCertificate
+from .store import StoredCertificate
 
 if TYPE_CHECKING:  # spec.py builds results for the entries it refuses
     from .spec import CertificateSpec

@@ -18,7 +18,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 from .account import AccountKey, find_account
 from .crypto import load_private_key, split_pem_chain, utcnow
 from .errors import AcmeProblem, InputError
-from .storage import CertificateStore, StoredCertificate, check_certificate_name
+from .store import CertificateStore, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport, Deadline
 
 #: RFC 5280 §5.3.1 CRLReason codes a subscriber may ask for (Let's Encrypt accepts these).

@@ -19,7 +19,7 @@ from .names import Identifier, check_challenge_fits, normalize_names
 from .own_key import OwnKey, own_key
 from .renewal import Action, PlainEnum, RenewalPolicy
 from .results import CertificateResult
-from .storage import check_certificate_name
+from .store import check_certificate_name
 
 CHALLENGES = ("http-01", "dns-01", "tls-alpn-01", "dns-persist-01")
 

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils import _host_files
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import split_pem_chain
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 from ansible_collections.certops.acme.plugins.modules import install as install_module
 
 from tests.unit.plugins.modules.test_install_on_a_full_or_read_only_disk import FakeModule, bundle, params

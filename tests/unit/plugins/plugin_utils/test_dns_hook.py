@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns import Dns01Responder
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import Dns01Responder
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges import PendingChallenge
 from ansible_collections.certops.acme.plugins.module_utils._acme.transport import Deadline

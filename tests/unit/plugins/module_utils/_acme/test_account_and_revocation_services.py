@@ -7,7 +7,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.account import 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import generate_private_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import revoke_stored
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from cert_material import make_chain
 

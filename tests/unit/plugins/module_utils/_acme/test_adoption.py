@@ -4,7 +4,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import AdoptionPolicy, adopt_held
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from cert_material import make_ca, make_chain, make_leaf
 

@@ -6,7 +6,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.ari import meta
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, CertificateBatch
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from cert_material import make_chain
 

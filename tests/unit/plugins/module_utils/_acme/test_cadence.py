@@ -12,7 +12,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import C
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
 from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import (
     Action, AriWindow, RenewalPolicy, renewal_decision)
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import StoredCertificate
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import StoredCertificate
 
 ISSUED = datetime.datetime(2027, 3, 1, 8, 0, tzinfo=datetime.timezone.utc)
 WWW = Identifier("dns", "www.example.com")

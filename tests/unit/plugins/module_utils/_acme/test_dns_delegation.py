@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns import Dns01Responder
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lexicon import LexiconProvider, provider_options
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import Dns01Responder
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.lexicon import LexiconProvider, provider_options
 from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import MAX_CNAME_DEPTH, Lookup
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError, InputError
 

@@ -16,7 +16,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.results import 
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.failures import (
     MAX_BACKOFF, FailureRecord, after_failure, backoff)
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 HOUR = datetime.timedelta(hours=1)
 T0 = datetime.datetime(2027, 3, 1, 8, 0, tzinfo=datetime.timezone.utc)

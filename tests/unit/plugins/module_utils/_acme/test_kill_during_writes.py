@@ -13,7 +13,7 @@ import time
 from cryptography import x509
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key, public_key_matches
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 from ansible_collections.certops.acme.plugins.modules import install as install_module
 
 from cert_material import make_chain

@@ -3,7 +3,7 @@
 import datetime
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphans
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from cert_material import make_chain
 

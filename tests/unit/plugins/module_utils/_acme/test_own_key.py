@@ -15,7 +15,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.batch import de
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import private_key_pem, utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import Action
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from cert_material import make_ca, make_leaf
 

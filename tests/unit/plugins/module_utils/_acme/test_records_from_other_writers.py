@@ -18,8 +18,8 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.failures import
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
 from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphaned_since
-from ansible_collections.certops.acme.plugins.module_utils._acme.storage import CertificateStore
-from ansible_collections.certops.acme.plugins.module_utils._acme.vault_leases import owner_expiry
+from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault_leases import owner_expiry
 
 NOW = datetime.datetime(2027, 3, 1, 8, 0, tzinfo=datetime.timezone.utc)
 ROUNDS = 1500

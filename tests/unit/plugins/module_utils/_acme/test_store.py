@@ -6,7 +6,7 @@ import time
 import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError, StoreError
-from ansible_collections.certops.acme.plugins.module_utils._acme.store import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from cert_material import make_chain
 

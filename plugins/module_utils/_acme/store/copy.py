@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Optional
 
-from .storage import ACCOUNT_KEYS, ACCOUNTS, TRUST, CertificateStore, VersionData
+from . import ACCOUNT_KEYS, ACCOUNTS, TRUST, CertificateStore, VersionData
 
 
 def _not_after(data: Optional[VersionData]) -> str:

@@ -1,6 +1,6 @@
 """The file store: issued certificates and their keys in a directory on the controller.
 
-The default backend of the store seam (``storage.CertificateStore``). Layout (everything
+The default backend of the store seam (``store.CertificateStore``). Layout (everything
 0700/0600, whatever the umask)::
 
     STORE/certificates/NAME/current -> versions/20261122T101500Z-1a2b3c
@@ -31,13 +31,13 @@ import os
 import shutil
 from typing import Any, Iterator, Optional
 
-from .. import _host_files
-from .crypto import split_pem_chain
-from .errors import InputError, StoreError
+from ... import _host_files
+from ..crypto import split_pem_chain
+from ..errors import InputError, StoreError
 from .record_checks import MAX_FIELD_BYTES
-from .storage import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, Fence, StoreLock, StoredCertificate,
+from . import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, Fence, StoreLock, StoredCertificate,
                       VersionData, check_certificate_name)
-from .waiting import Deadline
+from ..waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
 _PEM_FILES = ("privkey.pem", "cert.pem", "chain.pem")

@@ -33,10 +33,10 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .errors import CertopsError, InputError
-from .challenges import PendingChallenge
-from .dns_lookup import Lookup
-from .transport import Deadline
+from ..errors import CertopsError, InputError
+from . import PendingChallenge
+from ..dns_lookup import Lookup
+from ..transport import Deadline
 
 #: TSIG algorithm names as RFC 8945 and BIND spell them (dnspython accepts the text form).
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384")

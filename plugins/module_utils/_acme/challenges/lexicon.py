@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import Any, Optional
 
-from .dns_lookup import Lookup
-from .errors import CertopsError, InputError
+from ..dns_lookup import Lookup
+from ..errors import CertopsError, InputError
 
 _PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MASK = "********"
@@ -51,7 +51,7 @@ def _require_lexicon() -> None:
 
 
 class LexiconProvider:
-    """A DnsProvider (dns.py) over one lexicon provider; one lexicon client per zone."""
+    """A DnsProvider (dns01.py) over one lexicon provider; one lexicon client per zone."""
 
     def __init__(self, provider: str, options: Optional[dict[str, Any]] = None, zone: Optional[str] = None,
                  lookup: Optional[Lookup] = None) -> None:

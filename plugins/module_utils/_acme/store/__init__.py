@@ -45,9 +45,9 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .. import _host_files
-from .crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
-from .errors import DamagedCertificate, InputError, LockLost
+from ... import _host_files
+from ..crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
+from ..errors import DamagedCertificate, InputError, LockLost
 from .record_checks import MAX_FIELD_BYTES, checked_version
 
 _T = TypeVar("_T")

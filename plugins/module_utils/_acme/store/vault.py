@@ -50,10 +50,10 @@ try:
 except ImportError:  # VaultStore() names the missing package and the pip command
     hvac = None
 
-from .errors import StoreError
-from .storage import CertificateStore, Fence, StoreLock, VersionData
+from ..errors import StoreError
+from . import CertificateStore, Fence, StoreLock, VersionData
 from .vault_leases import LeaseKeeper
-from .waiting import Deadline
+from ..waiting import Deadline
 
 T = TypeVar("T")
 CERTIFICATES, LOCKS = "certificates", "locks"

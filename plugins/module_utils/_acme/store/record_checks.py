@@ -1,6 +1,6 @@
 """Checks of a certificate version read back from the store, as strict as those of what a CA
 sends (orders._verified_chain): the store may be shared, and another writer may have changed
-it. Used by storage.CertificateStore for every backend.
+it. Used by store.CertificateStore for every backend.
 
 A version passes when each field is ASCII text within MAX_FIELD_BYTES, its metadata is a
 mapping, its certificate field holds exactly one certificate, the chain links the leaf to its
@@ -17,8 +17,8 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .crypto import chain_problems, load_private_key, public_key_matches, split_pem_chain
-from .errors import CertopsError
+from ..crypto import chain_problems, load_private_key, public_key_matches, split_pem_chain
+from ..errors import CertopsError
 
 #: The most a stored field may hold (a leaf is about 2 KiB, a chain of 8 about 16, a key under 4,
 #: the metadata a few): larger is another writer's mistake, or an attack on the controller.

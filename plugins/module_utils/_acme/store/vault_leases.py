@@ -20,11 +20,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
-from .errors import LockLost, StoreError
-from .storage import StoreLock
+from ..errors import LockLost, StoreError
+from . import StoreLock
 
 if TYPE_CHECKING:
-    from .vault_store import VaultStore
+    from .vault import VaultStore
 
 #: An irreversible step needs at least this share of a lease left on this run's lease.
 CONFIRM_SHARE = 0.5

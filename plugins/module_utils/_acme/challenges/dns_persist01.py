@@ -21,12 +21,12 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from .caa import parse_issuer
-from .challenges import PendingChallenge
-from .dns_lookup import Lookup
-from .errors import CertopsError
-from .names import Identifier, checked_issuers
-from .transport import Deadline
+from ..caa import parse_issuer
+from . import PendingChallenge
+from ..dns_lookup import Lookup
+from ..errors import CertopsError
+from ..names import Identifier, checked_issuers
+from ..transport import Deadline
 
 CHALLENGE = "dns-persist-01"
 LABEL = "_validation-persist"

@@ -23,9 +23,9 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .crypto import private_key_pem
-from .names import Identifier
-from .waiting import Deadline
+from ..crypto import private_key_pem
+from ..names import Identifier
+from ..waiting import Deadline
 
 
 @dataclass
