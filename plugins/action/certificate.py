@@ -16,12 +16,11 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.account import 
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
-from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import (
-    Dns01Responder, Dns01Router, DnsProvider, Rfc2136Provider, load_provider)
-from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.lexicon import LexiconProvider
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import RFC2136_SPEC
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01_options import build_dns01
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns_persist01 import PersistCheck, PersistSettings
-from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup, parse_resolvers, parse_server
-from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.lexicon import LEXICON_SPEC
+from ansible_collections.certops.acme.plugins.module_utils._acme.dns_lookup import Lookup, parse_resolvers
 from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import (
     CertificateAuthority, FallbackOutcome, run_with_fallback)
 from ansible_collections.certops.acme.plugins.module_utils._acme.results import next_run_due_by
@@ -30,102 +29,6 @@ from ansible_collections.certops.acme.plugins.plugin_utils._action_base import C
 from ansible_collections.certops.acme.plugins.plugin_utils._dns_hook import HookProvider
 
 display = Display()
-
-RFC2136_SPEC = {
-    # server, key_name and key_secret are required, from here or from $CERTOPS_DNS_RFC2136_*:
-    # options.rfc2136_settings checks them once both are merged.
-    "server": {"type": "str"},
-    "port": {"type": "int"},
-    "key_name": {"type": "str"},
-    "key_secret": {"type": "str", "no_log": True},
-    "key_algorithm": {"type": "str", "choices": ["hmac-sha256", "hmac-sha384", "hmac-sha512"]},
-    "zone": {"type": "str"},
-}
-
-
-LEXICON_SPEC = {
-    "provider": {"type": "str", "required": True},
-    "options": {"type": "dict", "no_log": True},
-    "zone": {"type": "str"},
-}
-
-
-def dns_responder(args: dict[str, Any]) -> Optional[Dns01Responder]:
-    kind = args.get("dns_provider")
-    if not kind:
-        return None
-    resolvers = parse_resolvers(args.get("dns_resolvers") or [], "dns_resolvers")
-    provider: DnsProvider
-    # CNAMEs are looked up at the given resolvers, else (RFC 2136) at the updated server, which
-    # serves the main zone, else at the system's resolvers.
-    cname_servers: list[tuple[str, int]] = list(resolvers)
-    if kind == "rfc2136":
-        settings = options.rfc2136_settings(args.get("dns_rfc2136"))
-        provider = Rfc2136Provider(server=settings["server"], port=settings["port"],
-                                   key_name=settings["key_name"], key_secret=settings["key_secret"],
-                                   key_algorithm=settings["key_algorithm"], zone=settings.get("zone"))
-        cname_servers = cname_servers or [(settings["server"], settings["port"])]
-    elif kind == "lexicon":
-        lexicon = args.get("dns_lexicon") or {}
-        if not lexicon.get("provider"):
-            raise InputError("dns_lexicon.provider", "is required with dns_provider: lexicon",
-                             "name the lexicon provider, e.g. cloudflare, route53, powerdns")
-        provider = LexiconProvider(lexicon["provider"], lexicon.get("options"), lexicon.get("zone"),
-                                   Lookup(resolvers))
-    elif kind == "hook":
-        if not args.get("dns_hook"):
-            raise InputError("dns_hook", "is required with dns_provider: hook", "give the executable's path")
-        provider = HookProvider(args["dns_hook"])
-    else:
-        provider = load_provider(kind, args.get("dns_provider_options") or {})
-    servers = [parse_server(s) for s in args.get("dns_check_servers") or []]
-    return Dns01Responder(provider, servers, float(args["dns_propagation_timeout"]),
-                          cnames=Lookup(cname_servers) if args["dns_follow_cname"] else None)
-
-
-#: What an entry of ``dns_providers`` may set: the task's dns_* options without the prefix.
-NAMED_DNS_KEYS = ("provider", "rfc2136", "lexicon", "hook", "provider_options", "check_servers", "resolvers",
-                  "follow_cname", "propagation_timeout")
-
-
-def dns_router(args: dict[str, Any], specs: list[Any]) -> Optional[Dns01Router]:
-    """The dns-01 responders: the task's own (dns_provider) and each of dns_providers that a
-    certificate names; an error names a certificate using dns-01 with no provider to use."""
-    named = args.get("dns_providers") or {}
-    responders: dict[str, Dns01Responder] = {}
-    default = dns_responder(args)
-    if default is not None:
-        responders[""] = default
-    wanted = {s.dns for s in specs if s.challenge == "dns-01"}
-    for name in sorted(n for n in wanted if n):
-        entry = named.get(name)
-        if not isinstance(entry, dict):
-            known = ", ".join(sorted(map(str, named))) or "none"
-            raise InputError("certificates[].dns", f"names the DNS provider {name!r}, which dns_providers does not "
-                             f"define (defined: {known})", "add it to dns_providers or fix the name")
-        unknown = sorted(str(k) for k in entry if k not in NAMED_DNS_KEYS)
-        if unknown:
-            raise InputError(f"dns_providers.{name}", f"unknown key(s) {', '.join(unknown)}",
-                             f"allowed: {', '.join(NAMED_DNS_KEYS)}")
-        if not entry.get("provider"):
-            raise InputError(f"dns_providers.{name}.provider", "is required", "e.g. rfc2136, lexicon or hook")
-        own = {f"dns_{key}": entry.get(key) for key in NAMED_DNS_KEYS}
-        for key in ("dns_follow_cname", "dns_propagation_timeout", "dns_resolvers"):
-            if own[key] is None:
-                own[key] = args[key]
-        try:
-            responder = dns_responder(own)
-        except InputError as error:
-            raise InputError(f"dns_providers.{name}", str(error)) from None
-        if responder is not None:  # always: entry["provider"] is set
-            responders[name] = responder
-    if None in wanted and "" not in responders:
-        raise InputError("dns_provider", "certificates use dns-01 (wildcards default to it) but no DNS provider is set",
-                         "set dns_provider (rfc2136, lexicon, hook), or name one of dns_providers in the "
-                         "certificate's dns")
-    if not responders:
-        return None
-    return Dns01Router(responders, {s.name: s.dns or "" for s in specs})
 
 
 def caa_preflight(args: dict[str, Any]) -> Optional[CaaPreflight]:
@@ -216,7 +119,7 @@ class ActionModule(CertopsAction):
             persist = PersistCheck(Lookup(parse_resolvers(args.get("dns_resolvers") or [], "dns_resolvers")),
                                    PersistSettings(warn_days=float(args["dns_persist_warn_days"])))
         responders: dict[str, Any] = {}
-        dns = dns_router(args, specs)
+        dns = build_dns01(args, specs, hook=HookProvider)
         if dns is not None:
             responders["dns-01"] = dns
         settings = BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),

@@ -51,6 +51,19 @@ class DnsProvider(Protocol):
     def delete_txt(self, record_name: str, value: str) -> None: ...
 
 
+#: The ``dns_rfc2136`` option of the certificate task.
+RFC2136_SPEC = {
+    # server, key_name and key_secret are required, from here or from $CERTOPS_DNS_RFC2136_*:
+    # options.rfc2136_settings checks them once both are merged.
+    "server": {"type": "str"},
+    "port": {"type": "int"},
+    "key_name": {"type": "str"},
+    "key_secret": {"type": "str", "no_log": True},
+    "key_algorithm": {"type": "str", "choices": ["hmac-sha256", "hmac-sha384", "hmac-sha512"]},
+    "zone": {"type": "str"},
+}
+
+
 @dataclass
 class Rfc2136Provider:
     server: str

@@ -50,6 +50,14 @@ def _require_lexicon() -> None:
                          "execution environment's Python requirements)") from None
 
 
+#: The ``dns_lexicon`` option of the certificate task.
+LEXICON_SPEC = {
+    "provider": {"type": "str", "required": True},
+    "options": {"type": "dict", "no_log": True},
+    "zone": {"type": "str"},
+}
+
+
 class LexiconProvider:
     """A DnsProvider (dns01.py) over one lexicon provider; one lexicon client per zone."""
 
