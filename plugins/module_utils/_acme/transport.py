@@ -172,6 +172,33 @@ def _bounded_adapter(pool_maxsize: int) -> "HTTPAdapter":
     return adapter
 
 
+def network_cause(error: BaseException) -> str:
+    """What went wrong on the network, in a user's words: the root of the exception chain
+    (requests wraps urllib3, which wraps the socket error), not urllib3's pool internals."""
+    seen: list[BaseException] = []
+    current: Optional[BaseException] = error
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps the cause here
+        args = getattr(current, "args", ())
+        inner = reason if isinstance(reason, BaseException) else next(
+            (a for a in args if isinstance(a, BaseException)), None)
+        current = inner or current.__cause__ or current.__context__
+    for cause in reversed(seen):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (nothing listens there)"
+        if isinstance(cause, socket.gaierror):
+            return f"the host name does not resolve ({cause.strerror or cause})"
+        if isinstance(cause, (socket.timeout, TimeoutError)) or "timed out" in str(cause).lower():
+            return "no answer in time (connection timed out)"
+        if isinstance(cause, ConnectionResetError):
+            return "the connection was reset"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    text = str(error)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 class AcmeTransport:
     def __init__(self, directory_url: str, *, verify: Union[bool, str] = True,
                  timeout: float = 30.0, pool_size: int = 4, max_retry_after: float = 60.0) -> None:
@@ -251,7 +278,7 @@ class AcmeTransport:
             raise AcmeTransportError(f"the exchange with the ACME server at {url} failed: {error}") from None
         # A retry that could not even start before the deadline is not made: say why instead.
         if backoff.deadline.remaining() < backoff.delay or not backoff.wait():
-            raise AcmeTransportError(f"cannot reach the ACME server at {url}: {error}") from None
+            raise AcmeTransportError(f"cannot reach the ACME server at {url}: {network_cause(error)}") from None
 
     @staticmethod
     def _read_bounded(response: requests.Response) -> None:

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import josepy as jose
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import (
@@ -309,3 +310,26 @@ def test_closing_the_transport_ends_its_watchdog_thread(ca_factory):
     for thread in watchdogs:
         thread.join(timeout=2)
     assert not [t for t in watchdogs if t.is_alive()], "a closed transport left its watchdog running"
+
+
+def test_an_unreachable_ca_is_described_by_its_cause_not_by_urllib3_internals():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transport = AcmeTransport(f"http://127.0.0.1:{port}/directory", timeout=5)
+    with pytest.raises(AcmeTransportError) as refused:
+        transport.directory(Deadline(0.5, "reaching the CA"))
+    message = str(refused.value)
+    assert f"cannot reach the ACME server at http://127.0.0.1:{port}/directory: connection refused" in message
+    assert "HTTPConnectionPool" not in message and "NewConnectionError" not in message and "object at 0x" not in message
+
+
+def test_a_name_that_does_not_resolve_says_so():
+    """The chain requests builds for a failed lookup (urllib3's MaxRetryError keeps the socket
+    error as its reason); built here because a lookup's outcome depends on the machine."""
+    import urllib3
+    from ansible_collections.certops.acme.plugins.module_utils._acme.transport import network_cause
+    lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    pool = urllib3.HTTPConnectionPool("ca.example.invalid", 80)
+    wrapped = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(pool, "/directory", lookup))
+    assert network_cause(wrapped) == "the host name does not resolve (Name or service not known)"
