@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # README command 2: set up a fresh Debian machine and run every test.
 #   - unit tests, then integration tests that drive real ansible-playbook runs against a real
-#     Pebble and real HAProxy processes on loopback addresses;
-#   - on the default Python 3.11 with ansible-core 2.19, on Python 3.13 with the newest
-#     ansible-core when that interpreter exists (pyenv on these machines), and the role and
-#     batch tests on the oldest supported line, ansible-core 2.17 (Python 3.11).
-# The runs go side by side, the second and third each in its own network namespace (its own
+#     Pebble, HAProxy, nginx, BIND, PowerDNS, OpenBao and acme2certifier on loopback addresses;
+#   - what depends on ansible-core (unit tests, the layout roles, the batch, check mode) on
+#     every supported line: Python 3.11 with ansible-core 2.19 (the default), the oldest line
+#     ansible-core 2.17, and Python 3.13 with the newest ansible-core (pyenv on these machines);
+#     everything on the newest line.
+# The runs go side by side, all but the first each in its own network namespace (its own
 # loopback, so the fixed test ports never collide) when `unshare --net` works here, one after
 # the other otherwise. Extra arguments go to pytest (e.g. -k edge).
 set -euo pipefail
@@ -39,31 +40,46 @@ echo "== mypy"
 (cd .tmp/collections && ../../.venv/bin/mypy --config-file ../../mypy.ini -p ansible_collections.certops.acme.plugins)
 
 describe() {
-  echo "== Python $("$1/bin/python" -c 'import sys; print(sys.version.split()[0])'), $("$1/bin/ansible" --version | sed -n 1p)"
+  echo "== $2: Python $("$1/bin/python" -c 'import sys; print(sys.version.split()[0])'), $("$1/bin/ansible" --version | sed -n 1p)"
 }
 
-# The oldest line runs what its users run: the layout roles, check mode, served truth and the batch.
-OLDEST_TESTS=(tests/integration/test_edge_role.py tests/integration/test_served.py
-              tests/integration/test_check_mode.py tests/integration/test_certificate_batch.py)
-# The slowest tests are listed at the end of this leg, to see where the suite's time goes.
-leg_311=(.venv/bin/python -m pytest --durations=25 --basetemp=/tmp/certops-tests-py311 "$@")
-if [ -n "$with_py313" ]; then
-  # ansible-test sanity runs once, on the newest ansible-core (the Python 3.13 leg): a minute
-  # of the 3.11 leg's two cores, for rules the newest core holds anyway.
-  leg_311+=(--deselect tests/integration/test_collection.py::test_ansible_test_sanity_passes_on_this_python)
-fi
-leg_313=(.venv-py313/bin/python -m pytest -p no:cacheprovider --basetemp=/tmp/certops-tests-py313 "$@")
-leg_217=(.venv-core217/bin/python -m pytest -p no:cacheprovider --basetemp=/tmp/certops-tests-core217
-         "${OLDEST_TESTS[@]}" "$@")
+# What runs on every supported line (ansible-core 2.17 to the newest, Python 3.11 to 3.13): the
+# unit tests, the two layout roles and the batch with check mode - what users run and what
+# depends on ansible-core (roles, templating, argument specs, check mode, module execution).
+# Everything else (the engine against real CAs, DNS and OpenBao, served truth, the collection's
+# own checks, ansible-test sanity) needs only the newest line, where it runs split in two halves
+# side by side; the second half is "everything but the first", so every test runs on the newest
+# line whatever is added.
+EVERY_LINE=(tests/unit tests/integration/test_edge_role.py tests/integration/test_passthrough_role.py
+            tests/integration/test_certificate_batch.py tests/integration/test_check_mode.py)
+NEWEST_A=("${EVERY_LINE[@]}" tests/integration/test_served.py tests/integration/test_certificates_role.py)
+newest_b_ignores=()
+for path in "${NEWEST_A[@]}"; do newest_b_ignores+=(--ignore "$path"); done
+not_every_line=()
+for path in "${EVERY_LINE[@]}"; do not_every_line+=(--ignore "$path"); done
+
+# The slowest tests are listed at the end of each leg, to see where the suite's time goes.
+leg_311=(.venv/bin/python -m pytest --durations=15 --basetemp=/tmp/certops-tests-py311 "${EVERY_LINE[@]}" "$@")
+leg_217=(.venv-core217/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp=/tmp/certops-tests-core217
+         "${EVERY_LINE[@]}" "$@")
+leg_313a=(.venv-py313/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp=/tmp/certops-tests-py313a
+          "${NEWEST_A[@]}" "$@")
+leg_313b=(.venv-py313/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp=/tmp/certops-tests-py313b
+          tests "${newest_b_ignores[@]}" "$@")
 
 if ! unshare --net true 2>/dev/null; then
-  describe .venv
+  # One after the other; without Python 3.13 the default line runs everything.
+  describe .venv "every line"
   "${leg_311[@]}"
-  describe .venv-core217
+  describe .venv-core217 "every line"
   "${leg_217[@]}"
   if [ -n "$with_py313" ]; then
-    describe .venv-py313
-    "${leg_313[@]}"
+    describe .venv-py313 "newest line, first half"
+    "${leg_313a[@]}"
+    describe .venv-py313 "newest line, second half"
+    "${leg_313b[@]}"
+  else
+    .venv/bin/python -m pytest --basetemp=/tmp/certops-tests-py311-rest tests "${not_every_line[@]}" "$@"
   fi
   exit 0
 fi
@@ -74,24 +90,44 @@ export -f describe
 in_own_network() {
   # Tests that change network interfaces (test_partition.py) run only where this is set.
   # shellcheck disable=SC2016  # $@ belongs to the inner shell
-  CERTOPS_TEST_PRIVATE_NETNS=1 unshare --net bash -c 'ip link set lo up && describe "$0" && exec "$@"' "$@"
+  CERTOPS_TEST_PRIVATE_NETNS=1 unshare --net bash -c 'ip link set lo up && describe "$0" "$1" && shift && exec "$@"' "$@"
 }
-{ describe .venv; "${leg_311[@]}"; } >"$logs/py311.log" 2>&1 &
+timed() {
+  # Runs a leg and notes how long it took (the closing lines of the output).
+  local name=$1; shift
+  local leg_started; leg_started=$(date +%s)
+  local rc=0
+  "$@" || rc=$?
+  echo "$name $(( $(date +%s) - leg_started )) s (exit $rc)" >>"$logs/times"
+  return "$rc"
+}
+{ describe .venv "every line"; timed "Python 3.11, every line:" "${leg_311[@]}"; } >"$logs/py311.log" 2>&1 &
 pids=($!)
-in_own_network .venv-core217 "${leg_217[@]}" >"$logs/core217.log" 2>&1 &
+timed "oldest ansible-core, every line:" in_own_network .venv-core217 "every line" "${leg_217[@]}" \
+  >"$logs/core217.log" 2>&1 &
 pids+=($!)
 if [ -n "$with_py313" ]; then
   # The namespace has no network: ansible-test prepares its sanity virtualenvs (from PyPI) now.
   bash scripts/sanity.sh .venv-py313 --prime-venvs >/dev/null
-  in_own_network .venv-py313 "${leg_313[@]}" >"$logs/py313.log" 2>&1 &
+  timed "newest line, first half:" in_own_network .venv-py313 "newest line, first half" "${leg_313a[@]}" \
+    >"$logs/py313a.log" 2>&1 &
+  pids+=($!)
+  timed "newest line, second half:" in_own_network .venv-py313 "newest line, second half" "${leg_313b[@]}" \
+    >"$logs/py313b.log" 2>&1 &
   pids+=($!)
 else
-  echo "== Python 3.13 not found at $PY313: the newest ansible-core run is skipped" >"$logs/py313.log"
+  # Without Python 3.13 the rest runs on the default line.
+  timed "Python 3.11, the rest:" in_own_network .venv "the rest" .venv/bin/python -m pytest \
+    --basetemp=/tmp/certops-tests-py311-rest tests "${not_every_line[@]}" "$@" >"$logs/py313a.log" 2>&1 &
+  pids+=($!)
+  echo "== Python 3.13 not found at $PY313: the newest ansible-core run is skipped" >"$logs/py313b.log"
 fi
 status=0
 for pid in "${pids[@]}"; do
   wait "$pid" || status=1
 done
-cat "$logs/py311.log" "$logs/core217.log" "$logs/py313.log"
+cat "$logs/py311.log" "$logs/core217.log" "$logs/py313a.log" "$logs/py313b.log"
+echo "== the legs, side by side:"
+cat "$logs/times" 2>/dev/null || true
 echo "== all runs took $(( $(date +%s) - started )) s side by side"
 exit "$status"
