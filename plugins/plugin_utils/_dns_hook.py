@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import Deadline
+from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 
 @dataclass

@@ -18,7 +18,8 @@ from tests.harness.processes import stop_pidfile, wait_port
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.account import (
     AccountRequest, create_account, find_account, load_account_key)
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline
+from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport
+from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 PEBBLE_BASE_PORT = int(os.environ.get("CERTOPS_TEST_PEBBLE_PORT", "14100"))
 BAO_DEV_PORT = int(os.environ.get("CERTOPS_TEST_BAO_DEV_PORT", "14300"))

@@ -18,7 +18,8 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 from .. import _host_files
 from .crypto import PrivateKey, generate_private_key, load_private_key, private_key_pem
 from .errors import AcmeProblem, InputError
-from .transport import AcmeTransport, Deadline, json_object, mapping_field
+from .transport import AcmeTransport, json_object, mapping_field
+from .waiting import Deadline
 
 if TYPE_CHECKING:
     from .store import CertificateStore

@@ -40,7 +40,8 @@ from .renewal import Action, AriWindow, Decision, renewal_decision
 from .results import CertificateResult, failed_result, renewal_point
 from .spec import CertificateSpec, Stage
 from .store import KEY_KEPT_ELSEWHERE, CertificateStore, Fence, Reading, StoreLock, StoredCertificate
-from .transport import AcmeTransport, Deadline
+from .transport import AcmeTransport
+from .waiting import Deadline
 
 
 @dataclass

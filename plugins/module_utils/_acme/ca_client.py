@@ -15,7 +15,8 @@ from typing import Callable, Optional
 from .account import AccountKey, find_account
 from .errors import AcmeTransportError, CertopsError, InputError
 from .store import CertificateStore
-from .transport import AcmeTransport, Deadline
+from .transport import AcmeTransport
+from .waiting import Deadline
 
 
 class CaClient:

@@ -32,9 +32,8 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
     pass
 
 from .dns_lookup import Lookup
-from .errors import CertopsError
+from .errors import CaaForbidden, CertopsError
 from .names import Identifier
-from .orders import OrderError
 
 #: Tags this client understands; a critical record with any other tag forbids issuance.
 KNOWN_TAGS = frozenset({"issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail", "issuevmc"})
@@ -42,10 +41,6 @@ KNOWN_TAGS = frozenset({"issue", "issuewild", "iodef", "contactemail", "contactp
 MAX_RECORDS = 64
 MAX_VALUE = 255
 QUERY_SECONDS = 3.0
-
-
-class CaaForbidden(OrderError):
-    """CAA records forbid this CA to issue for a name of the certificate."""
 
 
 class LookupUndecided(Exception):

@@ -51,6 +51,22 @@ class AcmeDeadlineError(AcmeTransportError):
     """An operation did not finish within its deadline."""
 
 
+class OrderError(CertopsError):
+    """This certificate could not be issued; the message says which name and why."""
+
+
+class ProfileRefused(OrderError):
+    """The CA does not offer the profile this certificate needs (found before ordering)."""
+
+
+class CaaForbidden(OrderError):
+    """CAA records forbid this CA to issue for a name of the certificate."""
+
+
+class PersistRecordMissing(CertopsError):
+    """The name has no usable _validation-persist record: it must be published first."""
+
+
 def _short(text: str, limit: int = 500) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[:limit] + "…"

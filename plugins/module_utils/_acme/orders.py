@@ -32,23 +32,16 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 
 from .crypto import (MAX_CHAIN_LENGTH, build_csr, certificate_facts, chain_matches, chain_problems, chain_root, load_private_key,
                      public_key_matches, without_repeats)
-from .errors import AcmeProblem, AcmeTransportError, CertopsError
+from .errors import AcmeProblem, AcmeTransportError, OrderError, ProfileRefused
 from .challenges import PendingChallenge
 from .names import Identifier, checked_issuers
-from .transport import PEM_CHAIN, AcmeTransport, Deadline, json_object, mapping_field, parse_retry_after
+from .transport import PEM_CHAIN, AcmeTransport, json_object, mapping_field, parse_retry_after
+from .waiting import Deadline
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 POLL_FIRST = 0.05
 POLL_GROWTH = 1.5
 POLL_MAX = 2.0
-
-
-class OrderError(CertopsError):
-    """This certificate could not be issued; the message says which name and why."""
-
-
-class ProfileRefused(OrderError):
-    """The CA does not offer the profile this certificate needs (found before ordering)."""
 
 
 @dataclass

@@ -13,12 +13,10 @@ import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
-from .caa import CaaForbidden
 from .crypto import utcnow
-from .errors import AcmeProblem, AcmeTransportError, LockLost
+from .errors import AcmeProblem, AcmeTransportError, CaaForbidden, LockLost, OrderError, ProfileRefused
 from .failures import FailureRecord
 from .names import identifier_values
-from .orders import OrderError, ProfileRefused
 from .renewal import Action, AriWindow, RenewalPolicy
 from .store import StoredCertificate
 

@@ -36,7 +36,7 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
 from ..errors import CertopsError, InputError
 from . import PendingChallenge
 from ..dns_lookup import Lookup
-from ..transport import Deadline
+from ..waiting import Deadline
 
 #: TSIG algorithm names as RFC 8945 and BIND spell them (dnspython accepts the text form).
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384")

@@ -24,16 +24,12 @@ from typing import Any, Optional, Sequence
 from ..caa import parse_issuer
 from . import PendingChallenge
 from ..dns_lookup import Lookup
-from ..errors import CertopsError
+from ..errors import CertopsError, PersistRecordMissing
 from ..names import Identifier, checked_issuers
-from ..transport import Deadline
+from ..waiting import Deadline
 
 CHALLENGE = "dns-persist-01"
 LABEL = "_validation-persist"
-
-
-class PersistRecordMissing(CertopsError):
-    """The name has no usable _validation-persist record: it must be published first."""
 
 
 def hashed_account_uri(prefix: str, domain: str, thumbprint: str, account_url: str) -> str:

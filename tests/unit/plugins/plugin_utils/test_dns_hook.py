@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import Dns01Responder
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges import PendingChallenge
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import Deadline
+from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 from ansible_collections.certops.acme.plugins.plugin_utils._dns_hook import HookProvider
 
 

@@ -5,7 +5,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError, OrderRequest, _verified_chain
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import OrderError
+from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderRequest, _verified_chain
 
 from cert_material import make_chain
 

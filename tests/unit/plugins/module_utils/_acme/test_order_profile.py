@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
-from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError, OrderRequest, order_profile
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import OrderError
+from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderRequest, order_profile
 
 LETS_ENCRYPT = {"meta": {"profiles": {"classic": "90 days", "shortlived": "6 days", "tlsserver": "45 days"}}}
 NO_SHORTLIVED = {"meta": {"profiles": {"classic": "90 days", "tlsserver": "45 days"}}}

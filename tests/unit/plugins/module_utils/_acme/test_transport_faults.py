@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import (
     AcmeDeadlineError, AcmeProblem, AcmeTransportError)
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport, Deadline
+from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport
+from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 
 class ScriptedCA:
@@ -187,7 +188,7 @@ def open_scripted_order(ca_factory, identifier, challenge, challenge_type="http-
 
 
 def test_a_token_that_is_not_base64url_is_refused_before_anything_uses_it(ca_factory):
-    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError
+    from ansible_collections.certops.acme.plugins.module_utils._acme.errors import OrderError
     with pytest.raises(OrderError, match="not base64url"):
         open_scripted_order(ca_factory, "x.example.com", {"token": "../../etc/passwd"})
 
@@ -293,7 +294,7 @@ def test_a_signed_post_never_follows_a_redirect(ca_factory, status):
 
 
 def test_an_authorization_for_a_name_not_in_the_order_is_refused(ca_factory):
-    from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderError
+    from ansible_collections.certops.acme.plugins.module_utils._acme.errors import OrderError
     with pytest.raises(OrderError, match="'victim.example.net', which this order does not name"):
         open_scripted_order(ca_factory, "victim.example.net", {"token": "abc"}, "dns-01")
 
