@@ -29,8 +29,7 @@ from bench.run import run_once, start_ca, start_responder  # noqa: E402
 from tests.harness import openbao, pebble  # noqa: E402
 from tests.harness.processes import stop_pidfile  # noqa: E402
 
-sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "module_utils" / "_acme"))
-from cert_material import make_ca, make_leaf  # noqa: E402
+from tests.harness.certs import make_ca, make_leaf  # noqa: E402
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.ari import meta_at_issuance  # noqa: E402
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.copy import copy_store  # noqa: E402

@@ -17,11 +17,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "module_utils" / "_acme"))
 # Importing the tests' conftest makes ansible_collections.certops.acme importable.
 import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import
 
-from cert_material import make_ca, make_chain  # noqa: E402
+from tests.harness.certs import make_ca, make_chain  # noqa: E402
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import system_trust, verify_path  # noqa: E402
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier  # noqa: E402
 

@@ -13,36 +13,16 @@ import sys
 import tarfile
 from pathlib import Path
 
-import jinja2.sandbox
 import pytest
 import yaml
 
 from tests.harness.ansible import REPO, collections_path
+from tests.harness.awx import CREDENTIAL_TYPES, injected_environment
 from tests.harness.processes import stop_pidfile
 from tests.harness.layouts import EdgeLayout
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
-CREDENTIAL_TYPES = REPO / "docs" / "awx" / "credential-types"
-
-
-def injected_environment(credential_type: str, inputs: dict[str, str], files_dir: Path | None = None) -> dict[str, str]:
-    """The environment AWX gives a job for one credential of this type (file injectors are
-    written into ``files_dir`` and named by ``tower.filename.ID``, as AWX does)."""
-    definition = yaml.safe_load((CREDENTIAL_TYPES / credential_type).read_text())
-    fields = {f["id"]: f for f in definition["inputs"]["fields"]}
-    assert set(definition["inputs"].get("required", [])) <= set(inputs), "test gives every required input"
-    values: dict[str, object] = {name: inputs.get(name, field.get("default", "")) for name, field in fields.items()}
-    environment = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
-    filenames = {}
-    for key, template in (definition["injectors"].get("file") or {}).items():
-        assert files_dir is not None, f"{credential_type} injects files: give files_dir"
-        path = files_dir / f"awx-{key.split('.', 1)[1]}"
-        path.write_text(environment.from_string(template).render(**values))
-        filenames[key.split(".", 1)[1]] = str(path)
-    values["tower"] = {"filename": filenames}
-    return {name: environment.from_string(template).render(**values)
-            for name, template in definition["injectors"]["env"].items()}
 
 
 @pytest.mark.parametrize("credential_type", sorted(p.name for p in CREDENTIAL_TYPES.glob("*.yml")))

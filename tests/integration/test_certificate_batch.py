@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from tests.harness.processes import stop_pidfile, wait_port
-from tests.integration.conftest import stateless_haproxy_config
+from tests.harness.controller import stateless_haproxy_config
 
 pytestmark = pytest.mark.integration
 

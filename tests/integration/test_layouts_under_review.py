@@ -22,7 +22,7 @@ from tests.harness.judges import resumes_session, served_sha256, sslyze
 from tests.harness.layouts import HTTPS_PORT, PASSTHROUGH_TLS_PORT, EdgeLayout, PassthroughLayout
 from tests.harness.processes import wait_for
 from tests.harness.tls import handshake
-from tests.integration.conftest import make_account
+from tests.harness.controller import make_account
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ import pytest
 from tests.harness import openbao
 from tests.harness.netns import PRIVATE_NETNS_ENV, Namespace, VethLink, in_private_namespace
 from tests.harness.relay import wait_until
-from tests.integration.conftest import Controller
+from tests.harness.controller import Controller
 
 pytestmark = [
     pytest.mark.integration,

@@ -22,8 +22,8 @@ from tests.harness import openbao
 from tests.harness.ansible import playbook_command
 from tests.harness.layouts import EdgeLayout
 from tests.harness.processes import kill_tree
-from tests.integration.conftest import Controller
-from tests.integration.test_awx import injected_environment
+from tests.harness.controller import Controller
+from tests.harness.awx import injected_environment
 
 pytestmark = pytest.mark.integration
 CLUSTER_PORT = int(os.environ.get("CERTOPS_TEST_BAO_PORT", "14400"))

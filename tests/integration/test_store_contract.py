@@ -18,16 +18,15 @@ from typing import Any, Iterator
 import pytest
 
 from tests.harness import openbao
+from tests.harness.certs import make_ca, make_chain
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import DamagedCertificate, LockLost, StoreError
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
-from ansible_collections.certops.acme.plugins.module_utils._acme.store.record_checks import MAX_FIELD_BYTES
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore, Fence, VersionData
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.store.record_checks import MAX_FIELD_BYTES
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault import VaultStore
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "plugins" / "module_utils" / "_acme"))
-from cert_material import make_ca, make_chain  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = make_ca("Contract Root")
 

@@ -14,7 +14,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import s
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 from ansible_collections.certops.acme.plugins.modules import install as install_module
 
-from tests.unit.plugins.modules.test_install_on_a_full_or_read_only_disk import FakeModule, bundle, params
+from tests.harness.install_module import FakeModule, bundle, params
 
 
 def store_fingerprint(bundle_and_keys):

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.certops.acme.plugins.modules import served
-from tests.unit.plugins.module_utils._acme.cert_material import make_chain
+from tests.harness.certs import make_chain
 
 ADDRESS = "127.0.0.94"
 

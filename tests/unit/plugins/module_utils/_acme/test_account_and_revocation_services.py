@@ -9,7 +9,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.errors import I
 from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import revoke_stored
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
-from cert_material import make_chain
+from tests.harness.certs import make_chain
 
 CA = "https://ca.test/dir"
 

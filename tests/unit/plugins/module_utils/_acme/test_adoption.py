@@ -6,7 +6,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
-from cert_material import make_ca, make_chain, make_leaf
+from tests.harness.certs import make_ca, make_chain, make_leaf
 
 DAY = datetime.timedelta(days=1)
 ROOT = make_ca("Trusted Root")

@@ -8,7 +8,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.errors import I
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
-from cert_material import make_chain
+from tests.harness.certs import make_chain
 
 
 def test_a_bad_name_fails_only_its_certificate():

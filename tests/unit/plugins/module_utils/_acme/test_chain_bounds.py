@@ -12,7 +12,7 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import (
     MAX_CHAIN_LENGTH, chain_problems, without_repeats)
 
-from cert_material import make_ca, make_chain, make_leaf
+from tests.harness.certs import make_ca, make_chain, make_leaf
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 

@@ -8,7 +8,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import (
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 
-from cert_material import make_chain
+from tests.harness.certs import make_chain
 
 
 @pytest.mark.parametrize("key_type", ["ec256", "ec384", "rsa2048"])

@@ -8,7 +8,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.names import no
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import OrderError
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import OrderRequest, _verified_chain
 
-from cert_material import make_chain
+from tests.harness.certs import make_chain
 
 
 def pem(*certs):
@@ -54,7 +54,7 @@ def test_a_download_that_is_not_pem_is_refused():
 
 def test_a_looping_chain_from_the_ca_is_refused_and_a_repeated_ca_is_dropped():
     from test_chain_bounds import looping_chain
-    from cert_material import make_ca, make_leaf
+    from tests.harness.certs import make_ca, make_leaf
     intermediate = make_ca("Intermediate", issuer=make_ca("Root"))
     key, leaf = make_leaf(intermediate)
     got_leaf, got_chain = check(key, pem(leaf, intermediate[1], intermediate[1]), ["www.example.com"])

@@ -16,7 +16,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import l
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 from ansible_collections.certops.acme.plugins.modules import install as install_module
 
-from cert_material import make_chain
+from tests.harness.certs import make_chain
 
 KILLS = 25
 

@@ -5,7 +5,7 @@ import datetime
 from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphans
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
-from cert_material import make_chain
+from tests.harness.certs import make_chain
 
 WEEK = datetime.timedelta(days=7)
 NOW = datetime.datetime.now(datetime.timezone.utc)

@@ -17,7 +17,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import p
 from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import Action
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
-from cert_material import make_ca, make_leaf
+from tests.harness.certs import make_ca, make_leaf
 
 
 def csr_file(path, names, key=None, ips=()):

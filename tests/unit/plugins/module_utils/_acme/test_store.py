@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError, StoreError
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
-from cert_material import make_chain
+from tests.harness.certs import make_chain
 
 
 def mode(path):
