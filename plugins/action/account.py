@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import account as acme_account
+from ansible_collections.certops.acme.plugins.module_utils._acme import ca_outages
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
-from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError, InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 
@@ -44,10 +46,8 @@ class ActionModule(CertopsAction):
         accounts = []
         for entry in entries:
             entry = dict(entry, request_timeout=min(int(entry["request_timeout"]), max(1, args["fallback_after"] // 4)))
-            try:
-                outcome = self._account(entry, store)
-            except CertopsError as error:  # one CA down must not keep the others' accounts from being checked
-                outcome = {"failed": True, "msg": str(error), "changed": False}
+            outcome = ca_outages.account_at(store, options.directory_url(entry),
+                                            functools.partial(self._account, entry, store), record=not self.check_mode)
             accounts.append(dict(outcome, directory=entry["acme_directory"]))
         first = next((a for a in accounts if not a.get("failed")), accounts[0])
         result = {k: v for k, v in first.items() if k not in ("directory", "failed", "msg")}

@@ -277,6 +277,9 @@ options:
       - With several CAs in O(acme_directory), how many seconds one may take to answer at all
         before its certificates are ordered from the next CA. The last CA a certificate can go
         to has the whole O(timeout).
+      - A CA that could not be reached is remembered in the store (5 minutes, doubling to an
+        hour while it stays down); meanwhile it is passed over without a request when another
+        CA follows, and given only this long when it is the last (also with a single CA).
     type: int
     default: 60
   caa_resolvers:

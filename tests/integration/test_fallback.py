@@ -85,6 +85,17 @@ def test_an_unreachable_first_ca_is_passed_over_within_fallback_after(controller
     assert accounts["warnings"][0].startswith(f"account at {CLOSED}: cannot reach the ACME server")
     assert results["down"]["action"] == "issue" and results["down"]["directory"] == pebble_server.directory_url
     assert results["down"]["tried"][0].startswith(f"{CLOSED}: cannot reach the ACME server")
+    assert "connection refused" in results["down"]["tried"][0]
+
+    # The next run remembers the outage: the first CA is passed over without being asked (its
+    # account too), and the new certificate is ordered from the second.
+    second = f"later-{uuid.uuid4().hex[:6]}.fallback.test"
+    results, out = run(controller, [CLOSED, pebble_server.directory_url],
+                       [{"name": "down", "domains": [name]}, {"name": "later", "domains": [second]}], fallback_after=3)
+    assert "has been unreachable since" in out["accounts"]["warnings"][0]
+    assert results["down"]["action"] == "keep"
+    assert results["later"]["action"] == "issue" and results["later"]["directory"] == pebble_server.directory_url
+    assert "has been unreachable since" in results["later"]["tried"][0] and "passed over" in results["later"]["tried"][0]
 
 
 def test_when_every_ca_fails_one_failure_is_remembered_naming_each(controller, pebble_server, second_ca):

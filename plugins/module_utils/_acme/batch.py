@@ -31,7 +31,7 @@ from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, t
 from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_private_key, private_key_pem,
                      split_pem_chain, utcnow)
 from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
-from .errors import CertopsError, InputError, LockLost
+from .errors import AcmeTransportError, CertopsError, InputError, LockLost
 from .failures import FailureRecord, after_failure, settings_key
 from .names import identifier_values
 from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
@@ -110,8 +110,11 @@ class BatchSettings:
     #: another CA would be tried next.
     connect_seconds: Optional[float] = None
     #: Whether failures another CA may not have are remembered (failure memory): not while a
-    #: next CA is still to be tried.
+    #: next CA is still to be tried. Not the last resort, a CA remembered unreachable
+    #: (ca_outages.py) is passed over without a request.
     last_resort: bool = True
+    #: How long a CA remembered unreachable is given when it is the last resort (fallback_after).
+    outage_connect_seconds: float = 60.0
     #: Called as ``progress(phase, done, total)`` after each order is opened ("ordering") and
     #: each certificate is completed ("issuing"), from the worker threads.
     progress: Optional[Callable[[str, int, int], None]] = None
@@ -132,12 +135,14 @@ class CertificateBatch:
                  transport_factory: Callable[[], AcmeTransport], account_key: Optional[AccountKey],
                  responders: Optional[dict[str, ChallengeResponder]] = None,
                  now: Callable[[], datetime.datetime] = utcnow, caa: Optional[CaaPreflight] = None,
-                 persist: Optional[PersistCheck] = None) -> None:
+                 persist: Optional[PersistCheck] = None, directory: str = "") -> None:
         self.store = store
         self.caa = caa
         self.persist = persist
         self.settings = settings
-        self.ca = CaClient(store, transport_factory, account_key, settings.check_mode, settings.connect_seconds)
+        self.ca = CaClient(store, transport_factory, account_key, settings.check_mode, settings.connect_seconds,
+                           directory=directory, pass_over=not settings.last_resort,
+                           outage_connect_seconds=settings.outage_connect_seconds, now=now)
         self.responders: dict[str, ChallengeResponder] = {"http-01": StatelessHttp01(),
                                                           PERSIST_CHALLENGE: PersistResponder()}
         self.responders.update(responders or {})
@@ -160,20 +165,31 @@ class CertificateBatch:
                 to_ask.append(stored)
         if not to_ask:
             return
+        outage = self.ca.remembered_outage()
+        if outage is not None and outage.current(now):
+            # An idempotent run never waits for a CA known to be down: the lifetime rule decides.
+            self.warnings.append(f"renewal information not asked: {outage.describe()} (deciding by the "
+                                 "certificates' lifetime instead)")
+            for stored in to_ask:
+                self._ari[stored.name] = (stored.version, None)
+            return
         deadline = Deadline(min(self.settings.deadline_seconds, 120.0), "asking the CA for renewal windows")
 
-        def ask(stored: StoredCertificate) -> tuple[str, str, Optional[AriWindow], str]:
+        def ask(stored: StoredCertificate) -> tuple[str, str, Optional[AriWindow], Optional[CertopsError]]:
             try:
                 window = renewal_window(self.store, stored, self.ca.unauthenticated, now, deadline,
                                         remember=not self.settings.check_mode)
-                return stored.name, stored.version, window, ""
+                return stored.name, stored.version, window, None
             except CertopsError as error:
-                return stored.name, stored.version, None, f"certificate {stored.name!r}: renewal information: {error}"
+                return stored.name, stored.version, None, error
         with self._pool(len(to_ask)) as pool:
             for name, version, window, problem in pool.map(ask, to_ask):
                 self._ari[name] = (version, window)
-                if problem:
-                    self.warnings.append(problem + " (deciding by the certificate's lifetime instead)")
+                if problem is not None:
+                    if isinstance(problem, AcmeTransportError):
+                        self.ca.note_unreachable(problem)
+                    self.warnings.append(f"certificate {name!r}: renewal information: {problem} (deciding by the "
+                                         "certificate's lifetime instead)")
 
     def _window_for(self, stored: Optional[StoredCertificate]) -> Optional[AriWindow]:
         if stored is None:

@@ -90,9 +90,10 @@ def run_with_fallback(store: CertificateStore, settings: BatchSettings, cas: Seq
     """Run ``specs`` against ``cas`` (see the module docstring); results in the order of ``specs``."""
     stage = Stage(stage)
     outcome = FallbackOutcome([], [])
+    settings = dataclasses.replace(settings, outage_connect_seconds=connect_seconds)
     if len(cas) == 1 or not specs:
         batch = CertificateBatch(store, settings, cas[0].transport_factory, cas[0].account_key, responders, caa=caa,
-                                 persist=persist)
+                                 persist=persist, directory=cas[0].directory)
         outcome.batches.append(batch)
         outcome.results = batch.run(specs, stage)
         return outcome
@@ -115,7 +116,7 @@ def run_with_fallback(store: CertificateStore, settings: BatchSettings, cas: Seq
             ca_settings = dataclasses.replace(settings, last_resort=last_resort,
                                               connect_seconds=None if last_resort else connect_seconds)
             batch = CertificateBatch(store, ca_settings, cas[index].transport_factory, cas[index].account_key,
-                                     responders, caa=caa, persist=persist)
+                                     responders, caa=caa, persist=persist, directory=cas[index].directory)
             outcome.batches.append(batch)
             by_name = {s.name: s for s in group}
             for result in batch.run(group, stage):

@@ -172,19 +172,34 @@ def _bounded_adapter(pool_maxsize: int) -> "HTTPAdapter":
     return adapter
 
 
-def network_cause(error: BaseException) -> str:
-    """What went wrong on the network, in a user's words: the root of the exception chain
-    (requests wraps urllib3, which wraps the socket error), not urllib3's pool internals."""
+#: How long a refused connection is tried again (a CA restarting) before the CA counts as down.
+REFUSED_GRACE = 3.0
+
+
+def _exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps, outermost first (requests wraps urllib3, which wraps the
+    socket error; urllib3's MaxRetryError keeps it as ``reason``)."""
     seen: list[BaseException] = []
     current: Optional[BaseException] = error
     while current is not None and current not in seen and len(seen) < 10:
         seen.append(current)
-        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps the cause here
+        reason = getattr(current, "reason", None)
         args = getattr(current, "args", ())
         inner = reason if isinstance(reason, BaseException) else next(
             (a for a in args if isinstance(a, BaseException)), None)
         current = inner or current.__cause__ or current.__context__
-    for cause in reversed(seen):
+    return seen
+
+
+def refused(error: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens at the CA's address)."""
+    return any(isinstance(cause, ConnectionRefusedError) for cause in _exception_chain(error))
+
+
+def network_cause(error: BaseException) -> str:
+    """What went wrong on the network, in a user's words: the root of the exception chain,
+    not urllib3's pool internals."""
+    for cause in reversed(_exception_chain(error)):
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused (nothing listens there)"
         if isinstance(cause, socket.gaierror):
@@ -235,6 +250,7 @@ class AcmeTransport:
         """One HTTP exchange with retries for transient network failures, each attempt cut off
         at the deadline however slowly the server answers."""
         backoff = deadline.backoff(0.2, 2.0, 5.0)
+        refused_since: Optional[float] = None
         # Only plain GETs may follow a redirect: a signed request belongs to the URL it signs.
         kwargs.setdefault("allow_redirects", method == "GET")
         while True:
@@ -253,6 +269,13 @@ class AcmeTransport:
                 if exchange.expired:
                     raise AcmeDeadlineError(f"{deadline.what} did not finish within {deadline.seconds:.0f} s "
                                             f"(the ACME server at {url} was still answering)") from None
+                if refused(error):
+                    # Refused again after a short grace: the CA is down, not busy - say so now
+                    # rather than at the deadline (a CA restarting is back within the grace).
+                    refused_since = refused_since if refused_since is not None else time.monotonic()
+                    if time.monotonic() - refused_since >= REFUSED_GRACE:
+                        raise AcmeTransportError(f"cannot reach the ACME server at {url}: "
+                                                 f"{network_cause(error)}") from None
                 self._retry_or_raise(error, url, backoff)
             finally:
                 _CURRENT.exchange = None

@@ -60,6 +60,8 @@ KEY_KEPT_ELSEWHERE = "kept elsewhere"
 
 #: Kinds of small JSON records a store keeps beside the certificates.
 ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS, FAILURES = "accounts", "pending", "trust", "account-keys", "failures"
+#: CAs found unreachable lately (ca_outages.py), one record per directory URL.
+CA_OUTAGES = "ca-outages"
 #: The lock that serialises creating the account key kept in the store.
 ACCOUNT_KEY_LOCK = "certops-account-key"
 
@@ -436,3 +438,19 @@ class CertificateStore(abc.ABC):
 
     def forget_failure(self, name: str) -> None:
         self._drop_record(FAILURES, check_certificate_name(name))
+
+    # --- CAs found unreachable (ca_outages.py) ---------------------------------------------
+    @staticmethod
+    def _outage_key(directory_url: str) -> str:
+        return hashlib.sha256(directory_url.encode()).hexdigest()[:32]
+
+    def ca_outage(self, directory_url: str) -> Optional[dict[str, Any]]:
+        """The outage record of the CA at ``directory_url``, or None."""
+        record = self._get_record(CA_OUTAGES, self._outage_key(directory_url))
+        return record if isinstance(record, dict) else None
+
+    def remember_ca_outage(self, directory_url: str, record: dict[str, Any]) -> None:
+        self._put_record(CA_OUTAGES, self._outage_key(directory_url), record)
+
+    def forget_ca_outage(self, directory_url: str) -> None:
+        self._drop_record(CA_OUTAGES, self._outage_key(directory_url))
