@@ -87,6 +87,7 @@ fi
 logs=$(mktemp -d /tmp/certops-test-logs.XXXXXX)
 started=$(date +%s)
 export -f describe
+# shellcheck disable=SC2317  # called through timed()
 in_own_network() {
   # Tests that change network interfaces (test_partition.py) run only where this is set.
   # shellcheck disable=SC2016  # $@ belongs to the inner shell

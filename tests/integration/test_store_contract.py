@@ -322,7 +322,8 @@ def test_store_copy_moves_a_file_store_into_vault_and_back_idempotently(bao_dev,
         assert (copied.key_pem, copied.cert_pem, copied.chain_pem, copied.version) == \
             (original.key_pem, original.cert_pem, original.chain_pem, original.version)
     assert restored.known_account("https://ca/dir", "thumb")["url"] == "https://ca/acct/1"
-    assert restored.account_key_pem() == files.account_key_pem() is not None
+    assert files.account_key_pem() is not None
+    assert restored.account_key_pem() == files.account_key_pem()
 
 
 def test_a_write_whose_answer_was_lost_counts_as_written(bao_dev, monkeypatch):

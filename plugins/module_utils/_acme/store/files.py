@@ -36,7 +36,7 @@ from ..crypto import split_pem_chain
 from ..errors import InputError, StoreError
 from .record_checks import MAX_FIELD_BYTES
 from . import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, Fence, StoreLock, StoredCertificate,
-                      VersionData, check_certificate_name)
+               VersionData, check_certificate_name)
 from ..waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
