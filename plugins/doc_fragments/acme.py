@@ -63,6 +63,8 @@ options:
     description:
       - Path on the controller to the PEM account private key (EC P-256/P-384 or RSA).
       - Mutually exclusive with O(account_key_content).
+      - When neither this nor O(account_key_content) is given and E(CERTOPS_ACME_ACCOUNT_KEY) is
+        unset, E(CERTOPS_ACME_ACCOUNT_KEY_FILE) is used (the AWX credential type sets it).
     type: path
     aliases: [account_key_path]
   account_key_content:

@@ -28,10 +28,11 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize("credential_type", sorted(p.name for p in CREDENTIAL_TYPES.glob("*.yml")))
 def test_credential_types_inject_only_variables_the_collection_reads(credential_type):
     from ansible_collections.certops.acme.plugins.module_utils._acme.options import (
-        ENV_ACCOUNT_KEY_IN_STORE, ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT, STORE_ENVIRONMENT)
+        ENV_ACCOUNT_KEY_FILE, ENV_ACCOUNT_KEY_IN_STORE, ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT, STORE_ENVIRONMENT)
     definition = yaml.safe_load((CREDENTIAL_TYPES / credential_type).read_text())
     from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.lexicon import provider_options
-    known = set(ENVIRONMENT_FALLBACKS.values()) | set(RFC2136_ENVIRONMENT.values()) | set(STORE_ENVIRONMENT.values()) | {ENV_ACCOUNT_KEY_IN_STORE}
+    known = {*ENVIRONMENT_FALLBACKS.values(), *RFC2136_ENVIRONMENT.values(), *STORE_ENVIRONMENT.values(),
+             ENV_ACCOUNT_KEY_IN_STORE, ENV_ACCOUNT_KEY_FILE}
     # dns-lexicon reads LEXICON_<PROVIDER>_<OPTION> itself, for the options its provider declares.
     for variable in definition["injectors"]["env"]:
         if variable.startswith("LEXICON_"):
@@ -66,7 +67,7 @@ def test_renew_playbook_in_an_awx_like_job_adopts_host_certificates_and_orders_n
             "- name: Scheduled renewal\n  ansible.builtin.import_playbook: certops.acme.renew\n")
         credentials = injected_environment("acme-account.yml", {
             "acme_directory": pebble_server.directory_url,
-            "account_key": Path(account["key_path"]).read_text()})
+            "account_key": Path(account["key_path"]).read_text()}, files_dir=private / "env")
         (private / "env" / "envvars").write_text(yaml.safe_dump({
             **credentials, "ANSIBLE_COLLECTIONS_PATH": str(collections_path(tmp_path)),
             "PATH": f"{BIN}:/usr/bin:/bin"}))

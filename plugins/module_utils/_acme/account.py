@@ -56,7 +56,8 @@ def load_account_key(src: Optional[str], content: Optional[str], passphrase: Opt
     if not src:
         raise InputError("account_key_src", "no account key given",
                          "set account_key_src (a path on the controller) or account_key_content, "
-                         "or $CERTOPS_ACME_ACCOUNT_KEY (the AWX credential type sets it)")
+                         "or $CERTOPS_ACME_ACCOUNT_KEY_FILE (the AWX credential type sets it) "
+                         "or $CERTOPS_ACME_ACCOUNT_KEY")
     path = os.path.expanduser(src)
     if not os.path.exists(path):
         if not create:

@@ -29,6 +29,10 @@ ENVIRONMENT_FALLBACKS = {
     "eab_kid": "CERTOPS_ACME_EAB_KID",
     "eab_hmac_key": "CERTOPS_ACME_EAB_HMAC_KEY",
 }
+#: A path to the account key, as an AWX credential's file injector gives it: a job in a
+#: container gets its environment through podman's --env-file, which keeps only the first line
+#: of a value, so a PEM key cannot travel in CERTOPS_ACME_ACCOUNT_KEY there.
+ENV_ACCOUNT_KEY_FILE = "CERTOPS_ACME_ACCOUNT_KEY_FILE"
 
 #: The same for the keys of ``dns_rfc2136`` (the TSIG credential type).
 RFC2136_ENVIRONMENT = {
@@ -86,7 +90,8 @@ def merged_spec(*parts: dict[str, dict[str, Any]], **extra: dict[str, Any]) -> d
 def apply_environment(args: dict[str, Any], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """``args`` with the options this plugin has but the task left empty taken from the
     environment (ENVIRONMENT_FALLBACKS). An account key path given by the task keeps the
-    environment's key content out, so the two never conflict."""
+    environment's key content out, so the two never conflict. With no key from the task,
+    $CERTOPS_ACME_ACCOUNT_KEY (the key itself) comes before $CERTOPS_ACME_ACCOUNT_KEY_FILE."""
     environ = dict(os.environ) if environ is None else environ
     filled = dict(args)
     for option, variable in ENVIRONMENT_FALLBACKS.items():
@@ -95,6 +100,9 @@ def apply_environment(args: dict[str, Any], environ: Optional[dict[str, str]] = 
         if option in ("account_key_content", "account_key_passphrase") and filled.get("account_key_src"):
             continue
         filled[option] = environ[variable]
+    if ("account_key_src" in filled and not filled["account_key_src"] and not filled.get("account_key_content")
+            and environ.get(ENV_ACCOUNT_KEY_FILE)):
+        filled["account_key_src"] = environ[ENV_ACCOUNT_KEY_FILE]
     return filled
 
 

@@ -25,6 +25,22 @@ def test_the_task_wins_and_a_key_path_keeps_the_environment_key_out():
     assert options.apply_environment(args, ENV) == args
 
 
+def test_a_key_file_from_the_environment_fills_the_path_when_the_task_gives_no_key():
+    """What the AWX credential injects: the key's content cannot cross podman's --env-file."""
+    environ = {"CERTOPS_ACME_ACCOUNT_KEY_FILE": "/runner/env/awx-account_key",
+               "CERTOPS_ACME_ACCOUNT_KEY_PASSPHRASE": "secret"}
+    args = {"account_key_src": None, "account_key_content": None, "account_key_passphrase": None}
+    assert options.apply_environment(args, environ) == {
+        "account_key_src": "/runner/env/awx-account_key", "account_key_content": None,
+        "account_key_passphrase": "secret"}
+    # The task's own key, and the key's content in the environment, come first.
+    given = {"account_key_src": None, "account_key_content": "PEM", "account_key_passphrase": None}
+    assert options.apply_environment(given, environ)["account_key_src"] is None
+    both = {**environ, "CERTOPS_ACME_ACCOUNT_KEY": "ENV PEM"}
+    assert options.apply_environment(args, both)["account_key_src"] is None
+    assert options.apply_environment(args, both)["account_key_content"] == "ENV PEM"
+
+
 def test_options_a_plugin_does_not_have_are_not_added():
     assert options.apply_environment({"store_path": None}, ENV) == {"store_path": None}
 
