@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine (as root) for the demo and the tests:
-#   - Debian packages: pebble (ACME test CA), haproxy, nginx + stream module, openssh-server
+#   - Debian packages: pebble (ACME test CA), haproxy, nginx + stream module, openssh-server,
+#     podman + runc + debootstrap (the execution environment test)
 #   - a virtualenv in .venv (or $CERTOPS_VENV) with the controller requirements, ansible-core
 #     and the test tools
 # Safe to run again: it installs only what is missing.
@@ -9,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${CERTOPS_PYTHON:-python3}
 VENV=${CERTOPS_VENV:-.venv}
-APT_PACKAGES=(pebble haproxy nginx libnginx-mod-stream openssh-server openssh-client bind9 pdns-server pdns-backend-sqlite3 curl ca-certificates shellcheck git)
+APT_PACKAGES=(pebble haproxy nginx libnginx-mod-stream openssh-server openssh-client bind9 pdns-server pdns-backend-sqlite3 curl ca-certificates shellcheck git
+              podman runc debootstrap)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
