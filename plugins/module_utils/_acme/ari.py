@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import random
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from .crypto import ari_cert_id, split_pem_chain
 from .errors import AcmeProblem, CertopsError
@@ -114,3 +114,52 @@ def renewal_window(store: CertificateStore, stored: StoredCertificate, transport
         "start": start.isoformat(), "end": end.isoformat(), "selected": selected.isoformat(),
         "next_check": (now + recheck).isoformat(), "cert_id": cert_id, "explanation_url": explanation})
     return AriWindow(start, end, selected, explanation)
+
+
+class RenewalWindows:
+    """The ARI windows of one batch's stored certificates, each kept with the version it was
+    read for: a certificate replaced meanwhile has no window until it is read again."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[str, Optional[AriWindow]]] = {}
+
+    def for_stored(self, stored: Optional[StoredCertificate]) -> Optional[AriWindow]:
+        if stored is None:
+            return None
+        version, window = self._windows.get(stored.name, ("", None))
+        return window if version == stored.version else None
+
+    def take_cached(self, stored: Sequence[StoredCertificate], now: datetime.datetime) -> list[StoredCertificate]:
+        """Keeps the windows the store's cache still holds (the CA's Retry-After allows);
+        returns the certificates whose window must be asked for."""
+        to_ask = []
+        for each in stored:
+            window, fresh = cached_window(each.meta, now)
+            if fresh:
+                self._windows[each.name] = (each.version, window)
+            else:
+                to_ask.append(each)
+        return to_ask
+
+    def by_lifetime(self, stored: Sequence[StoredCertificate]) -> None:
+        """No window for these: their lifetime decides."""
+        for each in stored:
+            self._windows[each.name] = (each.version, None)
+
+    def ask(self, store: CertificateStore, to_ask: Sequence[StoredCertificate],
+            transport: Callable[[], AcmeTransport], now: datetime.datetime, deadline: Deadline,
+            in_parallel: Callable[..., Any], remember: bool) -> list[tuple[str, CertopsError]]:
+        """Asks the CA for each window with ``in_parallel`` (a pool's map); returns the
+        certificates whose renewalInfo failed, with why (their lifetime decides)."""
+        def one(stored: StoredCertificate) -> tuple[str, str, Optional[AriWindow], Optional[CertopsError]]:
+            try:
+                return stored.name, stored.version, renewal_window(store, stored, transport, now, deadline,
+                                                                   remember=remember), None
+            except CertopsError as error:
+                return stored.name, stored.version, None, error
+        problems = []
+        for name, version, window, problem in in_parallel(one, to_ask):
+            self._windows[name] = (version, window)
+            if problem is not None:
+                problems.append((name, problem))
+        return problems

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from .account import AccountKey
-from .ari import cached_window, meta_at_issuance, renewal_window
+from .ari import RenewalWindows, meta_at_issuance
 from .ca_client import CaClient
 from .caa import CaaPreflight, ca_identities
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
@@ -32,14 +32,13 @@ from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_privat
                      split_pem_chain, utcnow)
 from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
 from .errors import AcmeTransportError, CertopsError, InputError, LockLost
-from .failures import FailureRecord, after_failure, settings_key
+from .failures import FailureMemory
 from .names import identifier_values
 from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
-from .own_key import certificate_key_sha256
-from .renewal import Action, AriWindow, Decision, renewal_decision
+from .renewal import Action, Decision, decide_read
 from .results import CertificateResult, failed_result, renewal_point
 from .spec import CertificateSpec, Stage
-from .store import KEY_KEPT_ELSEWHERE, CertificateStore, Fence, Reading, StoreLock, StoredCertificate
+from .store import KEY_KEPT_ELSEWHERE, CertificateStore, Fence, StoreLock, StoredCertificate
 from .transport import AcmeTransport
 from .waiting import Deadline
 
@@ -64,39 +63,6 @@ class Opening:
     spec: CertificateSpec
     opened: Optional[Opened] = None
     result: Optional[CertificateResult] = None
-
-
-def failure_settings(spec: CertificateSpec) -> str:
-    """What a failing certificate was asked to be: a change is tried at once (failures.py)."""
-    return settings_key({"identifiers": sorted(identifier_values(spec.identifiers)), "key_type": spec.key_type,
-                         "challenge": spec.challenge, "profile": spec.profile, "webroot": spec.webroot,
-                         "preferred_chain": spec.preferred_chain, "reuse_key": spec.reuse_key,
-                         "own_key": spec.own_key.spki_sha256 if spec.own_key else None, "dns": spec.dns})
-
-
-def decide_read(spec: CertificateSpec, reading: Reading, now: datetime.datetime,
-                ari: Optional[AriWindow] = None) -> Decision:
-    """``decide`` on what the store gave: a damaged record is a certificate to replace."""
-    if reading.damaged is not None:
-        return Decision(Action.ISSUE, f"the stored certificate is damaged ({reading.damaged.reason}); a new one "
-                                      "replaces it")
-    return decide(spec, reading.stored, now, ari)
-
-
-def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
-           now: datetime.datetime, ari: Optional[AriWindow] = None) -> Decision:
-    decision = renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
-                                spec.policy, now, spec.force, revoked=bool(stored and stored.meta.get("revoked_at")),
-                                ari=ari)
-    if decision.action != Action.KEEP or stored is None:
-        return decision
-    # The key is part of what was asked for: another key (of the same type) at csr_src/key_src,
-    # or the switch between a key kept elsewhere and one certops makes, is a new certificate.
-    if spec.own_key is not None and certificate_key_sha256(stored.cert_pem) != spec.own_key.spki_sha256:
-        return Decision(Action.RENEW, f"the key given by {spec.own_key.describe()} is not the stored certificate's")
-    if spec.own_key is None and stored.meta.get("key") == KEY_KEPT_ELSEWHERE:
-        return Decision(Action.RENEW, "the stored certificate is for a key kept elsewhere; certops now makes the key")
-    return decision
 
 
 @dataclass
@@ -149,20 +115,13 @@ class CertificateBatch:
         self.now = now
         self.host_challenges: list[dict[str, Any]] = []
         self.warnings: list[str] = []
-        #: name -> (stored version, ARI window of that version)
-        self._ari: dict[str, tuple[str, Optional[AriWindow]]] = {}
+        self.windows = RenewalWindows()
 
-    def _windows(self, stored_by_name: dict[str, StoredCertificate], now: datetime.datetime) -> None:
+    def _windows(self, stored: list[StoredCertificate], now: datetime.datetime) -> None:
         """ARI windows of the stored certificates: from the store's cache where the CA's
         Retry-After allows, else asked for in parallel. A CA whose renewalInfo fails is noted
         and its certificates fall back to the lifetime rule."""
-        to_ask = []
-        for name, stored in stored_by_name.items():
-            window, fresh = cached_window(stored.meta, now)
-            if fresh:
-                self._ari[name] = (stored.version, window)
-            else:
-                to_ask.append(stored)
+        to_ask = self.windows.take_cached(stored, now)
         if not to_ask:
             return
         outage = self.ca.remembered_outage()
@@ -170,32 +129,17 @@ class CertificateBatch:
             # An idempotent run never waits for a CA known to be down: the lifetime rule decides.
             self.warnings.append(f"renewal information not asked: {outage.describe()} (deciding by the "
                                  "certificates' lifetime instead)")
-            for stored in to_ask:
-                self._ari[stored.name] = (stored.version, None)
+            self.windows.by_lifetime(to_ask)
             return
         deadline = Deadline(min(self.settings.deadline_seconds, 120.0), "asking the CA for renewal windows")
-
-        def ask(stored: StoredCertificate) -> tuple[str, str, Optional[AriWindow], Optional[CertopsError]]:
-            try:
-                window = renewal_window(self.store, stored, self.ca.unauthenticated, now, deadline,
-                                        remember=not self.settings.check_mode)
-                return stored.name, stored.version, window, None
-            except CertopsError as error:
-                return stored.name, stored.version, None, error
         with self._pool(len(to_ask)) as pool:
-            for name, version, window, problem in pool.map(ask, to_ask):
-                self._ari[name] = (version, window)
-                if problem is not None:
-                    if isinstance(problem, AcmeTransportError):
-                        self.ca.note_unreachable(problem)
-                    self.warnings.append(f"certificate {name!r}: renewal information: {problem} (deciding by the "
-                                         "certificate's lifetime instead)")
-
-    def _window_for(self, stored: Optional[StoredCertificate]) -> Optional[AriWindow]:
-        if stored is None:
-            return None
-        version, window = self._ari.get(stored.name, ("", None))
-        return window if version == stored.version else None
+            problems = self.windows.ask(self.store, to_ask, self.ca.unauthenticated, now, deadline, pool.map,
+                                        remember=not self.settings.check_mode)
+        for name, problem in problems:
+            if isinstance(problem, AcmeTransportError):
+                self.ca.note_unreachable(problem)
+            self.warnings.append(f"certificate {name!r}: renewal information: {problem} (deciding by the "
+                                 "certificate's lifetime instead)")
 
     def _counted(self, phase: str, total: int, work: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``work`` that reports ``(phase, done, total)`` to the progress callback after each item."""
@@ -223,19 +167,47 @@ class CertificateBatch:
         """Decide every certificate, then order what is due (nothing in check mode)."""
         stage = Stage(stage)
         now = self.now()
+        results, due = self._decide_all(specs, stage, now)
+        # Failure memory: a certificate that failed lately waits out its backoff, unless its
+        # settings changed or it is forced; it stays reported as failing meanwhile. A stage
+        # complete finishes orders already opened: nothing is held back.
+        memory = FailureMemory(self.store, self.warnings, self.settings.last_resort)
+        if stage != Stage.COMPLETE:
+            memory.read([spec.name for spec in due])
+        by_spec = {spec.name: spec for spec in due}
+        for spec in due:
+            record = memory.holding_back(spec, now)
+            if record is not None:
+                results[spec.name] = CertificateResult(spec.name, Action.FAILED, error=record.describe(),
+                                                       domains=results[spec.name].domains,
+                                                       stored=results[spec.name].stored, failing=record)
+        due = [spec for spec in due if results[spec.name].failing is None]
+        if due and not self.settings.check_mode:
+            deadline = Deadline(self.settings.deadline_seconds, "the certificate batch")
+            for result in self._order(due, stage, deadline):
+                results[result.name] = result
+                memory.remember(result, by_spec[result.name], now)
+        for spec in specs:
+            results[spec.name].renew_at = renewal_point(results[spec.name], spec.policy)
+        return [results[s.name] for s in specs]
+
+    def _decide_all(self, specs: Sequence[CertificateSpec], stage: Stage,
+                    now: datetime.datetime) -> tuple[dict[str, CertificateResult], list[CertificateSpec]]:
+        """Every certificate's decision from one read of the store; returns the results so far
+        and the certificates due for an order."""
         results: dict[str, CertificateResult] = {}
         due: list[CertificateSpec] = []
         readings = self.store.read_many([spec.name for spec in specs])
         loaded = {name: reading.stored for name, reading in readings.items()}
-        self._windows({name: stored for name, stored in loaded.items() if stored is not None}, now)
+        self._windows([stored for stored in loaded.values() if stored is not None], now)
         for spec in specs:
             stored = loaded[spec.name]
-            decision = decide_read(spec, readings[spec.name], now, self._window_for(stored))
+            decision = decide_read(spec, readings[spec.name], now, self.windows.for_stored(stored))
             if readings[spec.name].damaged is not None:
                 self.warnings.append(str(readings[spec.name].damaged) + "; a new certificate is ordered to replace it")
             domains = identifier_values(spec.identifiers)
             results[spec.name] = CertificateResult(spec.name, decision.action, decision.reason, domains, stored=stored,
-                                                   ari=self._window_for(stored))
+                                                   ari=self.windows.for_stored(stored))
             if not decision.needs_order:
                 if stage == Stage.COMPLETE and spec.on_hosts:
                     self.store.drop_pending(spec.name)  # done by a concurrent run meanwhile
@@ -248,57 +220,7 @@ class CertificateBatch:
                     "role does this)"))
                 continue
             due.append(spec)
-        # Failure memory: a certificate that failed lately waits out its backoff, unless its
-        # settings changed or it is forced; it stays reported as failing meanwhile.
-        memory = self._failure_memory(due, stage)
-        by_spec = {spec.name: spec for spec in due}
-        for spec in due:
-            record = memory.get(spec.name)
-            if record is not None and not spec.force and record.holds_back(failure_settings(spec), now):
-                results[spec.name] = CertificateResult(spec.name, Action.FAILED, error=record.describe(),
-                                                       domains=results[spec.name].domains,
-                                                       stored=results[spec.name].stored, failing=record)
-        due = [spec for spec in due if results[spec.name].failing is None]
-        if due and not self.settings.check_mode:
-            deadline = Deadline(self.settings.deadline_seconds, "the certificate batch")
-            for result in self._order(due, stage, deadline):
-                results[result.name] = result
-                self._remember_outcome(result, by_spec[result.name], memory, now)
-        for spec in specs:
-            results[spec.name].renew_at = renewal_point(results[spec.name], spec.policy)
-        return [results[s.name] for s in specs]
-
-    def _failure_memory(self, due: Sequence[CertificateSpec], stage: Stage) -> dict[str, Optional[FailureRecord]]:
-        """The failure records of the certificates due (read only for those: an idempotent run
-        reads none). A stage complete finishes orders already opened: nothing is held back."""
-        if stage == Stage.COMPLETE:
-            return {}
-        found = {spec.name: self.store.failure(spec.name) for spec in due}
-        return {name: FailureRecord.from_json(raw) if raw else None for name, raw in found.items()}
-
-    def _remember_outcome(self, result: CertificateResult, spec: CertificateSpec,
-                          memory: dict[str, Optional[FailureRecord]], now: datetime.datetime) -> None:
-        """A counted failure extends the certificate's failure memory; a success ends it."""
-        if result.action not in (Action.FAILED, Action.ISSUE, Action.RENEW):
-            return
-        if result.name in memory:
-            previous = memory[result.name]
-        else:  # not read before ordering (a stage complete)
-            previous = FailureRecord.from_json(self.store.failure(result.name) or {})
-        if result.action == Action.FAILED and result.another_ca_may_help and not self.settings.last_resort:
-            return  # the next CA is tried now; only the last one's failure is remembered
-        if result.action == Action.FAILED and result.counts_as_failure:
-            result.failing = after_failure(previous, failure_settings(spec), now, result.error or "",
-                                           result.error_type, result.retry_after)
-            try:
-                self.store.remember_failure(result.name, result.failing.to_json())
-            except CertopsError as error:
-                self.warnings.append(f"{result.name}: its failure could not be recorded: {error}")
-        elif result.action in (Action.ISSUE, Action.RENEW) and previous is not None:
-            try:
-                self.store.forget_failure(result.name)
-            except CertopsError as error:
-                self.warnings.append(f"{result.name}: its old failure record could not be removed: {error}")
+        return results, due
 
     def _order(self, due: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[CertificateResult]:
         """The phases of ordering: lock all, open all, hand host challenges over (stage
@@ -414,7 +336,7 @@ class CertificateBatch:
             # read here is the fence: the certificate is stored only while it is still current.
             reading = self.store.read(spec.name)
             stored = reading.stored
-            decision = decide_read(spec, reading, self.now(), self._window_for(stored))
+            decision = decide_read(spec, reading, self.now(), self.windows.for_stored(stored))
             if not decision.needs_order:
                 return Opening(spec, result=CertificateResult(
                     spec.name, Action.KEEP, decision.reason + " (issued by a concurrent run)",

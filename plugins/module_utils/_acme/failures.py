@@ -16,7 +16,16 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from .errors import CertopsError
+from .names import identifier_values
+from .renewal import Action
+
+if TYPE_CHECKING:  # a batch's types; none of them imports this module
+    from .results import CertificateResult
+    from .spec import CertificateSpec
+    from .store import CertificateStore
 
 #: The first wait after a failure, doubled after each further failure up to MAX_BACKOFF.
 FIRST_BACKOFF = datetime.timedelta(hours=1)
@@ -95,3 +104,54 @@ def after_failure(previous: Optional[FailureRecord], settings: str, now: datetim
     return FailureRecord(count=count, first_failed_at=carried.first_failed_at if carried else now,
                          last_failed_at=now, next_try_at=now + backoff(count, retry_after, draw),
                          last_error=error[:MAX_ERROR], error_type=error_type, settings=settings)
+
+
+def failure_settings(spec: CertificateSpec) -> str:
+    """What a failing certificate was asked to be: a change is tried at once."""
+    return settings_key({"identifiers": sorted(identifier_values(spec.identifiers)), "key_type": spec.key_type,
+                         "challenge": spec.challenge, "profile": spec.profile, "webroot": spec.webroot,
+                         "preferred_chain": spec.preferred_chain, "reuse_key": spec.reuse_key,
+                         "own_key": spec.own_key.spki_sha256 if spec.own_key else None, "dns": spec.dns})
+
+
+class FailureMemory:
+    """One batch's use of the store's failure records: read for the certificates due (an
+    idempotent run reads none), asked whether a record holds a certificate back, extended by a
+    counted failure and ended by a success. Store errors become warnings: the memory is advice."""
+
+    def __init__(self, store: CertificateStore, warnings: list[str], last_resort: bool) -> None:
+        self.store, self.warnings, self.last_resort = store, warnings, last_resort
+        self.records: dict[str, Optional[FailureRecord]] = {}
+
+    def read(self, names: Sequence[str]) -> None:
+        found = {name: self.store.failure(name) for name in names}
+        self.records = {name: FailureRecord.from_json(raw) if raw else None for name, raw in found.items()}
+
+    def holding_back(self, spec: CertificateSpec, now: datetime.datetime) -> Optional[FailureRecord]:
+        """The record that keeps ``spec`` waiting out its backoff (not when forced or changed)."""
+        record = self.records.get(spec.name)
+        if record is not None and not spec.force and record.holds_back(failure_settings(spec), now):
+            return record
+        return None
+
+    def remember(self, result: CertificateResult, spec: CertificateSpec, now: datetime.datetime) -> None:
+        if result.action not in (Action.FAILED, Action.ISSUE, Action.RENEW):
+            return
+        if result.name in self.records:
+            previous = self.records[result.name]
+        else:  # not read before ordering (a stage complete)
+            previous = FailureRecord.from_json(self.store.failure(result.name) or {})
+        if result.action == Action.FAILED and result.another_ca_may_help and not self.last_resort:
+            return  # the next CA is tried now; only the last one's failure is remembered
+        if result.action == Action.FAILED and result.counts_as_failure:
+            result.failing = after_failure(previous, failure_settings(spec), now, result.error or "",
+                                           result.error_type, result.retry_after)
+            try:
+                self.store.remember_failure(result.name, result.failing.to_json())
+            except CertopsError as error:
+                self.warnings.append(f"{result.name}: its failure could not be recorded: {error}")
+        elif result.action in (Action.ISSUE, Action.RENEW) and previous is not None:
+            try:
+                self.store.forget_failure(result.name)
+            except CertopsError as error:
+                self.warnings.append(f"{result.name}: its old failure record could not be removed: {error}")

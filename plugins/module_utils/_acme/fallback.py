@@ -82,6 +82,17 @@ def ca_order(spec: CertificateSpec, cas: Sequence[CertificateAuthority], stored:
     return order
 
 
+def _next_round(waiting: Sequence[CertificateSpec], choices: dict[str, list[int]],
+                check_mode: bool) -> dict[tuple[int, bool], list[CertificateSpec]]:
+    """One batch per CA and round, keyed (CA index, last resort): those with no CA left after
+    this one are a batch of their own, whose failures the failure memory keeps."""
+    groups: dict[tuple[int, bool], list[CertificateSpec]] = {}
+    for spec in waiting:
+        index = choices[spec.name].pop(0)
+        groups.setdefault((index, check_mode or not choices[spec.name]), []).append(spec)
+    return groups
+
+
 def run_with_fallback(store: CertificateStore, settings: BatchSettings, cas: Sequence[CertificateAuthority],
                       specs: Sequence[CertificateSpec], stage: str = Stage.ALL,
                       responders: Optional[dict[str, ChallengeResponder]] = None,
@@ -105,12 +116,7 @@ def run_with_fallback(store: CertificateStore, settings: BatchSettings, cas: Seq
     final: dict[str, CertificateResult] = {}
     waiting = list(specs)
     while waiting:
-        # One batch per CA and round; those with no CA left after this one are a batch of their
-        # own, whose failures the failure memory keeps.
-        groups: dict[tuple[int, bool], list[CertificateSpec]] = {}
-        for spec in waiting:
-            index = choices[spec.name].pop(0)
-            groups.setdefault((index, settings.check_mode or not choices[spec.name]), []).append(spec)
+        groups = _next_round(waiting, choices, settings.check_mode)
         waiting = []
         for (index, last_resort), group in sorted(groups.items()):
             ca_settings = dataclasses.replace(settings, last_resort=last_resort,

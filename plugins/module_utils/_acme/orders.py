@@ -186,46 +186,54 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
     order_url = response.headers.get("Location") or ""
     if not order_url:
         raise AcmeTransportError(f"{label}: the CA created an order without a Location header")
-
     pending: list[PendingChallenge] = []
     for authz_url in _require(order, "authorizations", list, f"{label}: order"):
         authz = json_object(transport.post(authz_url, None, deadline, kind="authz"), f"{label}: authorization")
-        ident = mapping_field(authz, "identifier")
-        value = str(ident.get("value", "?"))
-        if authz.get("wildcard") and not value.startswith("*."):
-            value = "*." + value  # RFC 8555 §7.1.4: the authorization names the base domain
-        if Identifier(str(ident.get("type", "dns")), value) not in request.identifiers:
-            # Never deploy anything for a name we did not order: a hostile CA could otherwise
-            # make a dns-01 hook write (and delete) records of its choosing.
-            raise OrderError(f"{label}: the CA sent an authorization for {value[:100]!r}, which this "
-                             "order does not name; refusing it")
-        status = authz.get("status")
-        if status == "valid":
-            continue  # reused authorization: nothing to prove
-        if status != "pending":
-            raise OrderError(f"{label}: authorization for {value} is {status!r}")
-        challenges = authz.get("challenges")
-        if not isinstance(challenges, list):
-            raise AcmeTransportError(f"{label}: authorization for {value} lists no challenges")
-        chosen = next((c for c in challenges if isinstance(c, dict) and c.get("type") == request.challenge), None)
-        if chosen is None:
-            offered = ", ".join(str(c.get("type")) for c in challenges if isinstance(c, dict))
-            raise OrderError(f"{label}: the CA offers no {request.challenge} challenge for {value} "
-                             f"(offered: {offered or 'none'})")
-        if request.challenge == "dns-persist-01":
-            # No token: the persistent record binds the account instead (draft-ietf-acme-dns-persist).
-            checked_issuers(chosen.get("issuerDomainNames"), f"{label}: the challenge for {value}")
-            token = ""
-        else:
-            token = str(chosen.get("token", ""))
-            if not _TOKEN.fullmatch(token):
-                raise OrderError(f"{label}: the CA sent a challenge token for {value} that is not "
-                                 f"base64url ({token[:40]!r}); refusing to use it")
-        pending.append(PendingChallenge(
-            certificate=request.name, identifier=Identifier(str(ident.get("type", "dns")), value),
-            type=request.challenge, url=_require(chosen, "url", str, f"{label}: challenge"), token=token,
-            key_authorization=f"{token}.{thumbprint}" if token else "", authz_url=authz_url))
+        challenge = _challenge_to_answer(authz, str(authz_url), request, thumbprint, label)
+        if challenge is not None:
+            pending.append(challenge)
     return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)
+
+
+def _challenge_to_answer(authz: dict[str, Any], authz_url: str, request: OrderRequest, thumbprint: str,
+                         label: str) -> Optional[PendingChallenge]:
+    """The challenge of ``request``'s type in one authorization (None: already valid), after
+    checking that the CA asks about a name this order names and sends a usable token."""
+    ident = mapping_field(authz, "identifier")
+    value = str(ident.get("value", "?"))
+    if authz.get("wildcard") and not value.startswith("*."):
+        value = "*." + value  # RFC 8555 §7.1.4: the authorization names the base domain
+    if Identifier(str(ident.get("type", "dns")), value) not in request.identifiers:
+        # Never deploy anything for a name we did not order: a hostile CA could otherwise
+        # make a dns-01 hook write (and delete) records of its choosing.
+        raise OrderError(f"{label}: the CA sent an authorization for {value[:100]!r}, which this "
+                         "order does not name; refusing it")
+    status = authz.get("status")
+    if status == "valid":
+        return None  # reused authorization: nothing to prove
+    if status != "pending":
+        raise OrderError(f"{label}: authorization for {value} is {status!r}")
+    challenges = authz.get("challenges")
+    if not isinstance(challenges, list):
+        raise AcmeTransportError(f"{label}: authorization for {value} lists no challenges")
+    chosen = next((c for c in challenges if isinstance(c, dict) and c.get("type") == request.challenge), None)
+    if chosen is None:
+        offered = ", ".join(str(c.get("type")) for c in challenges if isinstance(c, dict))
+        raise OrderError(f"{label}: the CA offers no {request.challenge} challenge for {value} "
+                         f"(offered: {offered or 'none'})")
+    if request.challenge == "dns-persist-01":
+        # No token: the persistent record binds the account instead (draft-ietf-acme-dns-persist).
+        checked_issuers(chosen.get("issuerDomainNames"), f"{label}: the challenge for {value}")
+        token = ""
+    else:
+        token = str(chosen.get("token", ""))
+        if not _TOKEN.fullmatch(token):
+            raise OrderError(f"{label}: the CA sent a challenge token for {value} that is not "
+                             f"base64url ({token[:40]!r}); refusing to use it")
+    return PendingChallenge(
+        certificate=request.name, identifier=Identifier(str(ident.get("type", "dns")), value),
+        type=request.challenge, url=_require(chosen, "url", str, f"{label}: challenge"), token=token,
+        key_authorization=f"{token}.{thumbprint}" if token else "", authz_url=authz_url)
 
 
 def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadline,
@@ -235,7 +243,38 @@ def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadli
     order unfinalized (the batch confirms its lock there)."""
     request = opened.request
     label = f"certificate {request.name!r}"
-    order_url, order = opened.order_url, opened.order
+    _answer_and_await_validation(transport, opened, deadline, label)
+    order = opened.order
+    if order.get("status") not in ("ready", "pending", "valid"):
+        raise OrderError(f"{label}: order is {order.get('status')!r} before finalization: "
+                         f"{_problem_text(order) or 'no detail'}")
+    key: Any
+    if request.csr_der:
+        csr = request.csr_der
+        key = x509.load_der_x509_csr(csr).public_key()
+    else:
+        key = load_private_key(request.key_pem, f"{label} key")
+        csr = build_csr(key, request.identifiers)
+    if order.get("status") != "valid":
+        order = _finalize(transport, opened.order_url, order, csr, deadline, before_finalize, label)
+    cert_url = _require(order, "certificate", str, f"{label}: order")
+    resp = transport.post(cert_url, None, deadline, kind="certificate", accept=PEM_CHAIN)
+    leaf, chain = _verified_chain(resp.content, key, request, label)
+    alternates = _links(resp, "alternate")
+    if request.preferred_chain and not chain_matches(chain, request.preferred_chain):
+        # Alternates are only fetched when the default chain is not the preferred one.
+        for url in alternates:
+            alt = transport.post(url, None, deadline, kind="alternate chain", accept=PEM_CHAIN)
+            alt_leaf, alt_chain = _verified_chain(alt.content, key, request, label)
+            if chain_matches(alt_chain, request.preferred_chain):
+                leaf, chain = alt_leaf, alt_chain
+                break
+    return IssuedCertificate(leaf=leaf, chain=chain, order_url=opened.order_url, alternate_chain_urls=alternates,
+                             chain_root=chain_root(leaf, chain))
+
+
+def _answer_and_await_validation(transport: AcmeTransport, opened: OpenOrder, deadline: Deadline,
+                                 label: str) -> None:
     for challenge in opened.pending:
         transport.post(challenge.url, {}, deadline, kind="challenge")
     for challenge in opened.pending:
@@ -251,60 +290,36 @@ def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadli
             raise OrderError(f"{label}: validation of {challenge.identifier.value} by "
                              f"{challenge.type} failed ({authz.get('status')}): {detail or 'no detail'}")
 
+
+def _finalize(transport: AcmeTransport, order_url: str, order: dict[str, Any], csr: bytes, deadline: Deadline,
+              before_finalize: Optional[Callable[[], None]], label: str) -> dict[str, Any]:
+    """Finalizes with ``csr`` and waits for the order to be valid; returns the valid order.
+    Every authorization is valid now, so the order is "ready" (RFC 8555 §7.1.6): finalize at
+    once instead of spending a request to confirm it. A CA that lags behind answers
+    orderNotReady; then we poll until it catches up and finalize again."""
     def fetch_order() -> tuple[dict[str, Any], requests.Response]:
         resp = transport.post(order_url, None, deadline, kind="order poll")
         return json_object(resp, f"{label}: order"), resp
 
-    if order.get("status") not in ("ready", "pending", "valid"):
-        raise OrderError(f"{label}: order is {order.get('status')!r} before finalization: "
-                         f"{_problem_text(order) or 'no detail'}")
-
-    key: Any
-    if request.csr_der:
-        csr = request.csr_der
-        key = x509.load_der_x509_csr(csr).public_key()
-    else:
-        key = load_private_key(request.key_pem, f"{label} key")
-        csr = build_csr(key, request.identifiers)
-    if order.get("status") != "valid":
-        # Every authorization is valid now, so the order is "ready" (RFC 8555 §7.1.6): finalize
-        # at once instead of spending a request to confirm it. A CA that lags behind answers
-        # orderNotReady; then we poll until it catches up and finalize again.
-        finalize_url = _require(order, "finalize", str, f"{label}: order")
-        finalize_payload = {"csr": jose.b64encode(csr).decode("ascii")}
+    finalize_url = _require(order, "finalize", str, f"{label}: order")
+    finalize_payload = {"csr": jose.b64encode(csr).decode("ascii")}
+    if before_finalize is not None:
+        before_finalize()
+    try:
+        resp = transport.post(finalize_url, finalize_payload, deadline, kind="finalize")
+    except AcmeProblem as problem:
+        if problem.code != "orderNotReady":
+            raise
+        poll(fetch_order, lambda o: o.get("status") != "pending", deadline)
         if before_finalize is not None:
             before_finalize()
-        try:
-            resp = transport.post(finalize_url, finalize_payload, deadline, kind="finalize")
-        except AcmeProblem as problem:
-            if problem.code != "orderNotReady":
-                raise
-            order = poll(fetch_order, lambda o: o.get("status") != "pending", deadline)
-            if before_finalize is not None:
-                before_finalize()
-            resp = transport.post(finalize_url, finalize_payload, deadline, kind="finalize")
-        order = json_object(resp, f"{label}: finalize")
-        if order.get("status") != "valid":
-            order = poll(fetch_order, lambda o: o.get("status") not in ("processing", "ready", "pending"),
-                         deadline)
-        if order.get("status") != "valid":
-            raise OrderError(f"{label}: order ended {order.get('status')!r}: "
-                             f"{_problem_text(order) or 'no detail'}")
-
-    cert_url = _require(order, "certificate", str, f"{label}: order")
-    resp = transport.post(cert_url, None, deadline, kind="certificate", accept=PEM_CHAIN)
-    leaf, chain = _verified_chain(resp.content, key, request, label)
-    alternates = _links(resp, "alternate")
-    if request.preferred_chain and not chain_matches(chain, request.preferred_chain):
-        # Alternates are only fetched when the default chain is not the preferred one.
-        for url in alternates:
-            alt = transport.post(url, None, deadline, kind="alternate chain", accept=PEM_CHAIN)
-            alt_leaf, alt_chain = _verified_chain(alt.content, key, request, label)
-            if chain_matches(alt_chain, request.preferred_chain):
-                leaf, chain = alt_leaf, alt_chain
-                break
-    return IssuedCertificate(leaf=leaf, chain=chain, order_url=order_url, alternate_chain_urls=alternates,
-                             chain_root=chain_root(leaf, chain))
+        resp = transport.post(finalize_url, finalize_payload, deadline, kind="finalize")
+    order = json_object(resp, f"{label}: finalize")
+    if order.get("status") != "valid":
+        order = poll(fetch_order, lambda o: o.get("status") not in ("processing", "ready", "pending"), deadline)
+    if order.get("status") != "valid":
+        raise OrderError(f"{label}: order ended {order.get('status')!r}: {_problem_text(order) or 'no detail'}")
+    return order
 
 
 def _verified_chain(pem: bytes, key: Any, request: OrderRequest,

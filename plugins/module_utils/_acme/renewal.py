@@ -12,9 +12,17 @@ import enum
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from typing import TYPE_CHECKING
+
 from .crypto import CertificateFacts
 from .errors import InputError
 from .names import Identifier
+from .own_key import certificate_key_sha256
+from .store import KEY_KEPT_ELSEWHERE
+
+if TYPE_CHECKING:  # the spec uses this module's types
+    from .spec import CertificateSpec
+    from .store import Reading, StoredCertificate
 
 SHORT_LIVED = datetime.timedelta(days=10)
 
@@ -138,3 +146,28 @@ def renewal_decision(wanted: Sequence[Identifier], wanted_key_type: str,
         return Decision(Action.RENEW, f"{_days(remaining)} left, inside the renewal window "
                                       f"(renew with {_days(threshold)} left)")
     return Decision(Action.KEEP, f"{_days(remaining)} left (renew with {_days(threshold)} left)")
+
+
+def decide_read(spec: CertificateSpec, reading: Reading, now: datetime.datetime,
+                ari: Optional[AriWindow] = None) -> Decision:
+    """``decide`` on what the store gave: a damaged record is a certificate to replace."""
+    if reading.damaged is not None:
+        return Decision(Action.ISSUE, f"the stored certificate is damaged ({reading.damaged.reason}); a new one "
+                                      "replaces it")
+    return decide(spec, reading.stored, now, ari)
+
+
+def decide(spec: CertificateSpec, stored: Optional[StoredCertificate],
+           now: datetime.datetime, ari: Optional[AriWindow] = None) -> Decision:
+    decision = renewal_decision(spec.identifiers, spec.key_type, stored.facts if stored else None,
+                                spec.policy, now, spec.force, revoked=bool(stored and stored.meta.get("revoked_at")),
+                                ari=ari)
+    if decision.action != Action.KEEP or stored is None:
+        return decision
+    # The key is part of what was asked for: another key (of the same type) at csr_src/key_src,
+    # or the switch between a key kept elsewhere and one certops makes, is a new certificate.
+    if spec.own_key is not None and certificate_key_sha256(stored.cert_pem) != spec.own_key.spki_sha256:
+        return Decision(Action.RENEW, f"the key given by {spec.own_key.describe()} is not the stored certificate's")
+    if spec.own_key is None and stored.meta.get("key") == KEY_KEPT_ELSEWHERE:
+        return Decision(Action.RENEW, "the stored certificate is for a key kept elsewhere; certops now makes the key")
+    return decision

@@ -95,61 +95,64 @@ def parse_specs(raw: object) -> tuple[list[CertificateSpec], list[CertificateRes
     seen: set[str] = set()
     for index, entry in enumerate(raw):
         where = f"certificates[{index}]"
-        if not isinstance(entry, dict):
-            raise InputError(where, f"must be a mapping, got {type(entry).__name__}",
-                             "each entry needs at least name and domains")
-        unknown = set(entry) - SPEC_KEYS
-        if unknown:
-            raise InputError(where, f"unknown key(s) {', '.join(sorted(unknown))}",
-                             f"allowed: {', '.join(sorted(SPEC_KEYS))}")
-        name = check_certificate_name(entry.get("name"), f"{where}.name")
-        if name in seen:
-            raise InputError(f"{where}.name", f"{name!r} appears twice", "give each certificate its own name")
-        seen.add(name)
-        domains = entry.get("domains")
+        name = _checked_shape(entry, where, seen)
         try:
-            identifiers = normalize_names(domains, f"{where}.domains")
-            key_type = entry.get("key_type") or DEFAULT_KEY_TYPE
-            if key_type not in KEY_TYPES:
-                raise InputError(f"{where}.key_type", f"{key_type!r} is not supported",
-                                 f"use one of {', '.join(KEY_TYPES)}")
-            dns = entry.get("dns") or None
-            challenge = entry.get("challenge") or ("dns-01" if dns or any(i.is_wildcard for i in identifiers)
-                                                   else "http-01")
-            if dns and challenge != "dns-01":
-                raise InputError(f"{where}.dns", f"names a DNS provider, but the challenge is {challenge}",
-                                 "drop dns or use challenge: dns-01")
-            if challenge not in CHALLENGES:
-                raise InputError(f"{where}.challenge", f"{challenge!r} is not supported",
-                                 f"use one of {', '.join(CHALLENGES)}")
-            check_challenge_fits(identifiers, challenge, f"{where}.challenge")
-            webroot = entry.get("webroot") or None
-            brought = own_key(entry.get("csr_src"), entry.get("key_src"), identifiers, where)
-            if brought is not None:
-                for clash in ("key_type", "reuse_key"):
-                    if entry.get(clash):
-                        raise InputError(f"{where}.{clash}", f"does not apply with {brought.option} (the key is "
-                                         "given, and always kept)", f"drop {clash}")
-                key_type = brought.key_type
-            if webroot and challenge != "http-01":
-                raise InputError(f"{where}.webroot", f"only applies to http-01, not {challenge}",
-                                 "drop webroot or use challenge: http-01")
-            policy = RenewalPolicy(
-                remaining_days=_optional_float(entry, "renew_remaining_days", where),
-                remaining_fraction=_optional_float(entry, "renew_remaining_fraction", where))
+            specs.append(_spec_of(name, entry, where))
         except InputError as error:
+            domains = entry.get("domains")
             shown = domains if isinstance(domains, list) else [domains]
             failures.append(CertificateResult(name=name, action=Action.FAILED, error=str(error),
                                               domains=[str(d) for d in shown]))
-            continue
-        specs.append(CertificateSpec(name=name, identifiers=identifiers, key_type=key_type,
-                                     challenge=challenge, policy=policy,
-                                     force=bool(entry.get("force", False)),
-                                     reuse_key=bool(entry.get("reuse_key", False)),
-                                     profile=entry.get("profile") or None, webroot=webroot,
-                                     preferred_chain=entry.get("preferred_chain") or None, own_key=brought,
-                                     dns=dns))
     return specs, failures
+
+
+def _checked_shape(entry: object, where: str, seen: set[str]) -> str:
+    """The entry's name, once its shape is right (else the whole task fails)."""
+    if not isinstance(entry, dict):
+        raise InputError(where, f"must be a mapping, got {type(entry).__name__}",
+                         "each entry needs at least name and domains")
+    unknown = set(entry) - SPEC_KEYS
+    if unknown:
+        raise InputError(where, f"unknown key(s) {', '.join(sorted(unknown))}",
+                         f"allowed: {', '.join(sorted(SPEC_KEYS))}")
+    name = check_certificate_name(entry.get("name"), f"{where}.name")
+    if name in seen:
+        raise InputError(f"{where}.name", f"{name!r} appears twice", "give each certificate its own name")
+    seen.add(name)
+    return name
+
+
+def _spec_of(name: str, entry: dict[str, Any], where: str) -> CertificateSpec:
+    """One entry's values checked for meaning (a failure fails this certificate only)."""
+    identifiers = normalize_names(entry.get("domains"), f"{where}.domains")
+    key_type = entry.get("key_type") or DEFAULT_KEY_TYPE
+    if key_type not in KEY_TYPES:
+        raise InputError(f"{where}.key_type", f"{key_type!r} is not supported", f"use one of {', '.join(KEY_TYPES)}")
+    dns = entry.get("dns") or None
+    challenge = entry.get("challenge") or ("dns-01" if dns or any(i.is_wildcard for i in identifiers) else "http-01")
+    if dns and challenge != "dns-01":
+        raise InputError(f"{where}.dns", f"names a DNS provider, but the challenge is {challenge}",
+                         "drop dns or use challenge: dns-01")
+    if challenge not in CHALLENGES:
+        raise InputError(f"{where}.challenge", f"{challenge!r} is not supported", f"use one of {', '.join(CHALLENGES)}")
+    check_challenge_fits(identifiers, challenge, f"{where}.challenge")
+    webroot = entry.get("webroot") or None
+    brought = own_key(entry.get("csr_src"), entry.get("key_src"), identifiers, where)
+    if brought is not None:
+        for clash in ("key_type", "reuse_key"):
+            if entry.get(clash):
+                raise InputError(f"{where}.{clash}", f"does not apply with {brought.option} (the key is "
+                                 "given, and always kept)", f"drop {clash}")
+        key_type = brought.key_type
+    if webroot and challenge != "http-01":
+        raise InputError(f"{where}.webroot", f"only applies to http-01, not {challenge}",
+                         "drop webroot or use challenge: http-01")
+    policy = RenewalPolicy(remaining_days=_optional_float(entry, "renew_remaining_days", where),
+                           remaining_fraction=_optional_float(entry, "renew_remaining_fraction", where))
+    return CertificateSpec(name=name, identifiers=identifiers, key_type=key_type, challenge=challenge, policy=policy,
+                           force=bool(entry.get("force", False)), reuse_key=bool(entry.get("reuse_key", False)),
+                           profile=entry.get("profile") or None, webroot=webroot,
+                           preferred_chain=entry.get("preferred_chain") or None, own_key=brought, dns=dns)
 
 
 def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[float]:

@@ -1,8 +1,8 @@
 """The store seam: what the engine may ask of a certificate store, whatever keeps the data.
 
-Two backends implement it: ``store.FileStore`` (a directory on the controller, the default)
-and ``vault_store.VaultStore`` (KV v2 on OpenBao or HashiCorp Vault, shared by several
-controllers). The batch, ARI, adoption, revocation, orphans and the account task use only
+Two backends implement it: ``store.files.FileStore`` (a directory on the controller, the
+default) and ``store.vault.VaultStore`` (KV v2 on OpenBao or HashiCorp Vault, shared by several
+controllers); what they hand back is in ``store.records``. The batch, ARI, adoption, revocation, orphans and the account task use only
 this interface, so a backend is chosen in one place (``options.build_store``).
 
 A backend provides a few primitives (read and write a certificate version, compare-and-set
@@ -37,7 +37,6 @@ import contextlib
 import datetime
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 try:
@@ -46,9 +45,14 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
     pass
 
 from ... import _host_files
-from ..crypto import CertificateFacts, cert_pem, certificate_facts, split_pem_chain
+from ..crypto import cert_pem, certificate_facts, split_pem_chain
 from ..errors import DamagedCertificate, InputError, LockLost
 from .record_checks import MAX_FIELD_BYTES, checked_version
+from .records import Fence, Reading, StoredCertificate, StoredFingerprint, VersionData
+
+__all__ = ["ACCOUNT_KEY_LOCK", "CA_OUTAGES", "CertificateStore", "Fence", "KEEP_VERSIONS",
+           "KEY_KEPT_ELSEWHERE", "Reading", "StoreLock", "StoredCertificate", "StoredFingerprint",
+           "VersionData", "check_certificate_name"]
 
 _T = TypeVar("_T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -73,86 +77,6 @@ def check_certificate_name(name: object, field: str = "name") -> str:
                          "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
                          "digit, e.g. 'www.example.com' or 'wildcard.example.com'")
     return name
-
-
-@dataclass(frozen=True)
-class StoredCertificate:
-    name: str
-    key_pem: bytes
-    cert_pem: str
-    chain_pem: str
-    meta: dict[str, Any]
-    facts: CertificateFacts
-    version: str
-
-    @property
-    def fullchain_pem(self) -> str:
-        return self.cert_pem + self.chain_pem
-
-    def files(self) -> dict[str, bytes]:
-        """The file set every installer writes (_host_files.BUNDLE_FILES)."""
-        return _host_files.bundle_files(self.cert_pem.encode("ascii"), self.chain_pem.encode("ascii"), self.key_pem)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "domains": self.facts.names(),
-            "serial": self.facts.serial,
-            "sha256": self.facts.sha256,
-            "not_before": self.facts.not_before.isoformat(),
-            "not_after": self.facts.not_after.isoformat(),
-            "issuer": self.facts.issuer,
-            "key_type": self.facts.key_type,
-        }
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One certificate as read from the store: ``stored`` when its current version verifies,
-    ``damaged`` when it does not, neither when there is none. ``fence`` is the version current
-    either way, which a save replacing it must find."""
-
-    stored: Optional[StoredCertificate] = None
-    damaged: Optional[DamagedCertificate] = None
-
-    @property
-    def fence(self) -> Fence:
-        if self.stored is not None:
-            return Fence(self.stored.version)
-        return Fence(self.damaged.version if self.damaged is not None else None)
-
-
-@dataclass(frozen=True)
-class StoredFingerprint:
-    """What an installer needs to know of a stored certificate without loading it."""
-
-    name: str
-    fingerprint: str
-    meta: dict[str, Any]
-
-    def summary(self) -> dict[str, Any]:
-        """The public facts the metadata records (the same keys as StoredCertificate.summary)."""
-        return {key: self.meta.get(key) for key in ("serial", "sha256", "not_after", "domains", "issuer")}
-
-
-@dataclass(frozen=True)
-class VersionData:
-    """What a backend keeps for one version of a certificate."""
-
-    key_pem: bytes
-    cert_pem: str
-    chain_pem: str
-    meta: dict[str, Any]
-    version: str
-
-
-@dataclass(frozen=True)
-class Fence:
-    """The version of a certificate that was current when its lock was taken (None: there was
-    none). A save carrying it lands only if that version is still current: another writer that
-    stored meanwhile (one that took a lost lock over) is never overwritten."""
-
-    version: Optional[str]
 
 
 class StoreLock(abc.ABC):

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.batch import decide
+from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import decide
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import private_key_pem, utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import Action
