@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import account as acme_account
-from ansible_collections.certops.acme.plugins.module_utils._acme import ca_outages
+from ansible_collections.certops.acme.plugins.module_utils._acme import fallback
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
@@ -41,26 +41,8 @@ class ActionModule(CertopsAction):
         if args.get("new_account_key_src") or args.get("new_account_key_content"):
             raise InputError("new_account_key_src", "rolls over the account at one CA, not a list",
                              "give acme_directory as the URL of that CA")
-        # Every CA of the list gets its account (each with the key its entry names), so a
-        # certificate that falls back to the next CA finds one there. Each may take fallback_after.
-        accounts = []
-        for entry in entries:
-            entry = dict(entry, request_timeout=min(int(entry["request_timeout"]), max(1, args["fallback_after"] // 4)))
-            outcome = ca_outages.account_at(store, options.directory_url(entry),
-                                            functools.partial(self._account, entry, store), record=not self.check_mode)
-            accounts.append(dict(outcome, directory=entry["acme_directory"]))
-        first = next((a for a in accounts if not a.get("failed")), accounts[0])
-        result = {k: v for k, v in first.items() if k not in ("directory", "failed", "msg")}
-        result.update(changed=any(a.get("changed") for a in accounts), accounts=accounts)
-        failed = [a for a in accounts if a.get("failed")]
-        problems = [f"{a['directory']}: {a.get('msg')}" for a in failed]
-        if len(failed) == len(accounts):
-            result.update(failed=True, msg="; ".join(problems))
-        elif failed:
-            # The point of a second CA is to carry on while one is down: the certificates whose
-            # CA failed here are ordered from the next one.
-            result["warnings"] = [f"account at {p}" for p in problems]
-        return result
+        return fallback.account_at_every_ca(store, entries, args["fallback_after"], options.directory_url,
+                                            functools.partial(self._account, store=store), record=not self.check_mode)
 
     def _account(self, args: dict[str, Any], store: Any) -> dict[str, Any]:
         """The account at the one CA ``args`` names."""

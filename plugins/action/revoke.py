@@ -8,7 +8,7 @@ from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
-from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import REASONS, revoke_stored
+from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import REASONS, revoke_at_issuers, revoke_stored
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 
@@ -26,20 +26,8 @@ class ActionModule(CertopsAction):
         entries = options.ca_entries(args)
         if len(entries) == 1:
             return self._revoke(entries[0], store, args["certificates"])
-        # Each certificate is revoked at the CA that issued it (the first listed when unknown).
-        issuers = {e["acme_directory"]: i for i, e in enumerate(entries)}
-        names_by_ca: dict[int, list[str]] = {}
-        for name in args["certificates"]:
-            stored = store.load(name) if isinstance(name, str) else None
-            names_by_ca.setdefault(issuers.get(stored.meta.get("directory") if stored else None, 0), []).append(name)
-        out: dict[str, Any] = {"changed": False, "certificates": [], "acme_requests": {}}
-        for index, names in sorted(names_by_ca.items()):
-            done = self._revoke(entries[index], store, names)
-            out["changed"] = out["changed"] or bool(done.get("changed"))
-            out["certificates"] += done.get("certificates", [])
-            for kind, count in (done.get("acme_requests") or {}).items():
-                out["acme_requests"][kind] = out["acme_requests"].get(kind, 0) + count
-        return out
+        return revoke_at_issuers(store, [e["acme_directory"] for e in entries], args["certificates"],
+                                 lambda index, names: self._revoke(entries[index], store, names))
 
     def _revoke(self, args: dict[str, Any], store: Any, names: list[str]) -> dict[str, Any]:
         def account_key() -> AccountKey:

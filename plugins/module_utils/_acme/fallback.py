@@ -15,9 +15,11 @@ With one CA this is exactly one batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
+from . import ca_outages
 from .account import AccountKey
 from .batch import BatchSettings, CertificateBatch
 from .caa import CaaPreflight
@@ -144,3 +146,29 @@ def _pending_directory(store: CertificateStore, spec: CertificateSpec, stage: St
     if stage != Stage.COMPLETE or not spec.on_hosts:
         return None
     return str((store.get_pending(spec.name) or {}).get("directory") or "") or None
+
+
+def account_at_every_ca(store: CertificateStore, entries: Sequence[dict[str, Any]], fallback_after: int,
+                        directory_of: Callable[[dict[str, Any]], str],
+                        account_at: Callable[[dict[str, Any]], dict[str, Any]], record: bool) -> dict[str, Any]:
+    """The account task with a list of CAs: every CA gets its account (each with the key its
+    entry names), so a certificate that falls back to the next CA finds one there. Each CA may
+    take ``fallback_after`` seconds; one that cannot be reached is remembered (ca_outages). The
+    task fails only when every CA failed: the point of a second CA is to carry on while one is
+    down."""
+    accounts = []
+    for entry in entries:
+        entry = dict(entry, request_timeout=min(int(entry["request_timeout"]), max(1, fallback_after // 4)))
+        outcome = ca_outages.account_at(store, directory_of(entry), functools.partial(account_at, entry),
+                                        record=record)
+        accounts.append(dict(outcome, directory=entry["acme_directory"]))
+    first = next((a for a in accounts if not a.get("failed")), accounts[0])
+    result = {k: v for k, v in first.items() if k not in ("directory", "failed", "msg")}
+    result.update(changed=any(a.get("changed") for a in accounts), accounts=accounts)
+    failed = [a for a in accounts if a.get("failed")]
+    problems = [f"{a['directory']}: {a.get('msg')}" for a in failed]
+    if len(failed) == len(accounts):
+        result.update(failed=True, msg="; ".join(problems))
+    elif failed:
+        result["warnings"] = [f"account at {p}" for p in problems]
+    return result

@@ -104,3 +104,23 @@ def revoke_stored(store: CertificateStore, names: Sequence[str], reason: str, re
                 "acme_requests": dict(transport.requests)}
     finally:
         transport.close()
+
+
+def revoke_at_issuers(store: CertificateStore, directories: Sequence[str], names: Sequence[str],
+                      revoke_at: Callable[[int, list[str]], dict[str, Any]]) -> dict[str, Any]:
+    """The revoke task with a list of CAs: each certificate is revoked at the CA that issued it
+    (the first listed when the store does not say); ``revoke_at(index, names)`` revokes at one."""
+    issuers = {directory: index for index, directory in enumerate(directories)}
+    names_by_ca: dict[int, list[str]] = {}
+    for name in names:
+        stored = store.load(name) if isinstance(name, str) else None
+        directory = stored.meta.get("directory") if stored else None
+        names_by_ca.setdefault(issuers.get(directory, 0) if isinstance(directory, str) else 0, []).append(name)
+    out: dict[str, Any] = {"changed": False, "certificates": [], "acme_requests": {}}
+    for index, group in sorted(names_by_ca.items()):
+        done = revoke_at(index, group)
+        out["changed"] = out["changed"] or bool(done.get("changed"))
+        out["certificates"] += done.get("certificates", [])
+        for kind, count in (done.get("acme_requests") or {}).items():
+            out["acme_requests"][kind] = out["acme_requests"].get(kind, 0) + count
+    return out
