@@ -27,12 +27,10 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize("credential_type", sorted(p.name for p in CREDENTIAL_TYPES.glob("*.yml")))
 def test_credential_types_inject_only_variables_the_collection_reads(credential_type):
-    from ansible_collections.certops.acme.plugins.module_utils._acme.options import (
-        ENV_ACCOUNT_KEY_FILE, ENV_ACCOUNT_KEY_IN_STORE, ENVIRONMENT_FALLBACKS, RFC2136_ENVIRONMENT, STORE_ENVIRONMENT)
+    from ansible_collections.certops.acme.plugins.module_utils._acme.options import ENVIRONMENT
     definition = yaml.safe_load((CREDENTIAL_TYPES / credential_type).read_text())
     from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.lexicon import provider_options
-    known = {*ENVIRONMENT_FALLBACKS.values(), *RFC2136_ENVIRONMENT.values(), *STORE_ENVIRONMENT.values(),
-             ENV_ACCOUNT_KEY_IN_STORE, ENV_ACCOUNT_KEY_FILE}
+    known = {fallback.variable for fallback in ENVIRONMENT}
     # dns-lexicon reads LEXICON_<PROVIDER>_<OPTION> itself, for the options its provider declares.
     for variable in definition["injectors"]["env"]:
         if variable.startswith("LEXICON_"):

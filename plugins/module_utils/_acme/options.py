@@ -9,39 +9,100 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
 
 from .._store_options import store_options
 from .account import AccountKey, load_account_key
 from .crypto import generate_private_key, load_private_key, private_key_pem
 from .errors import InputError
 from .store import CertificateStore
-from .store.files import FileStore, default_store_path
+from .store.files import ENV_STORE_PATH, FileStore, default_store_path
 from .transport import AcmeTransport
 
-#: Environment variables that stand in for options a task leaves unset. This is how AWX
-#: credential types (docs/awx/credential-types/) hand secrets to a job without putting them in
-#: inventory or extra vars. A value the task gives always wins.
-ENVIRONMENT_FALLBACKS = {
-    "acme_directory": "CERTOPS_ACME_DIRECTORY",
-    "account_key_content": "CERTOPS_ACME_ACCOUNT_KEY",
-    "account_key_passphrase": "CERTOPS_ACME_ACCOUNT_KEY_PASSPHRASE",
-    "eab_kid": "CERTOPS_ACME_EAB_KID",
-    "eab_hmac_key": "CERTOPS_ACME_EAB_HMAC_KEY",
-}
-#: A path to the account key, as an AWX credential's file injector gives it: a job in a
-#: container gets its environment through podman's --env-file, which keeps only the first line
-#: of a value, so a PEM key cannot travel in CERTOPS_ACME_ACCOUNT_KEY there.
-ENV_ACCOUNT_KEY_FILE = "CERTOPS_ACME_ACCOUNT_KEY_FILE"
+def _comma_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
-#: The same for the keys of ``dns_rfc2136`` (the TSIG credential type).
-RFC2136_ENVIRONMENT = {
-    "server": "CERTOPS_DNS_RFC2136_SERVER",
-    "port": "CERTOPS_DNS_RFC2136_PORT",
-    "key_name": "CERTOPS_DNS_RFC2136_KEY_NAME",
-    "key_secret": "CERTOPS_DNS_RFC2136_KEY_SECRET",
-    "key_algorithm": "CERTOPS_DNS_RFC2136_KEY_ALGORITHM",
-}
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class EnvironmentFallback:
+    """An environment variable that stands in for an option a task leaves unset (None or ""):
+    ``group`` "task" is an option of the task, "dns_rfc2136" a key of that option, "store" a
+    store option. A value the task gives always wins."""
+
+    group: str
+    option: str
+    variable: str
+    parse: Callable[[str], Any] = str
+
+
+#: Every environment variable the collection reads, in one table. This is how AWX credential
+#: types (docs/awx/credential-types/) hand secrets to a job without putting them in inventory or
+#: extra vars; a unit test holds the credential types and the docs to it.
+ENVIRONMENT: tuple[EnvironmentFallback, ...] = (
+    EnvironmentFallback("task", "acme_directory", "CERTOPS_ACME_DIRECTORY"),
+    EnvironmentFallback("task", "account_key_content", "CERTOPS_ACME_ACCOUNT_KEY"),
+    # A path to the account key, as an AWX credential's file injector gives it: a job in a
+    # container gets its environment through podman's --env-file, which keeps only the first
+    # line of a value, so a PEM key cannot travel in CERTOPS_ACME_ACCOUNT_KEY there.
+    EnvironmentFallback("task", "account_key_src", "CERTOPS_ACME_ACCOUNT_KEY_FILE"),
+    EnvironmentFallback("task", "account_key_passphrase", "CERTOPS_ACME_ACCOUNT_KEY_PASSPHRASE"),
+    EnvironmentFallback("task", "account_key_in_store", "CERTOPS_ACME_ACCOUNT_KEY_IN_STORE", _flag),
+    EnvironmentFallback("task", "eab_kid", "CERTOPS_ACME_EAB_KID"),
+    EnvironmentFallback("task", "eab_hmac_key", "CERTOPS_ACME_EAB_HMAC_KEY"),
+    EnvironmentFallback("dns_rfc2136", "server", "CERTOPS_DNS_RFC2136_SERVER"),
+    EnvironmentFallback("dns_rfc2136", "port", "CERTOPS_DNS_RFC2136_PORT"),
+    EnvironmentFallback("dns_rfc2136", "key_name", "CERTOPS_DNS_RFC2136_KEY_NAME"),
+    EnvironmentFallback("dns_rfc2136", "key_secret", "CERTOPS_DNS_RFC2136_KEY_SECRET"),
+    EnvironmentFallback("dns_rfc2136", "key_algorithm", "CERTOPS_DNS_RFC2136_KEY_ALGORITHM"),
+    # The usual Vault client variables (so an AWX HashiCorp Vault credential, or a shell with
+    # `bao login`, just works), and ours.
+    EnvironmentFallback("store", "store", "CERTOPS_ACME_STORE_BACKEND"),
+    EnvironmentFallback("store", "store_path", ENV_STORE_PATH),
+    EnvironmentFallback("store", "vault_url", "VAULT_ADDR", _comma_list),
+    EnvironmentFallback("store", "vault_token", "VAULT_TOKEN"),
+    EnvironmentFallback("store", "vault_namespace", "VAULT_NAMESPACE"),
+    EnvironmentFallback("store", "vault_ca_cert", "VAULT_CACERT"),
+    EnvironmentFallback("store", "vault_role_id", "CERTOPS_VAULT_ROLE_ID"),
+    EnvironmentFallback("store", "vault_secret_id", "CERTOPS_VAULT_SECRET_ID"),
+    EnvironmentFallback("store", "vault_mount", "CERTOPS_VAULT_MOUNT"),
+    EnvironmentFallback("store", "vault_prefix", "CERTOPS_VAULT_PREFIX"),
+)
+
+
+def _unset(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def environment_variables(group: str) -> dict[str, str]:
+    """option -> variable, for one group of the table."""
+    return {f.option: f.variable for f in ENVIRONMENT if f.group == group}
+
+
+def from_environment(group: str, given: dict[str, Any], environ: Optional[dict[str, str]] = None,
+                     only: Optional[Any] = None) -> dict[str, Any]:
+    """``given`` with each option of ``group`` it leaves unset (None, "" or []) taken from the
+    environment, parsed; with ``only``, just the options ``given`` has (a plugin's own)."""
+    environ = dict(os.environ) if environ is None else environ
+    filled = dict(given)
+    for fallback in ENVIRONMENT:
+        if fallback.group != group or (only is not None and fallback.option not in only):
+            continue
+        if _unset(filled.get(fallback.option)) and environ.get(fallback.variable):
+            filled[fallback.option] = fallback.parse(environ[fallback.variable])
+    return filled
+
+
+#: The table's variables by option, for messages and tests.
+ENVIRONMENT_FALLBACKS = environment_variables("task")
+RFC2136_ENVIRONMENT = environment_variables("dns_rfc2136")
+STORE_ENVIRONMENT = environment_variables("store")
+ENV_ACCOUNT_KEY_FILE = ENVIRONMENT_FALLBACKS["account_key_src"]
+ENV_ACCOUNT_KEY_IN_STORE = ENVIRONMENT_FALLBACKS["account_key_in_store"]
 
 CONNECTION_SPEC: dict[str, dict[str, Any]] = {
     # Required, but it may come from $CERTOPS_ACME_DIRECTORY: build_transport checks it. A URL,
@@ -89,30 +150,27 @@ def merged_spec(*parts: dict[str, dict[str, Any]], **extra: dict[str, Any]) -> d
 
 def apply_environment(args: dict[str, Any], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """``args`` with the options this plugin has but the task left empty taken from the
-    environment (ENVIRONMENT_FALLBACKS). An account key path given by the task keeps the
-    environment's key content out, so the two never conflict. With no key from the task,
-    $CERTOPS_ACME_ACCOUNT_KEY (the key itself) comes before $CERTOPS_ACME_ACCOUNT_KEY_FILE."""
+    environment (the table's "task" group). A key given by the task keeps the environment's
+    keys out, so the two never conflict; with no key from the task,
+    $CERTOPS_ACME_ACCOUNT_KEY (the key itself) comes before $CERTOPS_ACME_ACCOUNT_KEY_FILE.
+    ``account_key_in_store`` is read where it is decided (account_key_in_store)."""
     environ = dict(os.environ) if environ is None else environ
-    filled = dict(args)
-    for option, variable in ENVIRONMENT_FALLBACKS.items():
-        if option not in filled or filled[option] or not environ.get(variable):
-            continue
-        if option in ("account_key_content", "account_key_passphrase") and filled.get("account_key_src"):
-            continue
-        filled[option] = environ[variable]
-    if ("account_key_src" in filled and not filled["account_key_src"] and not filled.get("account_key_content")
-            and environ.get(ENV_ACCOUNT_KEY_FILE)):
-        filled["account_key_src"] = environ[ENV_ACCOUNT_KEY_FILE]
+    key_given = bool(args.get("account_key_src") or args.get("account_key_content"))
+    skip = {"account_key_in_store"} | ({"account_key_src", "account_key_content", "account_key_passphrase"}
+                                      if args.get("account_key_src") else set())
+    filled = from_environment("task", {k: v for k, v in args.items() if k not in skip}, environ,
+                              only=set(args) - skip - {"account_key_src"})
+    filled.update({k: v for k, v in args.items() if k in skip})
+    if "account_key_src" in args and not key_given and not filled.get("account_key_content"):
+        filled = from_environment("task", filled, environ, only={"account_key_src"})
     return filled
 
 
 def rfc2136_settings(given: Optional[dict[str, Any]], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """The TSIG update settings: the task's ``dns_rfc2136`` keys, else the environment's."""
     environ = dict(os.environ) if environ is None else environ
-    settings: dict[str, Any] = {"port": 53, "key_algorithm": "hmac-sha256", "zone": None}
-    for key, variable in RFC2136_ENVIRONMENT.items():
-        if environ.get(variable):
-            settings[key] = environ[variable]
+    settings = from_environment("dns_rfc2136", {}, environ)
+    settings = {"port": 53, "key_algorithm": "hmac-sha256", "zone": None, **settings}
     settings.update({k: v for k, v in (given or {}).items() if v not in (None, "")})
     for key in ("server", "key_name", "key_secret"):
         if not settings.get(key):
@@ -214,16 +272,12 @@ def build_transport(args: dict[str, Any], pool_size: int = 4) -> AcmeTransport:
                          timeout=float(args.get("request_timeout") or 30), pool_size=pool_size)
 
 
-ENV_ACCOUNT_KEY_IN_STORE = "CERTOPS_ACME_ACCOUNT_KEY_IN_STORE"
-
-
 def account_key_in_store(args: dict[str, Any], environ: Optional[dict[str, str]] = None) -> bool:
     """Whether the account key lives in the store: the task's ``account_key_in_store``, else
     ``$CERTOPS_ACME_ACCOUNT_KEY_IN_STORE`` (the shared store's AWX credential sets it)."""
     environ = dict(os.environ) if environ is None else environ
-    value = args.get("account_key_in_store")
-    if value is None:
-        value = environ.get(ENV_ACCOUNT_KEY_IN_STORE, "").strip().lower() in ("1", "true", "yes", "on")
+    value = from_environment("task", {"account_key_in_store": args.get("account_key_in_store")},
+                             environ)["account_key_in_store"]
     if value and (args.get("account_key_src") or args.get("account_key_content")):
         raise InputError("account_key_in_store", "cannot be combined with account_key_src or account_key_content",
                          "keep the account key in one place")
@@ -253,11 +307,8 @@ def build_account_key(args: dict[str, Any], create: bool = False,
 def store_settings(args: dict[str, Any], environ: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """The store options with the environment's values for those the task left unset, checked."""
     environ = dict(os.environ) if environ is None else environ
-    settings = dict(args)
-    for option, variable in STORE_ENVIRONMENT.items():
-        if not settings.get(option) and environ.get(variable):
-            value: Any = environ[variable]
-            settings[option] = [u.strip() for u in value.split(",") if u.strip()] if option == "vault_url" else value
+    # store_path's variable is read where the file store picks its default (default_store_path).
+    settings = from_environment("store", args, environ, only=set(STORE_ENVIRONMENT) - {"store_path"})
     backend = settings.get("store") or "file"
     if backend not in STORE_BACKENDS:
         raise InputError("store", f"{backend!r} is not a store backend",

@@ -84,3 +84,31 @@ def test_eab_from_the_task_or_the_environment_binds_the_first_ca_only():
     assert (first["eab_kid"], first["eab_hmac_key"]) == ("kid-1", "mac-1")
     assert (second["eab_kid"], second["eab_hmac_key"]) == (None, None)
     assert (third["eab_kid"], third["eab_hmac_key"]) == ("kid-3", "mac-3")
+
+
+def test_every_variable_of_the_table_is_documented_where_users_look():
+    """The one table (options.ENVIRONMENT) against the docs: README.md, docs/ and the option
+    documentation (ansible-doc) name every variable the collection reads."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[5]
+    docs = "\n".join(p.read_text() for p in [root / "README.md", *root.glob("docs/**/*.md"),
+                                               *root.glob("plugins/doc_fragments/*.py"), *root.glob("plugins/modules/*.py")])
+    missing = [f.variable for f in options.ENVIRONMENT if f.variable not in docs]
+    assert not missing, f"undocumented environment variables: {missing}"
+
+
+def test_the_table_names_each_variable_once_and_each_option_once_per_group():
+    variables = [f.variable for f in options.ENVIRONMENT]
+    assert len(variables) == len(set(variables))
+    keys = [(f.group, f.option) for f in options.ENVIRONMENT]
+    assert len(keys) == len(set(keys))
+
+
+def test_store_options_and_the_in_store_flag_come_from_the_table():
+    settings = options.store_settings({"store": None, "vault_url": None, "vault_token": None},
+                                      {"CERTOPS_ACME_STORE_BACKEND": "vault", "VAULT_ADDR": "https://a:8200, https://b:8200",
+                                       "VAULT_TOKEN": "t"})
+    assert settings["store"] == "vault" and settings["vault_url"] == ["https://a:8200", "https://b:8200"]
+    assert options.account_key_in_store({}, {"CERTOPS_ACME_ACCOUNT_KEY_IN_STORE": "yes"}) is True
+    assert options.account_key_in_store({"account_key_in_store": False}, {"CERTOPS_ACME_ACCOUNT_KEY_IN_STORE": "yes"}) \
+        is False
