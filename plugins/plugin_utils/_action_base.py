@@ -9,7 +9,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.dependencies import require_controller_libraries
-from ansible_collections.certops.acme.plugins.module_utils._acme import options
+from ansible_collections.certops.acme.plugins.module_utils._acme import masking, options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import CertopsError
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
 
@@ -30,12 +30,14 @@ class CertopsAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         self._stores: list[CertificateStore] = []
+        args: dict[str, Any] = dict(self._task.args)
         try:
             require_controller_libraries()
             _ignored, args = self.validate_argument_spec(
                 argument_spec=self.ARGUMENT_SPEC,
                 **{k: v for k, v in self.VALIDATION.items() if k in _VALIDATOR_KEYS})
-            result.update(self.run_action(options.apply_environment(args), task_vars or {}))
+            args = options.apply_environment(args)
+            result.update(self.run_action(args, task_vars or {}))
         except CertopsError as error:
             result.update(failed=True, msg=str(error))
         except AnsibleActionFail as error:
@@ -43,7 +45,9 @@ class CertopsAction(ActionBase):
         finally:
             for store in self._stores:
                 store.close()
-        return result
+        # Whatever route a secret came by (option, environment, URL) and wherever a library
+        # echoed it, it leaves this task masked.
+        return masking.masked(result, masking.secret_values(args, self.ARGUMENT_SPEC))
 
     def open_store(self, args: dict[str, Any], write: bool = False) -> CertificateStore:
         """The store the task names (read only in check mode unless ``write``), closed when the

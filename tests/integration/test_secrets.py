@@ -77,3 +77,26 @@ def test_secrets_never_reach_output_results_or_metadata(controller, eab_pebble, 
     assert stat.S_IMODE(os.stat(os.path.realpath(host / name)).st_mode) == 0o700
     results = json.loads((controller.work / "results.json").read_text())
     assert results[0]["account_url"] and results[1]["certificates"][0]["action"] == "issue"
+
+
+def test_secrets_by_every_route_are_masked_in_a_failing_task(controller, account):
+    """A password in the CA's URL (echoed by the error naming the CA), the EAB MAC key and a
+    dns-lexicon token from the environment (AWX's credential routes), the account key as
+    content: none reaches the output at -vvvv --diff or the returned result."""
+    url_password, env_mac, lexicon_token = "Url-Pa55word-9f3k", "env-mac-key-7d2h", "lexicon-token-3k9s"
+    controller.acme_defaults = lambda: {}
+    account_key = open(account["key_path"]).read()
+    playbook = controller.playbook("routes", [
+        {"certops.acme.account": {"acme_directory": f"https://certops:{url_password}@127.0.0.1:9/dir",
+                                  "account_key_content": account_key, "terms_agreed": True,
+                                  "request_timeout": 3}, "register": "acct", "ignore_errors": True},
+        {"ansible.builtin.copy": {"content": "{{ acct | to_json }}", "dest": str(controller.work / "result.json")},
+         "changed_when": False}])
+    run = controller.run(playbook, "-vvvv", "--diff", env={"CERTOPS_ACME_EAB_KID": "kid-1", "CERTOPS_ACME_EAB_HMAC_KEY": env_mac,
+                                                            "LEXICON_CLOUDFLARE_AUTH_TOKEN": lexicon_token})
+    result = json.loads((controller.work / "result.json").read_text())
+    assert result["failed"] is True and "127.0.0.1:9" in result["msg"], result  # the error names the CA
+    assert "certops:********@127.0.0.1:9" in result["msg"]
+    everything = run.stdout + run.stderr + json.dumps(result)
+    for secret in (url_password, env_mac, lexicon_token, *pem_body_lines(account_key)):
+        assert secret not in everything

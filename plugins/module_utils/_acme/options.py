@@ -38,6 +38,8 @@ class EnvironmentFallback:
     option: str
     variable: str
     parse: Callable[[str], Any] = str
+    #: Masked in everything a task returns (_acme/masking.py).
+    secret: bool = False
 
 
 #: Every environment variable the collection reads, in one table. This is how AWX credential
@@ -45,30 +47,30 @@ class EnvironmentFallback:
 #: extra vars; a unit test holds the credential types and the docs to it.
 ENVIRONMENT: tuple[EnvironmentFallback, ...] = (
     EnvironmentFallback("task", "acme_directory", "CERTOPS_ACME_DIRECTORY"),
-    EnvironmentFallback("task", "account_key_content", "CERTOPS_ACME_ACCOUNT_KEY"),
+    EnvironmentFallback("task", "account_key_content", "CERTOPS_ACME_ACCOUNT_KEY", secret=True),
     # A path to the account key, as an AWX credential's file injector gives it: a job in a
     # container gets its environment through podman's --env-file, which keeps only the first
     # line of a value, so a PEM key cannot travel in CERTOPS_ACME_ACCOUNT_KEY there.
     EnvironmentFallback("task", "account_key_src", "CERTOPS_ACME_ACCOUNT_KEY_FILE"),
-    EnvironmentFallback("task", "account_key_passphrase", "CERTOPS_ACME_ACCOUNT_KEY_PASSPHRASE"),
+    EnvironmentFallback("task", "account_key_passphrase", "CERTOPS_ACME_ACCOUNT_KEY_PASSPHRASE", secret=True),
     EnvironmentFallback("task", "account_key_in_store", "CERTOPS_ACME_ACCOUNT_KEY_IN_STORE", _flag),
     EnvironmentFallback("task", "eab_kid", "CERTOPS_ACME_EAB_KID"),
-    EnvironmentFallback("task", "eab_hmac_key", "CERTOPS_ACME_EAB_HMAC_KEY"),
+    EnvironmentFallback("task", "eab_hmac_key", "CERTOPS_ACME_EAB_HMAC_KEY", secret=True),
     EnvironmentFallback("dns_rfc2136", "server", "CERTOPS_DNS_RFC2136_SERVER"),
     EnvironmentFallback("dns_rfc2136", "port", "CERTOPS_DNS_RFC2136_PORT"),
     EnvironmentFallback("dns_rfc2136", "key_name", "CERTOPS_DNS_RFC2136_KEY_NAME"),
-    EnvironmentFallback("dns_rfc2136", "key_secret", "CERTOPS_DNS_RFC2136_KEY_SECRET"),
+    EnvironmentFallback("dns_rfc2136", "key_secret", "CERTOPS_DNS_RFC2136_KEY_SECRET", secret=True),
     EnvironmentFallback("dns_rfc2136", "key_algorithm", "CERTOPS_DNS_RFC2136_KEY_ALGORITHM"),
     # The usual Vault client variables (so an AWX HashiCorp Vault credential, or a shell with
     # `bao login`, just works), and ours.
     EnvironmentFallback("store", "store", "CERTOPS_ACME_STORE_BACKEND"),
     EnvironmentFallback("store", "store_path", ENV_STORE_PATH),
     EnvironmentFallback("store", "vault_url", "VAULT_ADDR", _comma_list),
-    EnvironmentFallback("store", "vault_token", "VAULT_TOKEN"),
+    EnvironmentFallback("store", "vault_token", "VAULT_TOKEN", secret=True),
     EnvironmentFallback("store", "vault_namespace", "VAULT_NAMESPACE"),
     EnvironmentFallback("store", "vault_ca_cert", "VAULT_CACERT"),
     EnvironmentFallback("store", "vault_role_id", "CERTOPS_VAULT_ROLE_ID"),
-    EnvironmentFallback("store", "vault_secret_id", "CERTOPS_VAULT_SECRET_ID"),
+    EnvironmentFallback("store", "vault_secret_id", "CERTOPS_VAULT_SECRET_ID", secret=True),
     EnvironmentFallback("store", "vault_mount", "CERTOPS_VAULT_MOUNT"),
     EnvironmentFallback("store", "vault_prefix", "CERTOPS_VAULT_PREFIX"),
 )
