@@ -92,8 +92,9 @@ def test_secrets_by_every_route_are_masked_in_a_failing_task(controller, account
                                   "request_timeout": 3}, "register": "acct", "ignore_errors": True},
         {"ansible.builtin.copy": {"content": "{{ acct | to_json }}", "dest": str(controller.work / "result.json")},
          "changed_when": False}])
-    run = controller.run(playbook, "-vvvv", "--diff", env={"CERTOPS_ACME_EAB_KID": "kid-1", "CERTOPS_ACME_EAB_HMAC_KEY": env_mac,
-                                                            "LEXICON_CLOUDFLARE_AUTH_TOKEN": lexicon_token})
+    environment = {"CERTOPS_ACME_EAB_KID": "kid-1", "CERTOPS_ACME_EAB_HMAC_KEY": env_mac,
+                   "LEXICON_CLOUDFLARE_AUTH_TOKEN": lexicon_token}
+    run = controller.run(playbook, "-vvvv", "--diff", env=environment)
     result = json.loads((controller.work / "result.json").read_text())
     assert result["failed"] is True and "127.0.0.1:9" in result["msg"], result  # the error names the CA
     assert "certops:********@127.0.0.1:9" in result["msg"]

@@ -20,6 +20,7 @@ from .store import CertificateStore
 from .store.files import ENV_STORE_PATH, FileStore, default_store_path
 from .transport import AcmeTransport
 
+
 def _comma_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -158,8 +159,8 @@ def apply_environment(args: dict[str, Any], environ: Optional[dict[str, str]] = 
     ``account_key_in_store`` is read where it is decided (account_key_in_store)."""
     environ = dict(os.environ) if environ is None else environ
     key_given = bool(args.get("account_key_src") or args.get("account_key_content"))
-    skip = {"account_key_in_store"} | ({"account_key_src", "account_key_content", "account_key_passphrase"}
-                                      if args.get("account_key_src") else set())
+    key_options = {"account_key_src", "account_key_content", "account_key_passphrase"}
+    skip = {"account_key_in_store"} | (key_options if args.get("account_key_src") else set())
     filled = from_environment("task", {k: v for k, v in args.items() if k not in skip}, environ,
                               only=set(args) - skip - {"account_key_src"})
     filled.update({k: v for k, v in args.items() if k in skip})

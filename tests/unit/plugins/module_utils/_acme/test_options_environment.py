@@ -91,8 +91,9 @@ def test_every_variable_of_the_table_is_documented_where_users_look():
     documentation (ansible-doc) name every variable the collection reads."""
     from pathlib import Path
     root = Path(__file__).resolve().parents[5]
-    docs = "\n".join(p.read_text() for p in [root / "README.md", *root.glob("docs/**/*.md"),
-                                               *root.glob("plugins/doc_fragments/*.py"), *root.glob("plugins/modules/*.py")])
+    places = [root / "README.md", *root.glob("docs/**/*.md"), *root.glob("plugins/doc_fragments/*.py"),
+              *root.glob("plugins/modules/*.py")]
+    docs = "\n".join(p.read_text() for p in places)
     missing = [f.variable for f in options.ENVIRONMENT if f.variable not in docs]
     assert not missing, f"undocumented environment variables: {missing}"
 
