@@ -75,24 +75,34 @@ def _spec_secrets(args: dict[str, Any], spec: dict[str, dict[str, Any]]) -> Iter
                     yield from _spec_secrets(item, entry["options"])
 
 
+def _ca_entries(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The mappings of an ``acme_directory`` list: each may carry its own account key and EAB
+    (options.CA_ENTRY_KEYS, named as the task's options) and its URL under ``directory``."""
+    raw = args.get("acme_directory")
+    return [entry for entry in raw if isinstance(entry, dict)] if isinstance(raw, list) else []
+
+
 def _url_passwords(args: dict[str, Any]) -> Iterable[str]:
-    for name in _URL_OPTIONS:
-        for url in _strings(args.get(name)):
-            try:
-                password = urlsplit(url.strip()).password
-            except ValueError:
-                continue
-            if password:
-                yield password
+    urls = [url for name in _URL_OPTIONS for url in _strings(args.get(name))]
+    urls += [url for entry in _ca_entries(args) for url in _strings(entry.get("directory"))]
+    for url in urls:
+        try:
+            password = urlsplit(url.strip()).password
+        except ValueError:
+            continue
+        if password:
+            yield password
 
 
 def secret_values(args: dict[str, Any], spec: dict[str, dict[str, Any]],
                   environ: Optional[dict[str, str]] = None) -> set[str]:
-    """Every secret of one task: its ``no_log`` options (nested ones too), the secret
+    """Every secret of one task: its ``no_log`` options (nested ones, and those of each CA in an
+    ``acme_directory`` list, too), the secret
     environment variables of options.ENVIRONMENT and dns-lexicon's credential variables, and
     passwords written into its URLs."""
     environ = dict(os.environ) if environ is None else environ
     found = list(_spec_secrets(args, spec)) + list(_url_passwords(args))
+    found += [secret for entry in _ca_entries(args) for secret in _spec_secrets(entry, spec)]
     found += [environ[f.variable] for f in ENVIRONMENT if f.secret and environ.get(f.variable)]
     found += [value for name, value in environ.items() if _LEXICON_SECRET.match(name.upper())]
     return {piece for value in found for piece in _with_lines(value) if len(piece) >= MIN_SECRET}

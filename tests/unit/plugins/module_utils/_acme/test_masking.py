@@ -46,3 +46,14 @@ def test_secrets_are_masked_in_messages_warnings_and_nested_results():
 
 def test_short_values_are_not_masked_everywhere():
     assert masking.secret_values({"eab_hmac_key": "root"}, SPEC, {}) == set()
+
+
+def test_the_secrets_of_each_ca_in_a_list_are_gathered():
+    spec = {**SPEC, "account_key_content": {"type": "str", "no_log": True}, "account_key_src": {"type": "path"}}
+    args = {"acme_directory": ["https://first.example/dir",
+                               {"directory": "https://ca:entry-url-pass@second.example/dir", "eab_kid": "kid-22",
+                                "eab_hmac_key": "entry-mac-key", "account_key_content": KEY,
+                                "account_key_src": None}]}
+    found = masking.secret_values(args, spec, {})
+    assert {"entry-url-pass", "entry-mac-key", KEY} <= found
+    assert "kid-22" not in found and "https://first.example/dir" not in found
