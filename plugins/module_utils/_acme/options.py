@@ -159,11 +159,10 @@ def apply_environment(args: dict[str, Any], environ: Optional[dict[str, str]] = 
     ``account_key_in_store`` is read where it is decided (account_key_in_store)."""
     environ = dict(os.environ) if environ is None else environ
     key_given = bool(args.get("account_key_src") or args.get("account_key_content"))
-    key_options = {"account_key_src", "account_key_content", "account_key_passphrase"}
-    skip = {"account_key_in_store"} | (key_options if args.get("account_key_src") else set())
-    filled = from_environment("task", {k: v for k, v in args.items() if k not in skip}, environ,
-                              only=set(args) - skip - {"account_key_src"})
-    filled.update({k: v for k, v in args.items() if k in skip})
+    own = set(args) - {"account_key_in_store", "account_key_src"}
+    if args.get("account_key_src"):
+        own -= {"account_key_content", "account_key_passphrase"}
+    filled = from_environment("task", args, environ, only=own)
     if "account_key_src" in args and not key_given and not filled.get("account_key_content"):
         filled = from_environment("task", filled, environ, only={"account_key_src"})
     return filled
@@ -279,8 +278,8 @@ def account_key_in_store(args: dict[str, Any], environ: Optional[dict[str, str]]
     """Whether the account key lives in the store: the task's ``account_key_in_store``, else
     ``$CERTOPS_ACME_ACCOUNT_KEY_IN_STORE`` (the shared store's AWX credential sets it)."""
     environ = dict(os.environ) if environ is None else environ
-    value = from_environment("task", {"account_key_in_store": args.get("account_key_in_store")},
-                             environ)["account_key_in_store"]
+    value = from_environment("task", {"account_key_in_store": args.get("account_key_in_store")}, environ,
+                             only={"account_key_in_store"})["account_key_in_store"]
     if value and (args.get("account_key_src") or args.get("account_key_content")):
         raise InputError("account_key_in_store", "cannot be combined with account_key_src or account_key_content",
                          "keep the account key in one place")
