@@ -49,7 +49,7 @@ from bench.run import start_ca, start_responder  # noqa: E402
 from tests.harness import pebble  # noqa: E402
 from tests.harness.ansible import playbook_command  # noqa: E402
 from tests.harness.processes import stop_pidfile, wait_port  # noqa: E402
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import load_account_key  # noqa: E402
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import load_account_key  # noqa: E402
 
 TIME = "/usr/bin/time"
 CRYPTO_VENV = Path(os.environ.get("CERTOPS_BENCH_CRYPTO_VENV", REPO / ".venv-bench-crypto"))

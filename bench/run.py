@@ -47,9 +47,9 @@ from tests.harness.ansible import collections_path, playbook_command  # noqa: E4
 from tests.harness.processes import stop_pidfile, wait_port  # noqa: E402
 
 sys.path.insert(0, str(collections_path(REPO / ".tmp")))  # this checkout as certops.acme
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import (  # noqa: E402
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import (  # noqa: E402
     AccountRequest, create_account, find_account, load_account_key)
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport  # noqa: E402
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import AcmeTransport  # noqa: E402
 from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 TIME = "/usr/bin/time"

@@ -7,7 +7,7 @@ import functools
 import os
 from typing import Any
 
-from ansible_collections.certops.acme.plugins.module_utils._acme import account as acme_account
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca import account as acme_account
 from ansible_collections.certops.acme.plugins.module_utils._acme import fallback
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError

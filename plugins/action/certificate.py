@@ -12,7 +12,7 @@ from typing import Any, Optional
 from ansible.utils.display import Display
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import AccountKey
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow

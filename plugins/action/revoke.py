@@ -7,8 +7,8 @@ import functools
 from typing import Any
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
-from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import REASONS, revoke_at_issuers, revoke_stored
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import AccountKey
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.revocation import REASONS, revoke_at_issuers, revoke_stored
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
 

@@ -12,9 +12,9 @@ from typing import Any
 from tests.harness import pebble
 from tests.harness.ansible import PlaybookRun, run_playbook, spawn_playbook
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import (
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import (
     AccountRequest, create_account, find_account, load_account_key)
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import AcmeTransport
 from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 

@@ -12,7 +12,7 @@ from tests.harness.layouts import BACKEND_PORT, HTTPS_PORT
 from tests.harness.processes import pid_from, wait_for
 from tests.harness.tls import handshake, refusal
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import AccountKey
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 

@@ -18,11 +18,11 @@ import pytest
 from tests.harness import openbao
 from tests.harness.relay import Relay, wait_until
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import load_account_key
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import load_account_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, CertificateBatch
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import LockLost
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import AcmeTransport
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault import VaultStore
 
 pytestmark = pytest.mark.integration

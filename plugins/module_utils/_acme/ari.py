@@ -18,7 +18,7 @@ from .crypto import ari_cert_id, split_pem_chain
 from .errors import AcmeProblem, CertopsError
 from .renewal import AriWindow
 from .store import CertificateStore, StoredCertificate
-from .transport import AcmeTransport, parse_retry_after
+from .ca.transport import AcmeTransport, parse_retry_after
 from .waiting import Deadline
 
 #: Bounds on the CA's Retry-After: poll at least daily, at most every minute.

@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from .account import AccountKey
+from .ca.account import AccountKey
 from .ari import RenewalWindows, meta_at_issuance
-from .ca_client import CaClient
+from .ca.client import CaClient
 from .caa import CaaPreflight, ca_identities
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
 from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_private_key, private_key_pem,
@@ -39,7 +39,7 @@ from .renewal import Action, Decision, decide_read
 from .results import CertificateResult, failed_result, renewal_point
 from .spec import CertificateSpec, Stage
 from .store import KEY_KEPT_ELSEWHERE, CertificateStore, Fence, StoreLock, StoredCertificate
-from .transport import AcmeTransport
+from .ca.transport import AcmeTransport
 from .waiting import Deadline
 
 
@@ -77,7 +77,7 @@ class BatchSettings:
     connect_seconds: Optional[float] = None
     #: Whether failures another CA may not have are remembered (failure memory): not while a
     #: next CA is still to be tried. Not the last resort, a CA remembered unreachable
-    #: (ca_outages.py) is passed over without a request.
+    #: (ca/outages.py) is passed over without a request.
     last_resort: bool = True
     #: How long a CA remembered unreachable is given when it is the last resort (fallback_after).
     outage_connect_seconds: float = 60.0

@@ -19,8 +19,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from . import ca_outages
-from .account import AccountKey
+from .ca import outages as ca_outages
+from .ca.account import AccountKey
 from .batch import BatchSettings, CertificateBatch
 from .caa import CaaPreflight
 from .challenges import ChallengeResponder
@@ -29,7 +29,7 @@ from .renewal import Action
 from .results import CertificateResult
 from .spec import CertificateSpec, Stage
 from .store import CertificateStore, StoredCertificate
-from .transport import AcmeTransport
+from .ca.transport import AcmeTransport
 
 
 @dataclass

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 from .._store_options import store_options
-from .account import AccountKey, load_account_key
+from .ca.account import AccountKey, load_account_key
 from .crypto import generate_private_key, load_private_key, private_key_pem
 from .errors import InputError
 from .store import CertificateStore
 from .store.files import ENV_STORE_PATH, FileStore, default_store_path
-from .transport import AcmeTransport
+from .ca.transport import AcmeTransport
 
 
 def _comma_list(value: str) -> list[str]:

@@ -35,7 +35,7 @@ from .crypto import (MAX_CHAIN_LENGTH, build_csr, certificate_facts, chain_match
 from .errors import AcmeProblem, AcmeTransportError, OrderError, ProfileRefused
 from .challenges import PendingChallenge
 from .names import Identifier, checked_issuers
-from .transport import PEM_CHAIN, AcmeTransport, json_object, mapping_field, parse_retry_after
+from .ca.transport import PEM_CHAIN, AcmeTransport, json_object, mapping_field, parse_retry_after
 from .waiting import Deadline
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")

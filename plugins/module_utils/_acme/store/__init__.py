@@ -64,7 +64,7 @@ KEY_KEPT_ELSEWHERE = "kept elsewhere"
 
 #: Kinds of small JSON records a store keeps beside the certificates.
 ACCOUNTS, PENDING, TRUST, ACCOUNT_KEYS, FAILURES = "accounts", "pending", "trust", "account-keys", "failures"
-#: CAs found unreachable lately (ca_outages.py), one record per directory URL.
+#: CAs found unreachable lately (ca/outages.py), one record per directory URL.
 CA_OUTAGES = "ca-outages"
 #: The lock that serialises creating the account key kept in the store.
 ACCOUNT_KEY_LOCK = "certops-account-key"
@@ -363,7 +363,7 @@ class CertificateStore(abc.ABC):
     def forget_failure(self, name: str) -> None:
         self._drop_record(FAILURES, check_certificate_name(name))
 
-    # --- CAs found unreachable (ca_outages.py) ---------------------------------------------
+    # --- CAs found unreachable (ca/outages.py) ---------------------------------------------
     @staticmethod
     def _outage_key(directory_url: str) -> str:
         return hashlib.sha256(directory_url.encode()).hexdigest()[:32]

@@ -2,11 +2,11 @@
 
 import pytest
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import (
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import (
     AccountKey, AccountWish, ensure_account)
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import generate_private_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
-from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import revoke_stored
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.revocation import revoke_stored
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from tests.harness.certs import make_chain

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeTransportError
 from ansible_collections.certops.acme.plugins.module_utils._acme.fallback import account_at_every_ca
-from ansible_collections.certops.acme.plugins.module_utils._acme.revocation import revoke_at_issuers
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.revocation import revoke_at_issuers
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
 
 from tests.harness.certs import make_chain

@@ -1,4 +1,4 @@
-"""A CA that could not be reached is remembered (ca_outages.py) and passed over for a while."""
+"""A CA that could not be reached is remembered (ca/outages.py) and passed over for a while."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from ansible_collections.certops.acme.plugins.module_utils._acme import ca_outages
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey
-from ansible_collections.certops.acme.plugins.module_utils._acme.ca_client import CaClient
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca import outages as ca_outages
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import AccountKey
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.client import CaClient
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import generate_private_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeTransportError
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import AcmeTransport
 from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.timezone.utc)

@@ -9,7 +9,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.certops.acme.plugins.module_utils._acme.account import load_account_key
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import load_account_key
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, CertificateBatch
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeProblem
 from ansible_collections.certops.acme.plugins.module_utils._acme.results import next_run_due_by

@@ -2,7 +2,7 @@ import email.utils
 import time
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import AcmeProblem
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import parse_retry_after
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import parse_retry_after
 
 
 def test_retry_after_in_seconds():

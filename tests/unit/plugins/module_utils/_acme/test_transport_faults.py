@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import (
     AcmeDeadlineError, AcmeProblem, AcmeTransportError)
-from ansible_collections.certops.acme.plugins.module_utils._acme.transport import AcmeTransport
+from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import AcmeTransport
 from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 
@@ -160,7 +160,7 @@ def test_a_server_that_went_away_fails_clearly_at_the_deadline(ca_factory):
 def test_a_ca_that_never_answered_fails_at_the_callers_deadline_not_the_directorys_own(ca_factory):
     """The first signed request reads the directory; it must be bounded by the deadline the
     caller gave (a second CA is waiting), not by the directory's default of twice the timeout."""
-    from ansible_collections.certops.acme.plugins.module_utils._acme.account import AccountKey, find_account
+    from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import AccountKey, find_account
     from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import generate_private_key
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -269,7 +269,7 @@ def test_a_ca_that_drips_one_byte_at_a_time_is_cut_off_at_the_deadline(where):
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u0661\u0662", "1\u00b2", "\uff11"])
 def test_retry_after_counts_only_ascii_digits(value):
-    from ansible_collections.certops.acme.plugins.module_utils._acme.transport import parse_retry_after
+    from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import parse_retry_after
     assert parse_retry_after(value) is None
     assert parse_retry_after("7") == 7.0
 
@@ -329,7 +329,7 @@ def test_a_name_that_does_not_resolve_says_so():
     """The chain requests builds for a failed lookup (urllib3's MaxRetryError keeps the socket
     error as its reason); built here because a lookup's outcome depends on the machine."""
     import urllib3
-    from ansible_collections.certops.acme.plugins.module_utils._acme.transport import network_cause
+    from ansible_collections.certops.acme.plugins.module_utils._acme.ca.transport import network_cause
     lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     pool = urllib3.HTTPConnectionPool("ca.example.invalid", 80)
     wrapped = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(pool, "/directory", lookup))

@@ -6,7 +6,7 @@ A batch that keeps everything never reaches the CA. The first order looks the ac
 unreachable CA costs one timeout, not one per certificate. Requests that need no account (the
 directory, renewalInfo) share a plain connection, which the account then takes over.
 
-A CA that could not be reached lately (ca_outages.py) is passed over without a request when
+A CA that could not be reached lately (outages.py) is passed over without a request when
 another CA follows (``pass_over``), and given at most ``outage_connect_seconds`` otherwise.
 """
 
@@ -17,13 +17,13 @@ import datetime
 import threading
 from typing import Callable, Optional
 
-from . import ca_outages
+from . import outages
 from .account import AccountKey, find_account
-from .crypto import utcnow
-from .errors import AcmeTransportError, CertopsError, InputError
-from .store import CertificateStore
+from ..crypto import utcnow
+from ..errors import AcmeTransportError, CertopsError, InputError
+from ..store import CertificateStore
 from .transport import AcmeTransport
-from .waiting import Deadline
+from ..waiting import Deadline
 
 
 class CaClient:
@@ -40,7 +40,7 @@ class CaClient:
         self.pass_over = pass_over
         self.outage_connect_seconds = outage_connect_seconds
         self.now = now
-        self._outage: Optional[ca_outages.CaOutage] = None
+        self._outage: Optional[outages.CaOutage] = None
         self._outage_read = False
         self._noted = False
         self._transport_factory = transport_factory
@@ -114,12 +114,12 @@ class CaClient:
             self.directory = transport.directory_url
         return self.directory
 
-    def remembered_outage(self) -> Optional[ca_outages.CaOutage]:
+    def remembered_outage(self) -> Optional[outages.CaOutage]:
         """The CA's outage record (read once per batch, and only when the CA is needed)."""
         if not self._outage_read:
             self._outage_read = True
             with contextlib.suppress(CertopsError):  # an unreadable record never keeps a CA from being asked
-                self._outage = ca_outages.remembered(self.store, self._directory_url())
+                self._outage = outages.remembered(self.store, self._directory_url())
         return self._outage
 
     def note_unreachable(self, error: CertopsError) -> None:
@@ -128,7 +128,7 @@ class CaClient:
             return
         self._noted = True
         with contextlib.suppress(CertopsError):
-            self._outage = ca_outages.record_failure(self.store, self._directory_url(), str(error), self.now())
+            self._outage = outages.record_failure(self.store, self._directory_url(), str(error), self.now())
 
     def unauthenticated(self) -> AcmeTransport:
         """A connection for requests that need no account (directory, renewalInfo)."""

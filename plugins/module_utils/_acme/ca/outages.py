@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import contextlib
 from typing import Any, Callable, Optional
 
-from .crypto import utcnow
-from .errors import AcmeTransportError, CertopsError
-from .store import CertificateStore
+from ..crypto import utcnow
+from ..errors import AcmeTransportError, CertopsError
+from ..store import CertificateStore
 
 #: The first pass-over after a CA could not be reached, doubled after each further failure.
 FIRST_PASS_OVER = datetime.timedelta(minutes=5)

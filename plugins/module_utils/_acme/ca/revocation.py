@@ -16,11 +16,11 @@ except ImportError:  # dependencies.require_controller_libraries() names what is
     pass
 
 from .account import AccountKey, find_account
-from .crypto import load_private_key, split_pem_chain, utcnow
-from .errors import AcmeProblem, InputError
-from .store import CertificateStore, StoredCertificate, check_certificate_name
+from ..crypto import load_private_key, split_pem_chain, utcnow
+from ..errors import AcmeProblem, InputError
+from ..store import CertificateStore, StoredCertificate, check_certificate_name
 from .transport import AcmeTransport
-from .waiting import Deadline
+from ..waiting import Deadline
 
 #: RFC 5280 §5.3.1 CRLReason codes a subscriber may ask for (Let's Encrypt accepts these).
 REASONS = {"unspecified": 0, "keyCompromise": 1, "affiliationChanged": 3, "superseded": 4,

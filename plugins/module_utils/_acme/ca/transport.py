@@ -43,8 +43,8 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .errors import AcmeDeadlineError, AcmeProblem, AcmeTransportError
-from .waiting import Backoff, Deadline
+from ..errors import AcmeDeadlineError, AcmeProblem, AcmeTransportError
+from ..waiting import Backoff, Deadline
 
 MAX_BAD_NONCE_RETRIES = 25
 MAX_BODY = 4 * 1024 * 1024

@@ -15,14 +15,14 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
-from .. import _host_files
-from .crypto import PrivateKey, generate_private_key, load_private_key, private_key_pem
-from .errors import AcmeProblem, InputError
+from ... import _host_files
+from ..crypto import PrivateKey, generate_private_key, load_private_key, private_key_pem
+from ..errors import AcmeProblem, InputError
 from .transport import AcmeTransport, json_object, mapping_field
-from .waiting import Deadline
+from ..waiting import Deadline
 
 if TYPE_CHECKING:
-    from .store import CertificateStore
+    from ..store import CertificateStore
 
 
 @dataclass
