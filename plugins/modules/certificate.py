@@ -74,9 +74,10 @@ options:
           - How names are validated. V(http-01) is answered statelessly by the proxy (or through
             O(certificates[].webroot)); V(dns-01) needs O(dns_provider); V(tls-alpn-01) is
             answered on the hosts (see O(stage)).
-          - V(dns-persist-01) (experimental, draft-ietf-acme-dns-persist-02, with
-            O(dns_persist_experimental)) validates with a TXT record at C(_validation-persist.NAME)
-            published once; a name without one fails before ordering with the exact record to publish.
+          - V(dns-persist-01) (experimental, draft-ietf-acme-dns-persist as Let's Encrypt's Boulder
+            implements it, with O(dns_persist_experimental)) validates with a TXT record at
+            C(_validation-persist.NAME) published once, C(ISSUER; accounturi=ACCOUNT_URL); a name
+            without one fails, before any challenge is answered, with the exact record to publish.
           - Default V(dns-01) when a name is a wildcard, else V(http-01).
         type: str
         choices: [http-01, dns-01, tls-alpn-01, dns-persist-01]
@@ -253,9 +254,12 @@ options:
   dns_persist_experimental:
     description:
       - Allow O(certificates[].challenge=dns-persist-01), which follows an Internet-Draft that may
-        still change. Before each order, every name's C(_validation-persist) record is looked up
-        (through O(dns_resolvers)) and must name this CA and account; a certificate lacking one
-        fails with the record to publish, and nothing is ordered.
+        still change. Every name's C(_validation-persist) record is looked up (through
+        O(dns_resolvers)) and must name one of the CA's issuer domain names and this account: the
+        account URL itself, or the hashed account URI when the CA's directory advertises
+        C(accountHashPrefix). A certificate lacking one fails with the record to publish and no
+        challenge is answered: before the order when the directory names the issuer domains, else
+        once the authorizations do (the opened order is left to expire).
     type: bool
     default: false
   dns_persist_warn_days:

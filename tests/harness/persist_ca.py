@@ -1,10 +1,23 @@
-"""A small scripted ACME CA on loopback that offers only dns-persist-01, following
-draft-ietf-acme-dns-persist-02: no test CA here supports it (Debian's Pebble is 2.4), so this
-stands in for one. It is a stand-in, not a CA: one issuing certificate, state in memory, no
-rate limits. What it checks is what the draft makes the CA check - the JWS signatures, the
-TXT record at _validation-persist.<name> read from a real DNS server (BIND in the tests), the
-issuer domain name, the hashed account URI over the account's key thumbprint and URL (or the
-"*" opt-out), policy=wildcard for wildcards, and persistUntil."""
+"""A small scripted ACME CA on loopback that offers only dns-persist-01 and validates it the way
+Let's Encrypt's Boulder does (no test CA here supports the challenge: Debian's Pebble is 2.4).
+It is a stand-in, not a CA: one issuing certificate, state in memory, no rate limits.
+
+What it follows, from Boulder's source (github.com/letsencrypt/boulder):
+- va/dns_persist.go, parseDNSPersistRecord: a TXT value is split on ";"; the issuer domain is
+  the first part without spaces/tabs, lower-cased without a final dot; every parameter must be
+  tag=value with a value of visible ASCII but ";"; tags are case-insensitive, a known one
+  (accounturi, policy, persistuntil) may not repeat, unknown ones are ignored; accounturi is
+  mandatory; persistUntil is a base-10 64-bit UNIX time.
+- va/dns_persist.go, checkDNSPersistRecord: accounturi equals the account URL exactly (no
+  normalisation); a wildcard needs policy=wildcard (case-insensitive); a validation after
+  persistUntil fails. Records for another issuer are skipped; the first record that passes wins.
+- the challenge object carries ``issuer-domain-names`` and no token; the directory advertises
+  neither issuer names nor an account hash prefix.
+
+With ``hashed=True`` it plays a CA of the later draft candidate instead: the directory advertises
+``issuerDomainNames`` and ``accountHashPrefix`` and accounturi must be the hashed URI (over the
+name or "*"). Records are read from a real DNS server (BIND in the tests); JWS signatures are
+verified."""
 
 from __future__ import annotations
 
@@ -13,6 +26,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -43,6 +57,7 @@ class PersistCa:
     address: str
     port: int
     dns_server: tuple[str, int]
+    hashed: bool = False
     accounts: dict[str, jose.JWK] = field(default_factory=dict)
     orders: dict[str, dict] = field(default_factory=dict)
     authzs: dict[str, dict] = field(default_factory=dict)
@@ -92,22 +107,22 @@ class PersistCa:
         return [b"".join(r.strings).decode() for rrset in response.answer for r in rrset if rrset.rdtype == 16]
 
     def record_valid(self, identifier: str, wildcard: bool, account_url: str) -> bool:
-        thumbprint = b64(self.accounts[account_url].thumbprint())
-        accepted = {hashed_uri(self.hash_prefix, identifier, thumbprint, account_url),
-                    hashed_uri(self.hash_prefix, "*", thumbprint, account_url)}
+        if self.hashed:
+            thumbprint = b64(self.accounts[account_url].thumbprint())
+            accepted = {hashed_uri(self.hash_prefix, identifier, thumbprint, account_url),
+                        hashed_uri(self.hash_prefix, "*", thumbprint, account_url)}
+        else:
+            accepted = {account_url}
+        now = datetime.datetime.now(datetime.timezone.utc).timestamp()
         for text in self.txt_records(f"_validation-persist.{identifier}."):
-            issuer, _sep, rest = text.partition(";")
-            params = {}
-            for part in rest.split(";"):
-                key, sep, value = part.strip().partition("=")
-                if sep:
-                    params[key.strip().lower()] = value.strip()
-            if issuer.strip().lower() != ISSUER_DOMAIN or params.get("accounturi") not in accepted:
+            issuer, params = parse_persist_record(text)
+            if issuer != ISSUER_DOMAIN or params is None:
+                continue
+            if params["accounturi"] not in accepted:
                 continue
             if wildcard and params.get("policy", "").lower() != "wildcard":
                 continue
-            until = params.get("persistuntil")
-            if until is not None and (not until.isdigit() or int(until) < datetime.datetime.now().timestamp()):
+            if "persistuntil" in params and now > params["persistuntil"]:
                 continue
             return True
         return False
@@ -124,6 +139,35 @@ class PersistCa:
                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .sign(self.key, hashes.SHA256()))
         return leaf.public_bytes(serialization.Encoding.PEM) + self.root.public_bytes(serialization.Encoding.PEM)
+
+
+_VALUE = re.compile(r"[\x21-\x3a\x3c-\x7e]*")
+
+
+def parse_persist_record(text: str) -> tuple[str, dict | None]:
+    """Boulder's parseDNSPersistRecord (va/dns_persist.go), restated: the issuer and the known
+    parameters, or None for a malformed record."""
+    issuer, *parts = text.split(";")
+    issuer = issuer.strip(" \t").lower().rstrip(".")
+    params: dict = {}
+    for part in parts:
+        part = part.strip(" \t")
+        tag, sep, value = part.partition("=")
+        tag, value = tag.strip(" \t").lower(), value.strip(" \t")
+        if not part or not sep or not tag or not _VALUE.fullmatch(value):
+            return issuer, None
+        if tag in ("accounturi", "policy", "persistuntil"):
+            if tag in params:
+                return issuer, None
+            if tag == "persistuntil":
+                if not re.fullmatch(r"-?[0-9]+", value) or not -2 ** 63 <= int(value) < 2 ** 63:
+                    return issuer, None
+                params[tag] = int(value)
+            else:
+                params[tag] = value
+    if not params.get("accounturi"):
+        return issuer, None
+    return issuer, params
 
 
 def _handler(ca: PersistCa) -> type[BaseHTTPRequestHandler]:
@@ -151,7 +195,8 @@ def _handler(ca: PersistCa) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"newNonce": f"{ca.base}/new-nonce", "newAccount": f"{ca.base}/new-account",
                                  "newOrder": f"{ca.base}/new-order", "revokeCert": f"{ca.base}/revoke",
                                  "keyChange": f"{ca.base}/key-change",
-                                 "meta": {"issuerDomainNames": [ISSUER_DOMAIN], "accountHashPrefix": ca.hash_prefix}})
+                                 "meta": ({"issuerDomainNames": [ISSUER_DOMAIN], "accountHashPrefix": ca.hash_prefix}
+                                          if ca.hashed else {})})
             else:
                 self._send(204 if self.path == "/new-nonce" else 404)
 
@@ -193,7 +238,7 @@ def _handler(ca: PersistCa) -> type[BaseHTTPRequestHandler]:
                                            "account": kid,
                                            "challenges": [{"type": "dns-persist-01", "status": "pending",
                                                            "url": f"{ca.base}/challenge/{authz_id}",
-                                                           "issuerDomainNames": [ISSUER_DOMAIN]}]}
+                                                           "issuer-domain-names": [ISSUER_DOMAIN]}]}
                     authz_urls.append(f"{ca.base}/authz/{authz_id}")
                 ca.orders[order_id] = {"status": "pending", "identifiers": payload["identifiers"],
                                        "authorizations": authz_urls, "finalize": f"{ca.base}/finalize/{order_id}"}

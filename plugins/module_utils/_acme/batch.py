@@ -30,7 +30,7 @@ from .caa import CaaPreflight, ca_identities
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
 from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_private_key, private_key_pem,
                      split_pem_chain, utcnow)
-from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistCheck, PersistResponder
+from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistAccount, PersistCheck, PersistResponder
 from .errors import AcmeTransportError, CertopsError, InputError, LockLost
 from .failures import FailureMemory
 from .names import identifier_values
@@ -110,7 +110,7 @@ class CertificateBatch:
                            directory=directory, pass_over=not settings.last_resort,
                            outage_connect_seconds=settings.outage_connect_seconds, now=now)
         self.responders: dict[str, ChallengeResponder] = {"http-01": StatelessHttp01(),
-                                                          PERSIST_CHALLENGE: PersistResponder()}
+                                                          PERSIST_CHALLENGE: PersistResponder(persist, self.ca, now)}
         self.responders.update(responders or {})
         self.now = now
         self.host_challenges: list[dict[str, Any]] = []
@@ -378,8 +378,7 @@ class CertificateBatch:
             if self.persist is None:
                 raise InputError("dns_persist_experimental", "dns-persist-01 follows a draft and is off",
                                  "set dns_persist_experimental: true to use it")
-            self.persist.check(spec.name, spec.identifiers, transport.directory(deadline), self.ca.thumbprint,
-                               self.ca.account_url, self.now())
+            self.persist.check(spec.name, spec.identifiers, PersistAccount.of(self.ca, deadline), self.now())
 
     def _park_for_hosts(self, spec: CertificateSpec, order: OpenOrder, transport: AcmeTransport,
                         lock: StoreLock) -> None:

@@ -221,9 +221,12 @@ def _challenge_to_answer(authz: dict[str, Any], authz_url: str, request: OrderRe
         offered = ", ".join(str(c.get("type")) for c in challenges if isinstance(c, dict))
         raise OrderError(f"{label}: the CA offers no {request.challenge} challenge for {value} "
                          f"(offered: {offered or 'none'})")
+    issuers: tuple[str, ...] = ()
     if request.challenge == "dns-persist-01":
-        # No token: the persistent record binds the account instead (draft-ietf-acme-dns-persist).
-        checked_issuers(chosen.get("issuerDomainNames"), f"{label}: the challenge for {value}")
+        # No token: the persistent record binds the account instead (draft-ietf-acme-dns-persist),
+        # matched against the issuer domain names the challenge carries.
+        issuers = tuple(checked_issuers(chosen.get("issuer-domain-names", chosen.get("issuerDomainNames")),
+                                        f"{label}: the challenge for {value}"))
         token = ""
     else:
         token = str(chosen.get("token", ""))
@@ -233,7 +236,7 @@ def _challenge_to_answer(authz: dict[str, Any], authz_url: str, request: OrderRe
     return PendingChallenge(
         certificate=request.name, identifier=Identifier(str(ident.get("type", "dns")), value),
         type=request.challenge, url=_require(chosen, "url", str, f"{label}: challenge"), token=token,
-        key_authorization=f"{token}.{thumbprint}" if token else "", authz_url=authz_url)
+        key_authorization=f"{token}.{thumbprint}" if token else "", authz_url=authz_url, issuers=issuers)
 
 
 def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadline,

@@ -39,6 +39,8 @@ class PendingChallenge:
     token: str
     key_authorization: str
     authz_url: str
+    #: dns-persist-01: the issuer domain names the CA matches the record against.
+    issuers: tuple[str, ...] = ()
 
     @property
     def dns_record_name(self) -> str:
@@ -55,14 +57,15 @@ class PendingChallenge:
         return {"certificate": self.certificate, "identifier": self.identifier.value,
                 "identifier_type": self.identifier.type, "type": self.type, "url": self.url,
                 "token": self.token, "key_authorization": self.key_authorization,
-                "authz_url": self.authz_url}
+                "authz_url": self.authz_url, **({"issuers": list(self.issuers)} if self.issuers else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PendingChallenge":
         return cls(certificate=data["certificate"],
                    identifier=Identifier(data["identifier_type"], data["identifier"]),
                    type=data["type"], url=data["url"], token=data["token"],
-                   key_authorization=data["key_authorization"], authz_url=data["authz_url"])
+                   key_authorization=data["key_authorization"], authz_url=data["authz_url"],
+                   issuers=tuple(data.get("issuers") or ()))
 
 
 class ChallengeResponder(Protocol):
