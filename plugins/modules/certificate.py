@@ -255,11 +255,11 @@ options:
     description:
       - Allow O(certificates[].challenge=dns-persist-01), which follows an Internet-Draft that may
         still change. Every name's C(_validation-persist) record is looked up (through
-        O(dns_resolvers)) and must name one of the CA's issuer domain names and this account: the
+        O(dns_resolvers)) and must name one of the CA's issuer domain names and this account (the
         account URL itself, or the hashed account URI when the CA's directory advertises
-        C(accountHashPrefix). A certificate lacking one fails with the record to publish and no
-        challenge is answered: before the order when the directory names the issuer domains, else
-        once the authorizations do (the opened order is left to expire).
+        C(accountHashPrefix)). A certificate lacking one fails with the record to publish and no
+        challenge is answered; this is checked before the order when the directory names the issuer
+        domains, else once the authorizations do (the opened order is left to expire).
     type: bool
     default: false
   dns_persist_warn_days:

@@ -105,8 +105,8 @@ def _sha256_of(pem_path: Path) -> str:
     return x509.load_pem_x509_certificate(pem_path.read_bytes()).fingerprint(hashes.SHA256()).hex()
 
 
-@pytest.mark.parametrize("proxy,base,proxy_protocol", [pytest.param("haproxy", 60, False, marks=pytest.mark.cross_product),
-                                                        ("nginx", 70, True)])
+@pytest.mark.parametrize("proxy,base,proxy_protocol", [
+    pytest.param("haproxy", 60, False, marks=pytest.mark.cross_product), ("nginx", 70, True)])
 def test_tls_alpn_01_is_answered_through_the_passthrough_proxy(controller, pebble_server, account, proxy, base,
                                                                proxy_protocol):
     """Pebble connects to the proxy with ALPN acme-tls/1 only; the proxy routes that to the

@@ -130,12 +130,12 @@ class PersistCheck:
 
     def _accepted(self, account: PersistAccount, base: str) -> tuple[set[str], str]:
         """The accounturi values that bind this account for ``base``, and the one to publish."""
-        assert account.account_url is not None
+        url = account.account_url or ""
         prefix = self._hash_prefix(account.directory)
         if prefix is None:
-            return {account.account_url}, account.account_url
-        wanted = hashed_account_uri(prefix, base, account.thumbprint, account.account_url)
-        return {wanted, hashed_account_uri(prefix, "*", account.thumbprint, account.account_url)}, wanted
+            return {url}, url
+        wanted = hashed_account_uri(prefix, base, account.thumbprint, url)
+        return {wanted, hashed_account_uri(prefix, "*", account.thumbprint, url)}, wanted
 
     def _usable(self, texts: Sequence[str], identifier: Identifier, issuers: Sequence[str], accepted: set[str],
                 now: datetime.datetime) -> str:
