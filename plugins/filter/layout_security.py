@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.certops.acme.plugins.filter.certificates import checked_sites
+
 #: Mozilla's server-side TLS guideline (6.0, the "intermediate" and "modern" configurations).
 #: Groups: X25519, P-256, P-384 only (no X448, P-521 or finite-field groups, in TLS 1.3 too).
 TLS_PROFILES: dict[str, dict[str, Any]] = {
@@ -138,6 +140,25 @@ def secured_sites(sites: Any, variable: str, trusted_proxies: Any, trusted_varia
     return secured
 
 
+def input_problems(sites: Any, variable: str, trusted_proxies: Any, trusted_variable: str, hsts: Any,
+                   hsts_variable: str, profile: Any, profile_variable: str) -> list[str]:
+    """What ``checked_sites``, ``secured_sites`` and ``tls_profile`` refuse in a layout's inputs,
+    as messages instead of an error. The roles assert on these before they compute anything, so a
+    refusal reads as the message itself: ansible-core 2.19 buries an error raised while a
+    ``set_fact`` is templated under "Task failed: Finalization of task args for ...". """
+    problems = []
+    try:
+        secured_sites(checked_sites(sites, variable), variable, trusted_proxies, trusted_variable, hsts, hsts_variable)
+    except AnsibleFilterError as error:
+        problems.append(error.message)
+    try:
+        tls_profile(profile, profile_variable)
+    except AnsibleFilterError as error:
+        problems.append(error.message)
+    return problems
+
+
 class FilterModule(object):
     def filters(self) -> dict[str, Any]:
-        return {"tls_profile": tls_profile, "checked_networks": checked_networks, "secured_sites": secured_sites}
+        return {"tls_profile": tls_profile, "checked_networks": checked_networks, "secured_sites": secured_sites,
+                "input_problems": input_problems}

@@ -8,7 +8,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.certops.acme.plugins.filter.layout_security import (
-    checked_networks, secured_sites, tls_profile)
+    checked_networks, input_problems, secured_sites, tls_profile)
 
 ROLE_HSTS = {"enabled": False, "max_age": 63072000, "include_subdomains": False, "preload": False}
 
@@ -85,3 +85,17 @@ def test_bad_hsts_settings_are_refused_naming_the_site_and_the_fix(hsts, needle)
 def test_the_roles_own_hsts_settings_are_checked_even_when_no_site_uses_them():
     with pytest.raises(AnsibleFilterError, match=r"certops_edge_hsts: preload needs"):
         secured_sites([], "sites", [], "t", dict(ROLE_HSTS, enabled=True, preload=True), "certops_edge_hsts")
+
+
+def test_input_problems_lists_what_the_filters_would_refuse_instead_of_raising():
+    hsts = {"enabled": False, "max_age": 63072000, "include_subdomains": False, "preload": False}
+    good = [{"name": "www", "domains": ["www.example.com"], "backends": ["10.0.0.1:80"]}]
+    assert input_problems(good, "sites", [], "trusted", hsts, "hsts", "intermediate", "profile") == []
+    bad = [{"name": "bad name;", "domains": ["www.example.com"], "backends": ["10.0.0.1:80"]}]
+    problems = input_problems(bad, "sites", ["not a network"], "trusted", hsts, "hsts", "ancient", "profile")
+    assert len(problems) == 2
+    assert problems[0].startswith("sites[0].name: 'bad name;' cannot be used as a certificate name")
+    assert problems[1].startswith("profile: 'ancient' is not a TLS profile")
+    # A site that passes its own checks still meets the role's trusted peers.
+    assert input_problems(good, "sites", ["not a network"], "trusted", hsts, "hsts", "modern", "profile")[0].startswith(
+        "trusted[0]: 'not a network' is not an IP address or network")
