@@ -79,6 +79,8 @@ class ActionModule(CertopsAction):
         dns_provider_options={"type": "dict", "no_log": True},
         dns_check_servers={"type": "list", "elements": "str"},
         dns_propagation_timeout={"type": "int", "default": 120},
+        dns_propagation={"type": "str", "default": "check", "choices": ["check", "wait"]},
+        dns_propagation_wait={"type": "int", "default": 60},
         caa_check={"type": "bool", "default": True},
         caa_resolvers={"type": "list", "elements": "str"},
         fallback_after={"type": "int", "default": 60},

@@ -194,8 +194,8 @@ options:
       - Named DNS providers for certificates that name one in O(certificates[].dns), each a mapping
         of the task's dns-01 options without the C(dns_) prefix - C(provider) (required),
         C(rfc2136), C(lexicon), C(hook), C(provider_options), C(check_servers), C(resolvers),
-        C(follow_cname), C(propagation_timeout). Unset ones take the task's value for the last
-        three. Never logged.
+        C(follow_cname), C(propagation_timeout), C(propagation), C(propagation_wait). Unset ones take
+        the task's value for the last five. Never logged.
       - 'For example C({internal: {provider: rfc2136, rfc2136: {server: 10.0.0.53, key_name: k,
         key_secret: ...}}, public: {provider: lexicon, lexicon: {provider: cloudflare}}}).'
     type: dict
@@ -247,6 +247,22 @@ options:
         Default - the zone's authoritative servers (RFC 2136), none for other providers.
     type: list
     elements: str
+  dns_propagation:
+    description:
+      - How a batch knows its dns-01 records are out before the CA is asked to look. V(check) asks
+        every checked server (O(dns_check_servers), else the zone's authoritative servers) until
+        each answers every record, for up to O(dns_propagation_timeout) seconds. V(wait) asks no
+        DNS server and waits O(dns_propagation_wait) seconds instead - for DNS the controller
+        cannot query (split horizon, a firewalled primary); set O(dns_follow_cname=false) there
+        too unless the resolvers answer.
+      - An entry of O(dns_providers) may set its own C(propagation) and C(propagation_wait).
+    type: str
+    choices: [check, wait]
+    default: check
+  dns_propagation_wait:
+    description: Seconds to wait with O(dns_propagation=wait), 0 to 3600.
+    type: int
+    default: 60
   dns_propagation_timeout:
     description: Seconds to wait for the records on every checked server.
     type: int

@@ -128,3 +128,22 @@ def test_records_that_never_propagate_fail_clearly_within_the_timeout(
     assert run.returncode != 0
     assert f"_acme-challenge.slow.dns.test TXT was not served by 127.0.0.1:{pebble_server.ports.dns} within 1 s" in run.stdout
     assert txt_records(bind_server, "_acme-challenge.slow.dns.test") == set()
+
+
+def test_the_wait_mode_issues_where_the_controller_cannot_query_the_dns(controller, pebble_on_bind, bind_server):
+    """Split horizon: the servers the CA asks are out of the controller's reach (here nothing
+    answers at the checked address). dns_propagation: wait asks no DNS server and waits."""
+    key = str(controller.work / "dns-wait-account.key")
+    controller.acme_defaults = lambda: {"account_key_src": key}
+    certificates = [{"name": "wait.dns.test", "domains": ["wait.dns.test"], "challenge": "dns-01"}]
+    unreachable = {"dns_check_servers": ["127.0.0.1:9"], "dns_propagation_timeout": 2}
+    refused = controller.run(controller.playbook("dns01-check", [
+        account_task(pebble_on_bind, key),
+        rfc2136_task(controller, pebble_on_bind, bind_server, certificates, **unreachable)]))
+    assert refused.returncode != 0 and "TXT was not served by 127.0.0.1:9" in refused.stdout
+    controller.run(controller.playbook("dns01-wait", [
+        rfc2136_task(controller, pebble_on_bind, bind_server, certificates, dns_propagation="wait",
+                     dns_propagation_wait=1, **unreachable), dump(controller)]), check=True)
+    issued = json.loads((controller.work / "issued.json").read_text())
+    assert [c["action"] for c in issued["certificates"]] == ["issue"], issued["certificates"]
+    assert txt_records(bind_server, "_acme-challenge.wait.dns.test") == set()

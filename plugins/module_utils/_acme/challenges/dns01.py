@@ -16,6 +16,7 @@ the CA looks and both are removed afterwards.
 from __future__ import annotations
 
 import importlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
@@ -190,10 +191,14 @@ class Dns01Responder:
     zone stay away, only a small delegated zone is updatable)."""
 
     def __init__(self, provider: DnsProvider, check_servers: Optional[Sequence[tuple[str, int]]] = None,
-                 propagation_timeout: float = 120.0, cnames: Optional[Lookup] = None) -> None:
+                 propagation_timeout: float = 120.0, cnames: Optional[Lookup] = None,
+                 propagation_wait: Optional[float] = None) -> None:
         self.provider = provider
         self.check_servers = list(check_servers or [])
         self.propagation_timeout = propagation_timeout
+        #: A fixed wait instead of the check (dns_propagation: wait), for DNS the controller
+        #: cannot query (split horizon, a firewalled primary); None: check.
+        self.propagation_wait = propagation_wait
         self.cnames = cnames
         self._added: list[tuple[str, str]] = []
         self.cleanup_errors: list[str] = []
@@ -240,7 +245,18 @@ class Dns01Responder:
             self._added.append((name, value))
             wanted.setdefault(name, set()).add(value)
             owners.setdefault(name, set()).add(challenge.certificate)
-        # Wait until every authoritative server answers every value: a CA may ask any of them.
+        if self.propagation_wait is not None:
+            if wanted:
+                time.sleep(max(0.0, min(self.propagation_wait, deadline.remaining() - 1.0)))
+            return failed
+        for certificate, why in self._await_propagation(wanted, owners, deadline).items():
+            failed.setdefault(certificate, why)  # a record that could not be added says so first
+        return failed
+
+    def _await_propagation(self, wanted: dict[str, set[str]], owners: dict[str, set[str]],
+                           deadline: Deadline) -> dict[str, str]:
+        """Wait until every authoritative server answers every value: a CA may ask any of them."""
+        failed: dict[str, str] = {}
         limit = min(self.propagation_timeout, max(1.0, deadline.remaining()))
         backoff = Deadline(limit, "dns-01 propagation").backoff(0.05, 1.5, 2.0)
         missing = {n: self._servers_for(n) for n in wanted}

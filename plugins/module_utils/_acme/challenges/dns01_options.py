@@ -48,13 +48,24 @@ def dns_responder(args: dict[str, Any], hook: Callable[[str], DnsProvider]) -> O
     else:
         provider = load_provider(kind, args.get("dns_provider_options") or {})
     servers = [parse_server(s) for s in args.get("dns_check_servers") or []]
+    wait = args.get("dns_propagation_wait", 60)
+    if not isinstance(wait, int) or isinstance(wait, bool) or not 0 <= wait <= MAX_PROPAGATION_WAIT:
+        raise InputError("dns_propagation_wait", f"{str(wait)[:40]!r} is not whole seconds from 0 to "
+                         f"{MAX_PROPAGATION_WAIT}", "give the seconds to wait before the CA is asked to look")
+    if args.get("dns_propagation", "check") not in ("check", "wait"):
+        raise InputError("dns_propagation", f"{str(args.get('dns_propagation'))[:40]!r} is neither check nor wait",
+                         "use check (ask the authoritative servers) or wait (a fixed dns_propagation_wait)")
     return Dns01Responder(provider, servers, float(args["dns_propagation_timeout"]),
-                          cnames=Lookup(cname_servers) if args["dns_follow_cname"] else None)
+                          cnames=Lookup(cname_servers) if args["dns_follow_cname"] else None,
+                          propagation_wait=float(wait) if args.get("dns_propagation") == "wait" else None)
 
 
 #: What an entry of ``dns_providers`` may set: the task's dns_* options without the prefix.
 NAMED_DNS_KEYS = ("provider", "rfc2136", "lexicon", "hook", "provider_options", "check_servers", "resolvers",
-                  "follow_cname", "propagation_timeout")
+                  "follow_cname", "propagation_timeout", "propagation", "propagation_wait")
+#: The longest fixed wait (dns_propagation: wait) a batch may spend; an hour is already longer
+#: than any provider's documented propagation.
+MAX_PROPAGATION_WAIT = 3600
 
 
 def build_dns01(args: dict[str, Any], specs: Sequence[CertificateSpec],
@@ -80,7 +91,8 @@ def build_dns01(args: dict[str, Any], specs: Sequence[CertificateSpec],
         if not entry.get("provider"):
             raise InputError(f"dns_providers.{name}.provider", "is required", "e.g. rfc2136, lexicon or hook")
         own = {f"dns_{key}": entry.get(key) for key in NAMED_DNS_KEYS}
-        for key in ("dns_follow_cname", "dns_propagation_timeout", "dns_resolvers"):
+        for key in ("dns_follow_cname", "dns_propagation_timeout", "dns_resolvers", "dns_propagation",
+                    "dns_propagation_wait"):
             if own[key] is None:
                 own[key] = args[key]
         try:

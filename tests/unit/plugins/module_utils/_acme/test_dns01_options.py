@@ -6,12 +6,16 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.certops.acme.plugins.module_utils._acme.challenges import PendingChallenge, dns01
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import Rfc2136Provider
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01_options import build_dns01
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
+from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
 from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
+from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
-TASK_DEFAULTS = {"dns_follow_cname": True, "dns_propagation_timeout": 120, "dns_resolvers": None}
+TASK_DEFAULTS = {"dns_follow_cname": True, "dns_propagation_timeout": 120, "dns_resolvers": None,
+                 "dns_propagation": "check", "dns_propagation_wait": 60}
 RFC2136 = {"server": "192.0.2.53", "port": 5353, "key_name": "certops", "key_secret": "c2VjcmV0",
            "key_algorithm": "hmac-sha256"}
 
@@ -97,3 +101,48 @@ def test_a_named_providers_mistakes_carry_its_name():
     with pytest.raises(InputError, match=r"^dns_providers.inside: dns_hook: is required"):
         build({"dns_providers": {"inside": {"provider": "hook"}}},
               {"name": "wild", "domains": ["*.example.test"], "dns": "inside"})
+
+
+def test_the_wait_mode_is_chosen_per_task_or_per_named_provider_and_bounded():
+    router = build({"dns_provider": "hook", "dns_hook": "/t", "dns_propagation": "wait", "dns_propagation_wait": 5,
+                    "dns_providers": {"inside": {"provider": "hook", "hook": "/i", "propagation": "check"},
+                                      "same": {"provider": "hook", "hook": "/s"}}},
+                   {"name": "public", "domains": ["*.example.test"]},
+                   {"name": "private", "domains": ["*.corp.example.test"], "dns": "inside"},
+                   {"name": "other", "domains": ["*.other.example.test"], "dns": "same"})
+    assert router.responders[""].propagation_wait == 5.0
+    assert router.responders["inside"].propagation_wait is None  # its own check
+    assert router.responders["same"].propagation_wait == 5.0  # the task's
+    for wait in (-1, 3601, "soon"):
+        with pytest.raises(InputError, match=r"^dns_propagation_wait: .* is not whole seconds from 0 to 3600"):
+            build({"dns_provider": "hook", "dns_hook": "/t", "dns_propagation": "wait", "dns_propagation_wait": wait},
+                  {"name": "public", "domains": ["*.example.test"]})
+
+
+class Recording:
+    """A provider that records what it is asked to publish."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, str]] = []
+
+    def add_txt(self, record_name: str, value: str) -> None:
+        self.added.append((record_name, value))
+
+    def delete_txt(self, record_name: str, value: str) -> None:
+        self.added.remove((record_name, value))
+
+
+def test_the_wait_mode_waits_its_seconds_and_asks_no_dns_server(monkeypatch):
+    def no_query(*args):
+        raise AssertionError("a DNS server was asked in wait mode")
+    monkeypatch.setattr(dns01, "visible_at", no_query)
+    slept: list[float] = []
+    monkeypatch.setattr(dns01.time, "sleep", slept.append)
+    provider = Recording()
+    responder = dns01.Dns01Responder(provider, [("192.0.2.53", 53)], propagation_wait=7.0)
+    challenge = PendingChallenge("www", Identifier("dns", "www.example.test"), "dns-01", "https://ca/c", "tok",
+                                 "tok.thumb", "https://ca/a")
+    assert responder.deploy([challenge], Deadline(600, "test")) == {}
+    assert slept == [7.0] and provider.added == [("_acme-challenge.www.example.test", challenge.dns_record_value)]
+    slept.clear()  # a deadline closer than the wait bounds it
+    assert responder.deploy([challenge], Deadline(3, "test")) == {} and 1.5 < slept[0] <= 2.0
