@@ -74,17 +74,20 @@ describe() {
 # unit tests, the two layout roles and the batch with check mode - what users run and what
 # depends on ansible-core (roles, templating, argument specs, check mode, module execution).
 # Everything else (the engine against real CAs, DNS and OpenBao, served truth, the collection's
-# own checks, ansible-test sanity) needs only the newest line, where it runs split in two halves
-# side by side; the second half is "everything but the first", so every test runs on the newest
-# line whatever is added.
+# own checks, ansible-test sanity) needs only the newest line, where it runs in three parts side
+# by side (five legs on two cores keep both busy until the end, where four left one idle); the
+# third part is "everything but the first two", so every test runs on the newest line whatever
+# is added.
 EVERY_LINE=(tests/unit tests/integration/test_edge_role.py tests/integration/test_passthrough_role.py
             tests/integration/test_certificate_batch.py tests/integration/test_check_mode.py)
-NEWEST_A=("${EVERY_LINE[@]}" tests/integration/test_served.py tests/integration/test_certificates_role.py)
+NEWEST_A=("${EVERY_LINE[@]}")
+NEWEST_B=(tests/integration/test_served.py tests/integration/test_certificates_role.py
+          tests/integration/test_collection.py tests/integration/test_partition.py tests/integration/test_awx.py)
 # Runs once, in the leg with the most room: the job runs inside the image, so the leg's own
 # ansible-core plays no part in it.
 ONCE_WHERE_ROOM=(tests/integration/test_execution_environment.py)
-newest_b_ignores=()
-for path in "${NEWEST_A[@]}" "${ONCE_WHERE_ROOM[@]}"; do newest_b_ignores+=(--ignore "$path"); done
+newest_c_ignores=()
+for path in "${NEWEST_A[@]}" "${NEWEST_B[@]}" "${ONCE_WHERE_ROOM[@]}"; do newest_c_ignores+=(--ignore "$path"); done
 not_every_line=()
 for path in "${EVERY_LINE[@]}" "${ONCE_WHERE_ROOM[@]}"; do not_every_line+=(--ignore "$path"); done
 
@@ -109,7 +112,9 @@ leg_217=(.venv-core217/bin/python -m pytest -p no:cacheprovider --durations=15 -
 leg_313a=(.venv-py313/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp=/tmp/certops-tests-py313a
           "${NEWEST_A[@]}" "$@")
 leg_313b=(.venv-py313/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp=/tmp/certops-tests-py313b
-          tests "${newest_b_ignores[@]}" "$@")
+          "${NEWEST_B[@]}" "$@")
+leg_313c=(.venv-py313/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp=/tmp/certops-tests-py313c
+          tests "${newest_c_ignores[@]}" "$@")
 
 if ! unshare --net true 2>/dev/null; then
   # One after the other; without Python 3.13 the default line runs everything.
@@ -118,10 +123,12 @@ if ! unshare --net true 2>/dev/null; then
   describe .venv-core217 "every line"
   "${leg_217[@]}"
   if [ -n "$with_py313" ]; then
-    describe .venv-py313 "newest line, first half"
+    describe .venv-py313 "newest line, first part"
     "${leg_313a[@]}"
-    describe .venv-py313 "newest line, second half"
+    describe .venv-py313 "newest line, second part"
     "${leg_313b[@]}"
+    describe .venv-py313 "newest line, third part"
+    "${leg_313c[@]}"
   else
     .venv/bin/python -m pytest --basetemp=/tmp/certops-tests-py311-rest tests "${not_every_line[@]}" "$@"
   fi
@@ -151,11 +158,14 @@ timed "oldest ansible-core, every line:" in_own_network .venv-core217 "every lin
   >"$logs/core217.log" 2>&1 &
 pids+=($!)
 if [ -n "$with_py313" ]; then
-  timed "newest line, first half:" in_own_network .venv-py313 "newest line, first half" "${leg_313a[@]}" \
+  timed "newest line, first part:" in_own_network .venv-py313 "newest line, first part" "${leg_313a[@]}" \
     >"$logs/py313a.log" 2>&1 &
   pids+=($!)
-  timed "newest line, second half:" in_own_network .venv-py313 "newest line, second half" "${leg_313b[@]}" \
+  timed "newest line, second part:" in_own_network .venv-py313 "newest line, second part" "${leg_313b[@]}" \
     >"$logs/py313b.log" 2>&1 &
+  pids+=($!)
+  timed "newest line, third part:" in_own_network .venv-py313 "newest line, third part" "${leg_313c[@]}" \
+    >"$logs/py313c.log" 2>&1 &
   pids+=($!)
 else
   # Without Python 3.13 the rest runs on the default line.
@@ -163,12 +173,13 @@ else
     --basetemp=/tmp/certops-tests-py311-rest tests "${not_every_line[@]}" "$@" >"$logs/py313a.log" 2>&1 &
   pids+=($!)
   echo "== Python 3.13 not found at $PY313: the newest ansible-core run is skipped" >"$logs/py313b.log"
+  : >"$logs/py313c.log"
 fi
 status=0
 for pid in "${pids[@]}"; do
   wait "$pid" || status=1
 done
-cat "$logs/py311.log" "$logs/core217.log" "$logs/py313a.log" "$logs/py313b.log"
+cat "$logs/py311.log" "$logs/core217.log" "$logs/py313a.log" "$logs/py313b.log" "$logs/py313c.log"
 echo "== the legs, side by side:"
 cat "$logs/times" 2>/dev/null || true
 echo "== all runs took $(( $(date +%s) - started )) s side by side"
