@@ -173,8 +173,7 @@ class PersistCheck:
     def missing(self, identifiers: Sequence[Identifier], issuers: Sequence[str], account: PersistAccount,
                 now: datetime.datetime) -> list[str]:
         """For each name without a usable record: why, and the record to publish."""
-        if not account.account_url:
-            raise CertopsError("dns-persist-01 needs the account URL")
+        _require_account_url(account)
         missing = []
         for identifier in identifiers:
             if identifier.type != "dns":
@@ -197,14 +196,19 @@ class PersistCheck:
         try:
             self._hash_prefix(account.directory)
             if named is None:
-                if not account.account_url:
-                    raise CertopsError("dns-persist-01 needs the account URL")
+                _require_account_url(account)
                 return
             missing = self.missing(identifiers, checked_issuers(named, "the CA's directory"), account, now)
         except CertopsError as error:
             raise CertopsError(f"certificate {certificate!r}: {error}") from None
         if missing:
             raise PersistRecordMissing(_missing_message(certificate, missing, "nothing was ordered"))
+
+
+def _require_account_url(account: PersistAccount) -> None:
+    """A record binds the account by its URL (or a hash over it): without it nothing can be judged."""
+    if not account.account_url:
+        raise CertopsError("dns-persist-01 needs the account URL")
 
 
 def _missing_message(certificate: str, missing: Sequence[str], consequence: str) -> str:
