@@ -15,6 +15,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.ca.account import AccountKey
 from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings
 from ansible_collections.certops.acme.plugins.module_utils._acme.caa import CaaPreflight, dns_query
+from ansible_collections.certops.acme.plugins.module_utils._acme.claims import DIRECT, check_party, claim_all
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import utcnow
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01 import RFC2136_SPEC
 from ansible_collections.certops.acme.plugins.module_utils._acme.challenges.dns01_options import build_dns01
@@ -86,6 +87,7 @@ class ActionModule(CertopsAction):
         fallback_after={"type": "int", "default": 60},
         dns_persist_experimental={"type": "bool", "default": False},
         dns_persist_warn_days={"type": "int", "default": 30},
+        wanted_by={"type": "str", "default": DIRECT},
     )
     VALIDATION = {"mutually_exclusive": [["account_key_src", "account_key_content"]]}
 
@@ -106,6 +108,7 @@ class ActionModule(CertopsAction):
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         specs, failures = parse_specs(args["certificates"])
+        party = check_party(args["wanted_by"])
         store = self.open_store(args)
         workers = max(1, min(int(args["workers"]), 32))
         cas: list[CertificateAuthority] = []
@@ -125,7 +128,7 @@ class ActionModule(CertopsAction):
         if dns is not None:
             responders["dns-01"] = dns
         settings = BatchSettings(workers=workers, deadline_seconds=float(args["timeout"]),
-                                 lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode,
+                                 lock_timeout=float(args["lock_timeout"]), check_mode=self.check_mode, party=party,
                                  progress=ProgressLine(self._task.get_name()) if len(specs) >= PROGRESS_FROM else None)
         batch = FallbackOutcome([], [])
         try:
@@ -134,17 +137,21 @@ class ActionModule(CertopsAction):
         finally:
             batch.close()
         results = batch.results
+        # What was kept gets this party's claim where it lacks it (once; new versions carry it).
+        claimed = claim_all(store, [r.stored for r in results if r.stored is not None], party,
+                            write=not self.check_mode)
         by_name = {r.name: r for r in results + failures}
         ordered = [by_name[c["name"]] for c in args["certificates"] if c.get("name") in by_name]
         failed = [r for r in ordered if r.action == "failed"]
         out: dict[str, Any] = {
-            "changed": any(r.changed for r in ordered),
+            "changed": any(r.changed for r in ordered) or bool(claimed),
             "certificates": [r.to_dict() for r in ordered],
             "challenges": batch.host_challenges,
             "acme_requests": batch.request_counts(),
             "account_url": batch.account_url,
             "store": store.describe(),
             "store_requests": store.requests,
+            "claimed": claimed,
         }
         due_by = next_run_due_by(ordered, utcnow())
         out["next_run_due_by"] = due_by.isoformat() if due_by is not None else None

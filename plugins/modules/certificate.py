@@ -320,6 +320,19 @@ options:
     description: Seconds to wait for another run that is issuing the same certificate.
     type: int
     default: 300
+  wanted_by:
+    description:
+      - The party that wants these certificates (an inventory, a team). Each certificate the task
+        orders or keeps records it in the store (a claim, written once), so that
+        M(certops.acme.orphans), run by one party, judges only what that party claims and never
+        prunes what another party still wants.
+      - The roles give C(certops_certificates_wanted_by) (default V(inventory)). The default here,
+        V(direct), keeps the certificates a playbook orders with this module apart from the
+        roles' party.
+      - Letters, digits and C(._:@/-), at most 128 characters.
+    type: str
+    default: direct
+    version_added: 0.2.0
 seealso:
   - module: certops.acme.account
   - module: certops.acme.install
@@ -467,4 +480,12 @@ store_requests:
   description: Requests sent to a shared store in this task (0 for the file store).
   returned: always
   type: int
+claimed:
+  description:
+    - Certificates kept by this task that did not yet record O(wanted_by)'s claim, which this task
+      recorded (a write to the store, so the task reports changed; in check mode, would record).
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
 """

@@ -12,12 +12,21 @@ module: orphans
 short_description: Report and prune certificates in the controller store that no host wants
 version_added: 0.2.0
 description:
-  - Compares the store's certificates with O(wanted), the names every inventory host still
-    needs. The others are orphans; each is marked in the store with the time it was first
-    found so (a wanted certificate loses the mark) and reported. Nothing renews them.
-  - With O(prune), orphans marked for at least O(prune_after_days) are removed from the store,
-    keys included. The grace period keeps a certificate whose hosts were unreachable for a run.
-    Pruning is refused on a run limited with C(--limit).
+  - Judges the store's certificates as one party sees them, the party (an inventory, a team, or
+    the playbooks that call M(certops.acme.certificate) directly) named by O(wanted_by), whose
+    wanted certificates are O(wanted). Every run that orders or keeps a certificate records its
+    party in the certificate's metadata (a claim), so the store knows who wants what.
+  - A certificate the party claims and no longer wants, which another party claims too, is
+    released (the party's claim is removed); nothing else happens to it.
+  - One the party alone claims and no longer wants is an orphan. Each is marked in the store with
+    the time it was first found so (a wanted certificate loses the mark) and reported. Nothing
+    renews them. With O(prune), orphans marked for at least O(prune_after_days) are removed from
+    the store, keys included, if no other party has claimed them meanwhile. The grace period keeps
+    a certificate whose hosts were unreachable for a run. Pruning is refused on a run limited
+    with C(--limit).
+  - Certificates of other parties are not judged, nor those that record no claims (stored before
+    claims were kept, or by hand), which are reported as RV(unclaimed) unless
+    O(claim_unclaimed) takes them as the party's own.
   - Revoke orphans first, if you want them revoked, with M(certops.acme.revoke).
   - Runs on the controller; it is an action plugin, the documentation lives here.
 author: certops.acme maintainers (@certops)
@@ -48,6 +57,21 @@ options:
     description: Days a certificate must have been an orphan before O(prune) removes it.
     type: int
     default: 7
+  wanted_by:
+    description:
+      - The party judging, by the name its certificate tasks record (the roles' C(certops_certificates_wanted_by),
+        M(certops.acme.certificate)'s O(certops.acme.certificate#module:wanted_by)).
+      - Letters, digits and C(._:@/-), at most 128 characters.
+    type: str
+    default: inventory
+    version_added: 0.2.0
+  claim_unclaimed:
+    description:
+      - Judge certificates that record no claims as this party's own. Right for a store only one
+        party uses, whose certificates were stored before claims were kept.
+    type: bool
+    default: false
+    version_added: 0.2.0
 seealso:
   - module: certops.acme.revoke
 """
@@ -56,12 +80,18 @@ EXAMPLES = r"""
 - name: Report certificates no host wants any more, and prune those orphaned for a week
   certops.acme.orphans:
     wanted: "{{ groups['all'] | map('extract', hostvars, '_certops_certificates_wanted') | select('defined') | flatten | map(attribute='name') | unique }}"
+    wanted_by: inventory
     prune: true
+
+- name: The certificates a playbook orders with certops.acme.certificate directly (party "direct")
+  certops.acme.orphans:
+    wanted: [www, mail]
+    wanted_by: direct
 """
 
 RETURN = r"""
 orphans:
-  description: The store's certificates that O(wanted) does not name.
+  description: The store's certificates that the party alone claims and O(wanted) does not name.
   returned: always
   type: list
   elements: dict
@@ -95,6 +125,25 @@ marked:
   returned: always
   type: list
   elements: str
+released:
+  description:
+    - Names this party no longer wants that another party still claims; its claim was removed (a write
+      to the store, so the task reports changed).
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
+unclaimed:
+  description: Names that record no claims and were not judged (see O(claim_unclaimed)).
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
+wanted_by:
+  description: The party that judged.
+  returned: always
+  type: str
+  version_added: 0.2.0
 damaged:
   description:
     - Names whose stored record does not verify (its key does not fit, its chain does not link, a field is

@@ -29,6 +29,7 @@ try:
 except ImportError:  # dependencies.require_controller_libraries() names what is missing
     pass
 
+from .claims import carried
 from .crypto import (MAX_CHAIN_LENGTH, CertificateFacts, certificate_facts, chain_problems, is_self_signed,
                      load_private_key, public_key_matches, split_pem_chain, utcnow, verify_path, without_repeats)
 from .errors import CertopsError
@@ -100,8 +101,10 @@ def judge(name: str, held: HeldBundle, policy: AdoptionPolicy, now: datetime.dat
 
 
 def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, policy: AdoptionPolicy,
-               adopt: bool = True, now: Optional[datetime.datetime] = None) -> list[dict[str, Any]]:
-    """Summarise what a host holds (no keys) and adopt what the store lacks."""
+               adopt: bool = True, now: Optional[datetime.datetime] = None,
+               party: Optional[str] = None) -> list[dict[str, Any]]:
+    """Summarise what a host holds (no keys) and adopt what the store lacks. An adopted
+    certificate carries the claims of the version it replaces, plus ``party``'s (claims.py)."""
     now = now or utcnow()
     summary: list[dict[str, Any]] = []
     for item in held:
@@ -135,7 +138,8 @@ def adopt_held(store: CertificateStore, held: list[dict[str, Any]], host: str, p
                 elif current is None or current.facts.not_after < bundle.facts.not_after:
                     if adopt:
                         store.save(name, bundle.key_pem, bundle.leaf, bundle.chain,
-                                   {"source": f"adopted from {host}", "order_url": None})
+                                   {"source": f"adopted from {host}", "order_url": None,
+                                    **carried(current.meta if current else None, party)})
                     entry["adopted"] = adopt
         except CertopsError as error:
             entry["problem"] = f"not adopted: {error}"

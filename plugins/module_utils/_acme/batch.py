@@ -27,6 +27,7 @@ from .ca.account import AccountKey
 from .ari import RenewalWindows, meta_at_issuance
 from .ca.client import CaClient
 from .caa import CaaPreflight, ca_identities
+from .claims import carried
 from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
 from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_private_key, private_key_pem,
                      split_pem_chain, utcnow)
@@ -53,6 +54,8 @@ class Opened:
     decision: Decision
     lock: StoreLock
     fence: Fence
+    #: The claims the new version carries (claims.py): the replaced version's, plus this run's party.
+    claims: dict[str, Any]
 
 
 @dataclass
@@ -81,6 +84,8 @@ class BatchSettings:
     last_resort: bool = True
     #: How long a CA remembered unreachable is given when it is the last resort (fallback_after).
     outage_connect_seconds: float = 60.0
+    #: The party this batch orders for (claims.py); a new version records it among its claims.
+    party: Optional[str] = None
     #: Called as ``progress(phase, done, total)`` after each order is opened ("ordering") and
     #: each certificate is completed ("issuing"), from the worker threads.
     progress: Optional[Callable[[str, int, int], None]] = None
@@ -348,7 +353,8 @@ class CertificateBatch:
                                    "task with stage: prepare first")
             if order is None:
                 order = self._new_order(spec, stored, decision, transport, deadline, lock)
-            return Opening(spec, opened=Opened(spec, order, decision, lock, reading.fence))
+            return Opening(spec, opened=Opened(spec, order, decision, lock, reading.fence,
+                                               carried(stored.meta if stored else None, self.settings.party)))
         except CertopsError as error:
             return Opening(spec, result=failed_result(spec, error))
 
@@ -406,7 +412,8 @@ class CertificateBatch:
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
                 "chain_root": issued.chain_root, "reason": decision.reason,
                 "profile": order.request.profile, "ari": meta_at_issuance(self.now()),
-                **({"key": KEY_KEPT_ELSEWHERE, "key_source": spec.own_key.describe()} if spec.own_key else {})},
+                **({"key": KEY_KEPT_ELSEWHERE, "key_source": spec.own_key.describe()} if spec.own_key else {}),
+                **opening.claims},
                 fence=opening.fence)
             if spec.on_hosts:
                 self.store.drop_pending(spec.name)

@@ -247,6 +247,20 @@ class CertificateStore(abc.ABC):
             self._remove(check_certificate_name(name))
             self.drop_pending(name)
 
+    def remove_if(self, name: str, version: str, still: Callable[[dict[str, Any]], bool]) -> bool:
+        """Remove a certificate as ``remove`` does, but only if, read again under its lock, its
+        version is still ``version`` and ``still(metadata)`` holds: what was judged from an
+        earlier read (an orphan) may have been renewed or claimed since. True when removed."""
+        name = check_certificate_name(name)
+        with self.lock(name):
+            current = self._read_version(name)
+            if current is None or current.version != version or not isinstance(current.meta, dict) \
+                    or not still(current.meta):
+                return False
+            self._remove(name)
+            self.drop_pending(name)
+            return True
+
     def _fenced_out(self, name: str, fence: Fence, current: Optional[str]) -> LockLost:
         """The error of a fenced save that found another writer's version current."""
         was = f"version {fence.version}" if fence.version else "no certificate"

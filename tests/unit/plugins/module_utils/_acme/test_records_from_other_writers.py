@@ -17,6 +17,7 @@ from ansible_collections.certops.acme.plugins.module_utils._acme.ari import cach
 from ansible_collections.certops.acme.plugins.module_utils._acme.failures import FailureRecord
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import Identifier
 from ansible_collections.certops.acme.plugins.module_utils._acme.orders import order_from_record
+from ansible_collections.certops.acme.plugins.module_utils._acme.claims import carried, claims_of
 from ansible_collections.certops.acme.plugins.module_utils._acme.orphans import orphaned_since
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import CertificateStore
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault_leases import owner_expiry
@@ -132,3 +133,15 @@ def test_lock_owner_expiries_and_orphan_marks_parse_or_count_as_expired_or_now(s
         assert isinstance(expiry, float) and math.isfinite(expiry), "a lock that never expires"
         since = orphaned_since(value(rng), NOW)
         assert since.tzinfo is not None and since <= NOW
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_claims_parse_or_count_as_none(seed):
+    """A claim list another writer damaged is no evidence: None (never judged), and a new
+    version carries nothing of it but its own party."""
+    rng = random.Random(seed)
+    for _round in range(ROUNDS):
+        meta = shaped(rng, ["wanted_by"])
+        claims = claims_of(meta)
+        assert claims is None or (claims and all(isinstance(c, str) and c for c in claims))
+        assert set(carried(meta, "inventory")["wanted_by"]) == (claims or set()) | {"inventory"}
