@@ -12,6 +12,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import AdoptionPolicy, adopt_held
+from ansible_collections.certops.acme.plugins.module_utils._acme.claims import check_party
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_pem_bundle, system_trust
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
@@ -23,7 +24,7 @@ from ansible_collections.certops.acme.plugins.plugin_utils._action_base import C
 display = Display()
 MODULE = "certops.acme.install"
 
-PASSED_THROUGH = ("dest", "owner", "group", "key_mode", "cert_mode", "dir_mode")
+PASSED_THROUGH = ("dest", "owner", "group", "key_mode", "cert_mode", "dir_mode", "scope")
 
 
 def _inspected_fingerprints(raw: Any) -> Optional[dict[str, Optional[str]]]:
@@ -43,6 +44,13 @@ def _inspected_fingerprints(raw: Any) -> Optional[dict[str, Optional[str]]]:
         fingerprint = item.get("fingerprint")
         found[item["name"]] = fingerprint if isinstance(fingerprint, str) and item.get("exact") is True else None
     return found
+
+
+def _all_scoped(inspected: Any, names: list[str]) -> bool:
+    """Whether the inspect result found each of ``names`` marked with this task's scope."""
+    held = inspected.get("held") if isinstance(inspected, dict) else None
+    scoped = {item.get("name") for item in held or [] if isinstance(item, dict) and item.get("scoped") is True}
+    return all(name in scoped for name in names)
 
 
 def _names(raw: Any) -> list[str]:
@@ -80,12 +88,13 @@ class ActionModule(CertopsAction):
         # Fingerprints first: ship at once what the host did not hold exactly when inspected;
         # the host checks the rest against the store's fingerprints and asks for those that differ.
         ship = [] if held is None else [n for n in present if held.get(n) != stored[n].fingerprint]
-        if held is not None and not ship and not missing:
+        if held is not None and not ship and not missing and _all_scoped(args["inspected"], names):
             unlisted = [str(n) for n in (args["inspected"].get("unlisted") or []) if n not in names]
             if not (args["remove_unlisted"] and unlisted):
                 # Inspected moments ago in this run: every bundle is the store's, with the wanted
-                # modes and owner, and nothing is to be removed. Nothing to send or ask.
-                return self._unchanged(names, stored, unlisted, dest, task_vars)
+                # modes, owner and scope, and nothing is to be removed. Nothing to send or ask.
+                unmarked = [str(n) for n in (args["inspected"].get("unmarked") or []) if n not in names]
+                return self._unchanged(names, stored, unlisted, unmarked, dest, task_vars)
         module_args.update(state="present", remove_unlisted=args["remove_unlisted"])
         damaged: dict[str, str] = {}
         for calls in range(1, 4):
@@ -109,7 +118,7 @@ class ActionModule(CertopsAction):
         position = {name: index for index, name in enumerate(names)}
         result["certificates"] = sorted(result.get("certificates") or [],
                                         key=lambda entry: position.get(entry.get("name"), len(position)))
-        self._warn_unlisted(result.get("unlisted") or [], dest, task_vars)
+        self._warn_unlisted(result.get("unlisted") or [], result.get("unmarked") or [], dest, task_vars)
         if missing and not result.get("failed"):
             result.update(self._would_install(result, names, missing, dest))
         if damaged and not result.get("failed"):
@@ -118,22 +127,30 @@ class ActionModule(CertopsAction):
                               + "; ".join(damaged[name] for name in sorted(damaged)))
         return result
 
-    def _unchanged(self, names: list[str], stored: dict[str, Any], unlisted: list[str], dest: str,
-                   task_vars: dict[str, Any]) -> dict[str, Any]:
-        self._warn_unlisted(unlisted, dest, task_vars)
-        return {"changed": False, "removed": [], "unlisted": unlisted, "changed_certificates": [],
-                "host_calls": 0, "bundles_sent": 0,
+    def _unchanged(self, names: list[str], stored: dict[str, Any], unlisted: list[str], unmarked: list[str],
+                   dest: str, task_vars: dict[str, Any]) -> dict[str, Any]:
+        self._warn_unlisted(unlisted, unmarked, dest, task_vars)
+        return {"changed": False, "removed": [], "unlisted": unlisted, "unmarked": unmarked, "scoped": [],
+                "changed_certificates": [], "host_calls": 0, "bundles_sent": 0,
                 "certificates": [{"name": name, "path": f"{dest}/{name}", "changed": False, "changed_files": [],
                                   "serial": stored[name].meta.get("serial")} for name in names]}
 
     @staticmethod
-    def _warn_unlisted(unlisted: list[str], dest: str, task_vars: dict[str, Any]) -> None:
+    def _warn_unlisted(unlisted: list[str], unmarked: list[str], dest: str, task_vars: dict[str, Any]) -> None:
         host = str(task_vars.get("inventory_hostname", "?"))
+        # Displayed, not appended to the module's own "warnings": ansible-core 2.20+ keeps
+        # those as objects by the time the result gets here.
         for name in unlisted:
-            # Displayed, not appended to the module's own "warnings": ansible-core 2.20+ keeps
-            # those as objects by the time the result gets here.
-            display.warning(f"{host}: {dest}/{name} still holds the key of a certificate no longer listed here; "
-                            "remove it with remove_unlisted: true (the roles' *_remove_unlisted)")
+            display.warning(f"{host}: {dest}/{name} still holds the key of a certificate this task's scope "
+                            "installed and no longer lists; remove it with remove_unlisted: true (the roles' "
+                            "*_remove_unlisted)")
+        if unmarked:
+            # Installed before scopes were kept, or by hand: it may be another play's live key.
+            display.warning(f"{host}: {len(unmarked)} certificate director{'y' if len(unmarked) == 1 else 'ies'} "
+                            f"under {dest} no task here lists and no install task marked as its own: "
+                            f"{', '.join(unmarked[:20])}{', ...' if len(unmarked) > 20 else ''}. The play that "
+                            "installs one marks it on its next run; one that no play installs any more is yours "
+                            "to delete by hand (remove_unlisted never removes an unmarked directory)")
 
     @staticmethod
     def _bundles(store: Any, names: list[str], damaged: dict[str, str]) -> dict[str, Any]:
@@ -192,7 +209,9 @@ class ActionModule(CertopsAction):
         reported = result.pop("held", []) or []
         to_judge = [item for item in reported if "files" in item]
         policy = self._policy(args, store, {str(item.get("name")) for item in to_judge})
-        judged = iter(adopt_held(store, to_judge, host, policy, adopt=args["adopt"] and not self.check_mode))
+        party = check_party(args["wanted_by"]) if args.get("wanted_by") is not None else None
+        judged = iter(adopt_held(store, to_judge, host, policy, adopt=args["adopt"] and not self.check_mode,
+                                 party=party))
         held = []
         for item in reported:
             if "files" in item:
@@ -204,13 +223,14 @@ class ActionModule(CertopsAction):
                 continue
             entry["fingerprint"] = item.get("fingerprint")
             entry["exact"] = item.get("exact") is True
+            entry["scoped"] = item.get("scoped") is True
             held.append(entry)
         adopted = [h["name"] for h in held if h.get("adopted")]
         rejected = [h for h in held if h.get("problem")]
         out: dict[str, Any] = {"changed": False, "held": held, "adopted": adopted,
                                "rejected": [{"host": host, "name": h["name"], "why": h["problem"]} for h in rejected],
                                "certificates": [], "changed_certificates": [], "removed": [],
-                               "unlisted": result.get("unlisted") or []}
+                               "unlisted": result.get("unlisted") or [], "unmarked": result.get("unmarked") or []}
         if rejected:
             out["warnings"] = [f"{host}: {h['name']}: not adopted, {h['problem']}" for h in rejected]
         return out

@@ -31,6 +31,10 @@ INSTALL_OPTIONS = {  # type: dict[str, dict[str, object]]
     "adopt_system_trust": {"type": "bool", "default": True},
     "remove_unlisted": {"type": "bool", "default": False},
     "inspected": {"type": "dict"},
+    # Which task's certificates these are, in a dest several tasks install into (_install_scopes).
+    "scope": {"type": "str", "default": "default"},
+    # Controller-side (the party whose claim an adopted certificate records); ignored on targets.
+    "wanted_by": {"type": "str"},
 }
 
 CHALLENGE_OPTIONS = {  # type: dict[str, dict[str, object]]

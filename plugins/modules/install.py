@@ -110,10 +110,33 @@ options:
   remove_unlisted:
     description:
       - With O(state=present), remove every certificate directory under O(dest) that
-        O(certificates) does not name. Only directories holding a C(cert.pem) and a
-        C(privkey.pem) are touched, so other files in O(dest) are safe.
+        O(certificates) does not name and that a task of the same O(scope) installed. Only
+        directories holding a C(cert.pem) and a C(privkey.pem) are touched, so other files in
+        O(dest) are safe, and so are the certificates other scopes installed.
+      - A directory that no task marked (installed before scopes were kept, or by hand) is never
+        removed; it is reported in RV(unmarked).
     type: bool
     default: false
+  scope:
+    description:
+      - Which task's certificates these are, where several tasks (plays, roles) install into one
+        O(dest). Each certificate directory the task installs or finds in place is marked with it
+        (O(dest)/.scopes/NAME); O(remove_unlisted) and the warnings about unlisted certificates
+        only concern directories of the same scope, never another task's live keys.
+      - Give each play that installs into a shared O(dest) a scope of its own (the roles use their
+        own name by default, see C(certops_certificates_install_scope)).
+      - Letters, digits and C(._:@/-), at most 128 characters.
+    type: str
+    default: default
+    version_added: 0.2.0
+  wanted_by:
+    description:
+      - The party whose claim a certificate adopted by O(state=inspect) records in the store, as
+        M(certops.acme.certificate)'s O(certops.acme.certificate#module:wanted_by) does for the
+        certificates it orders. Without it, an adopted certificate keeps the claims of the version it
+        replaces.
+    type: str
+    version_added: 0.2.0
   bundles:
     description: Internal, filled in by the action plugin from the store (public files). Do not set.
     type: list
@@ -184,12 +207,29 @@ removed:
   elements: str
 unlisted:
   description:
-    - Without O(remove_unlisted), certificate directories under O(dest) (with a key) that
-      O(certificates) does not name; the action plugin warns about each, since they keep a
-      private key no site uses. With O(state=inspect), the same for the names inspected.
+    - Without O(remove_unlisted), certificate directories under O(dest) (with a key) of this
+      O(scope) that O(certificates) does not name; the action plugin warns about each, since they
+      keep a private key no site uses. With O(state=inspect), the same for the names inspected.
   returned: always
   type: list
   elements: str
+unmarked:
+  description:
+    - Certificate directories under O(dest) (with a key) that O(certificates) does not name and no
+      task marked with a scope (installed before scopes were kept, or by hand). Reported with a
+      warning; never removed.
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
+scoped:
+  description:
+    - With O(state=present), the certificates whose directory this task marked with its O(scope)
+      (a write, so the task reports changed; no certificate changed, nothing to reload).
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.2.0
 host_calls:
   description:
     - With O(state=present), how many times the target was called (0 when O(inspected) showed
@@ -253,6 +293,11 @@ held:
         - Whether the host holds the store's bundle with the wanted modes and owner (present
           only for bundles equal to the store's).
       type: bool
+    scoped:
+      description:
+        - Whether its directory is marked with this task's O(scope) (present only for bundles
+          equal to the store's).
+      type: bool
     problem:
       description: Why it was not adopted, if it was not usable.
       type: str
@@ -266,7 +311,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.certops.acme.plugins.module_utils import _host_files
+from ansible_collections.certops.acme.plugins.module_utils import _host_files, _install_scopes
 from ansible_collections.certops.acme.plugins.module_utils._store_options import store_options
 from ansible_collections.certops.acme.plugins.module_utils._target_options import INSTALL_OPTIONS, copied
 
@@ -312,7 +357,7 @@ def install(module, params):
     verified, needed = verify_held(dest, params.get("expected") or {}, wanted_meta)
     if needed:
         module.exit_json(changed=False, needed=needed, certificates=[], changed_certificates=[], removed=[],
-                         unlisted=[])
+                         unlisted=[], unmarked=[], scoped=[])
         return
     results = []  # type: list[dict]
     before = []  # type: list[str]
@@ -374,11 +419,22 @@ def install(module, params):
                         "changed_files": changed_files, "serial": bundle.get("serial")})
     results.extend(verified)
     listed = [r["name"] for r in results]
-    removed = remove_unlisted(module, dest, listed) if params["remove_unlisted"] else []
+    scope = params["scope"]
+    try:
+        # Each listed directory is this task's scope's, so that no other task removes it.
+        scoped = _install_scopes.mark(dest, listed, scope, dir_mode, uid, gid, module.check_mode) if listed else []
+    except (IOError, OSError) as error:
+        module.fail_json(msg="cannot mark the certificates under %s as scope %s's: %s"
+                             % (dest, scope, error.strerror or error), certificates=results,
+                         changed=any(r["changed"] for r in results))
+    own, unmarked = _install_scopes.sort_unlisted(dest, unlisted_certificates(dest, listed), scope)
+    removed = remove_unlisted(module, dest, own) if params["remove_unlisted"] else []
     changed = [r["name"] for r in results if r["changed"]]
-    result = {"changed": bool(changed) or bool(removed), "certificates": results,
-              "changed_certificates": changed, "removed": removed,
-              "unlisted": [] if params["remove_unlisted"] else unlisted_certificates(dest, listed)}
+    # A new mark changes no certificate (nothing to reload), but it is a write: changed.
+    result = {"changed": bool(changed) or bool(removed) or bool(scoped), "certificates": results,
+              "changed_certificates": changed, "removed": removed, "scoped": scoped,
+              "unlisted": [] if params["remove_unlisted"] else own, "unmarked": unmarked}
+    after.extend("%s: scope %s" % (name, scope) for name in scoped)
     if removed:
         before.extend("%s/ (present)" % name for name in removed)
         after.extend("%s/ (removed)" % name for name in removed)
@@ -444,9 +500,10 @@ def unlisted_certificates(dest, keep):
     return found
 
 
-def remove_unlisted(module, dest, keep):
+def remove_unlisted(module, dest, names):
+    """Remove the certificate directories ``names`` (this scope's, no longer listed)."""
     removed = []
-    for name in unlisted_certificates(dest, keep):
+    for name in names:
         path = os.path.join(dest, name)
         removed.append(name)
         if not module.check_mode:
@@ -455,6 +512,7 @@ def remove_unlisted(module, dest, keep):
             else:
                 shutil.rmtree(path)
             shutil.rmtree(os.path.join(dest, ".versions", name), ignore_errors=True)
+            _install_scopes.forget(dest, name)
     return removed
 
 
@@ -477,7 +535,8 @@ def inspect(module, params):
             # The store's very bundle: its facts are the store's, nothing to send or adopt.
             # "exact": modes and owner are as wanted too, so installing it would change nothing.
             held.append({"name": name, "path": cert_dir, "fingerprint": fingerprint,
-                         "exact": meta_as_wanted(cert_dir, wanted_meta)})
+                         "exact": meta_as_wanted(cert_dir, wanted_meta),
+                         "scoped": _install_scopes.scope_of(dest, name) == params["scope"]})
             continue
         files = {}
         for filename in INSPECT_FILES:
@@ -491,8 +550,10 @@ def inspect(module, params):
     # The action plugin parses these on the controller and strips key material before any
     # result is shown; the module itself only reads.
     listed = params.get("certificates")
+    own, unmarked = _install_scopes.sort_unlisted(
+        dest, unlisted_certificates(dest, listed) if listed is not None else [], params["scope"])
     module.exit_json(changed=False, held=held, certificates=[], changed_certificates=[], removed=[],
-                     unlisted=unlisted_certificates(dest, listed) if listed is not None else [])
+                     unlisted=own, unmarked=unmarked)
 
 
 def _wanted_meta(module, params):
@@ -522,6 +583,9 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    if not _install_scopes.usable_scope(params["scope"]):
+        module.fail_json(msg="scope: %r is not a scope name; give 1 to 128 characters from letters, digits and "
+                             "._:@/- starting with a letter or digit" % (params["scope"],))
     if params["state"] == "inspect":
         inspect(module, params)
     else:

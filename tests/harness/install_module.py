@@ -38,5 +38,5 @@ def bundle(name):
 
 def params(dest, *bundles_and_keys):
     return {"dest": str(dest), "owner": None, "group": None, "key_mode": "0600", "cert_mode": "0644",
-            "dir_mode": "0700", "remove_unlisted": False, "bundles": [b for b, _k in bundles_and_keys],
+            "dir_mode": "0700", "remove_unlisted": False, "scope": "default", "bundles": [b for b, _k in bundles_and_keys],
             "key_material": json.dumps({b["name"]: k for b, k in bundles_and_keys})}

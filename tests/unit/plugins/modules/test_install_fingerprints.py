@@ -114,7 +114,7 @@ def test_inspect_sends_files_only_for_bundles_that_differ_from_the_store(install
     assert set(held) == {"a.test", "b.test"}, "new.test is not held"
     assert "files" not in held["a.test"] and held["a.test"]["exact"] is True
     assert "files" not in held["b.test"] and held["b.test"]["exact"] is False, "a mode differs: not exact"
-    assert result["unlisted"] == ["stray.test"]
+    assert result["unlisted"] == [] and result["unmarked"] == ["stray.test"], "no task marked it: not this scope's"
     # A bundle the store does not know (or knows differently) is sent whole, for adoption.
     different = run(dict(params(dest), certificates=["a.test"], expected={"a.test": expected["b.test"]}),
                     state="inspect")
