@@ -1,5 +1,7 @@
 """The orphans step of certops.acme.renew (playbooks/renew.yml): it judges the store the layouts
-used, sees every host's wants, and refuses to prune on a run that cannot see every host."""
+used, sees every host's wants, refuses to prune on a run that cannot see every host, and, in a
+store another party (an inventory, a playbook calling the module directly) orders into too,
+prunes only what its own party alone claims."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 from tests.harness.layouts import EdgeLayout
 
 RENEW = Path(__file__).resolve().parents[2] / "playbooks" / "renew.yml"
-WARNING = "certificate(s) in the store no inventory host wants any more"
+WARNING = "certificate(s) in the store that 'inventory' alone claimed and no longer wants"
 
 
 def meta(store: Path, name: str) -> dict:
@@ -50,5 +52,55 @@ def test_renew_judges_orphans_in_the_layouts_store_and_never_prunes_on_a_limited
                                           "certops_orphans_prune: true)"), line
         assert meta(store, names[1])["orphaned_since"] and meta(store, names[0]).get("orphaned_since") is None
         assert not (default_store(controller) / "certificates").exists(), "the orphans step used the default store"
+    finally:
+        edge.stop()
+
+
+def test_a_store_shared_with_another_party_loses_only_what_this_party_alone_wanted(
+        controller, pebble_server, account):
+    keep, shared, alone = (f"{n}.parties.test" for n in ("keep", "shared", "alone"))
+    theirs, direct = "theirs.parties.test", "direct.parties.test"
+    edge = EdgeLayout(controller, pebble_server, account, "haproxy", ["127.0.0.132"], [keep, shared, alone])
+    store = controller.work / "store"
+    for name in (theirs, direct):
+        pebble_server.set_address(name, "127.0.0.132")  # answered by the edge host's stateless http-01
+    try:
+        controller.run(RENEW, check=True)
+        assert all(meta(store, n)["wanted_by"] == ["inventory"] for n in (keep, shared, alone))
+
+        # Another inventory ("team-b") wants the shared certificate too and one of its own, and a
+        # playbook orders one with the module directly (no party given).
+        def order(name, tasks_certificates, **extra):
+            return {"name": name, "certops.acme.certificate": {
+                "store_path": str(store), "certificates": tasks_certificates, **extra}, "register": name}
+        other = controller.playbook("other-parties", [
+            order("team_b", [{"name": shared, "domains": [shared]}, {"name": theirs, "domains": [theirs]}],
+                  wanted_by="team-b"),
+            order("direct", [{"name": direct, "domains": [direct]}]),
+            {"ansible.builtin.copy": {"content": "{{ {'team_b': team_b, 'direct': direct} | to_json }}",
+                                      "dest": str(controller.work / "other.json")}}])
+        orders = pebble_server.new_orders()
+        controller.run(other, check=True)
+        result = json.loads((controller.work / "other.json").read_text())
+        assert pebble_server.new_orders() - orders == 2, "the shared certificate was ordered again"
+        assert result["team_b"]["claimed"] == [shared] and result["team_b"]["changed"] is True
+        assert meta(store, shared)["wanted_by"] == ["inventory", "team-b"]
+        assert meta(store, theirs)["wanted_by"] == ["team-b"] and meta(store, direct)["wanted_by"] == ["direct"]
+        controller.run(other, check=True)
+        again = json.loads((controller.work / "other.json").read_text())
+        assert again["team_b"]["claimed"] == [] and again["team_b"]["changed"] is False, \
+            "a claim already in place was written again"
+
+        # This inventory drops two sites and prunes at once (no grace period).
+        edge.write([edge.sites[0]])
+        pruning = controller.run(RENEW, "-e", "certops_orphans_prune=true", "-e", "certops_orphans_prune_after_days=0",
+                                 check=True)
+        names_left = sorted(p.name for p in (store / "certificates").iterdir())
+        assert names_left == sorted([keep, shared, theirs, direct]), pruning.stdout[-3000:]
+        assert meta(store, shared)["wanted_by"] == ["team-b"], "the shared certificate kept this party's claim"
+        assert meta(store, shared).get("orphaned_since") is None
+        # The edge host's own directory of the dropped site went (remove_unlisted, its scope).
+        assert not (edge.host_dir(0) / "certs" / alone).exists()
+        assert (edge.host_dir(0) / "certs" / ".scopes" / keep).read_text() == "edge\n"
     finally:
         edge.stop()

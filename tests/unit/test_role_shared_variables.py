@@ -22,6 +22,9 @@ DIFFERENT_ON_PURPOSE = {
     # A layout owns the whole list of sites on its hosts, so a site it no longer lists goes; the
     # certificates role used on its own is never told about the other certificates of a host.
     "remove_unlisted": "default",
+    # Each role marks what it installs as its own, so two of them sharing a directory never
+    # remove each other's certificates.
+    "install_scope": "default",
 }
 SPEC_KEYS = ("type", "elements", "choices", "no_log", "default", "required")
 
