@@ -105,14 +105,20 @@ options:
         default: false
       profile:
         description:
-          - ACME certificate profile to request (for example Let's Encrypt's V(shortlived)).
-          - Checked against the profiles the CA's directory lists before anything is ordered;
-            an unknown one fails this certificate with the list of offered profiles.
+          - ACME certificate profile to request (for example Let's Encrypt's V(shortlived)), as a
+            name, which the CA must offer, or as a mapping whose only key C(prefer) names a
+            profile that is only preferred.
+          - A name is checked against the profiles the CA's directory lists before anything is
+            ordered; an unknown one fails this certificate with the list of offered profiles (and,
+            with several CAs, moves on to the next).
+          - A preference is ordered where the CA offers it; where it does not, the certificate is
+            ordered under the CA's default, and the result says so in RV(certificates[].profile_note).
+            No later run orders again for it alone; the next renewal asks again.
           - When unset and O(certificates[].domains) names an IP address, V(shortlived) is
             ordered if the CA offers it (Let's Encrypt certifies IP addresses under no other);
             a CA that lists profiles without it fails the certificate before ordering. A CA
             that lists no profiles gets none.
-        type: str
+        type: raw
       preferred_chain:
         description:
           - Common name of the CA the chain should lead to, among the chains the CA offers
@@ -415,6 +421,11 @@ certificates:
       type: str
     profile:
       description: The profile the stored certificate was ordered under (null when none was sent).
+      type: str
+    profile_note:
+      description:
+        - When O(certificates[].profile) was a preference the CA that issued the stored certificate
+          does not offer, what was ordered instead; null otherwise.
       type: str
     directory:
       description: The ACME directory of the CA that issued the stored certificate, if known.

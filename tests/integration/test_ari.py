@@ -114,10 +114,21 @@ def test_ari_window_in_the_future_keeps_and_an_open_window_renews_with_replaces(
 def test_a_profile_the_ca_offers_is_ordered_and_an_unknown_one_fails_listing_the_offered(controller, server):
     outcome, results, raw = run(controller, server, [
         {"name": "short.example.test", "domains": ["short.example.test"], "profile": "shortlived"},
-        {"name": "typo.example.test", "domains": ["typo.example.test"], "profile": "shortlivd"}])
-    assert raw["failed"] and "typo.example.test" in raw["msg"]
+        {"name": "typo.example.test", "domains": ["typo.example.test"], "profile": "shortlivd"},
+        # Preferences: one the CA offers is ordered; one it lacks gives way to its default.
+        {"name": "likes-short.example.test", "domains": ["likes-short.example.test"],
+         "profile": {"prefer": "shortlived"}},
+        {"name": "likes-tls.example.test", "domains": ["likes-tls.example.test"], "profile": {"prefer": "tlsserver"}}])
+    assert raw["failed"] and "typo.example.test" in raw["msg"] and "likes" not in raw["msg"]
     assert results["short.example.test"]["action"] == "issue"
-    assert [o.get("profile") for o in server[-1].new_orders()] == ["shortlived"]  # the typo was never ordered
+    ordered = {o["identifiers"][0]["value"]: o.get("profile") for o in server[-1].new_orders()}
+    # the typo was never ordered
+    assert ordered == {"short.example.test": "shortlived", "likes-short.example.test": "shortlived",
+                       "likes-tls.example.test": None}
+    assert results["likes-short.example.test"]["profile_note"] is None
+    assert results["likes-tls.example.test"]["profile"] is None
+    assert results["likes-tls.example.test"]["profile_note"] == (
+        "preferred profile 'tlsserver' is not offered by the CA that issued it; ordered under the CA's default profile")
     error = results["typo.example.test"]["error"]
     assert "profile 'shortlivd' is not offered by this CA (it offers: classic, shortlived)" in error
 

@@ -367,6 +367,7 @@ class CertificateBatch:
         # A key kept elsewhere is never in the request (nor in a pending record): only its CSR.
         key_pem = b"" if spec.own_key else self._key_for(spec, stored)
         request = OrderRequest(spec.name, spec.identifiers, key_pem, spec.challenge, spec.profile,
+                               profile_preferred=spec.profile_preferred,
                                preferred_chain=spec.preferred_chain, replaces=replaces,
                                csr_der=spec.own_key.csr_der if spec.own_key else None)
         order = open_order(transport, request, self.ca.thumbprint, deadline)
@@ -412,6 +413,7 @@ class CertificateBatch:
                 "alternate_chains": issued.alternate_chain_urls, "source": "ordered",
                 "chain_root": issued.chain_root, "reason": decision.reason,
                 "profile": order.request.profile, "ari": meta_at_issuance(self.now()),
+                "profile_preferred": spec.profile if spec.profile_preferred else None,
                 **({"key": KEY_KEPT_ELSEWHERE, "key_source": spec.own_key.describe()} if spec.own_key else {}),
                 **opening.claims},
                 fence=opening.fence)

@@ -57,6 +57,8 @@ class OrderRequest:
     replaces: Optional[str] = None
     #: The CSR (DER) for a key certops does not hold (own_key.py); ``key_pem`` is then empty.
     csr_der: Optional[bytes] = None
+    #: ``profile`` is only preferred: a CA that does not offer it orders under its default.
+    profile_preferred: bool = False
 
 
 @dataclass
@@ -140,7 +142,8 @@ IP_PROFILE = "shortlived"
 def order_profile(request: OrderRequest, directory: dict[str, Any]) -> Optional[str]:
     """The profile to order ``request`` under, decided from the CA's directory before ordering.
 
-    A profile the user named must be one the CA offers. A certificate for IP addresses with no
+    A profile the user named must be one the CA offers, unless it is only preferred: then the
+    CA's own choice is taken, as if none were named. A certificate for IP addresses with no
     profile named takes ``shortlived`` when the CA offers it (Let's Encrypt issues IP
     certificates under no other); a CA that offers profiles but not that one fails it here,
     before any order exists, instead of refusing it at finalization. A CA without profiles
@@ -149,11 +152,11 @@ def order_profile(request: OrderRequest, directory: dict[str, Any]) -> Optional[
     meta = directory.get("meta")
     offered = meta.get("profiles") if isinstance(meta, dict) else None
     listed = ", ".join(sorted(str(p)[:40] for p in offered)[:20]) if isinstance(offered, dict) else ""
-    if request.profile:
-        if not isinstance(offered, dict) or request.profile not in offered:
-            raise ProfileRefused(f"{label}: profile {request.profile!r} is not offered by this CA "
-                                 + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
+    if request.profile and isinstance(offered, dict) and request.profile in offered:
         return request.profile
+    if request.profile and not request.profile_preferred:
+        raise ProfileRefused(f"{label}: profile {request.profile!r} is not offered by this CA "
+                             + (f"(it offers: {listed})" if listed else "(its directory lists no profiles)"))
     if not any(i.type == "ip" for i in request.identifiers) or not isinstance(offered, dict) or not offered:
         return None
     if IP_PROFILE in offered:

@@ -65,6 +65,7 @@ class CertificateResult:
             data.update({k: summary[k] for k in ("not_after", "serial", "sha256", "issuer", "key_type")})
             data["days_left"] = round((self.stored.facts.not_after - utcnow()).total_seconds() / 86400, 1)
         data["profile"] = self.stored.meta.get("profile") if self.stored is not None else None
+        data["profile_note"] = _profile_note(self.stored)
         data["directory"] = self.stored.meta.get("directory") if self.stored is not None else None
         data["tried"] = list(self.tried)
         data["lock_lost"] = self.lock_lost
@@ -76,6 +77,16 @@ class CertificateResult:
             "start": self.ari.start.isoformat(), "end": self.ari.end.isoformat(),
             "selected": self.ari.selected.isoformat()}
         return data
+
+
+def _profile_note(stored: Optional[StoredCertificate]) -> Optional[str]:
+    """Says so when a preferred profile (``profile: {prefer: NAME}``) was not the one ordered."""
+    preferred = stored.meta.get("profile_preferred") if stored is not None else None
+    if not isinstance(preferred, str) or stored is None or stored.meta.get("profile") == preferred:
+        return None
+    ordered = stored.meta.get("profile")
+    return (f"preferred profile {preferred[:64]!r} is not offered by the CA that issued it; ordered under "
+            + (f"{str(ordered)[:64]!r}" if ordered else "the CA's default profile"))
 
 
 def failed_result(spec: CertificateSpec, error: Union[str, Exception]) -> CertificateResult:

@@ -10,6 +10,7 @@ from a site exactly the keys a certificate has (``SITE_KEYS``). The module docum
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -33,7 +34,7 @@ CERTIFICATE_OPTIONS: dict[str, dict[str, Any]] = {
     "renew_remaining_fraction": {"type": "float"},
     "force": {"type": "bool", "default": False},
     "reuse_key": {"type": "bool", "default": False},
-    "profile": {"type": "str"},
+    "profile": {"type": "raw"},
     "preferred_chain": {"type": "str"},
     "dns": {"type": "str"},
     "csr_src": {"type": "path"},
@@ -59,6 +60,8 @@ class CertificateSpec:
     force: bool = False
     reuse_key: bool = False
     profile: Optional[str] = None
+    #: ``profile`` is a preference (``{prefer: NAME}``): where the CA lacks it, its default.
+    profile_preferred: bool = False
     webroot: Optional[str] = None
     preferred_chain: Optional[str] = None
     #: A key certops does not hold (csr_src, key_src); None for keys certops makes.
@@ -147,12 +150,36 @@ def _spec_of(name: str, entry: dict[str, Any], where: str) -> CertificateSpec:
     if webroot and challenge != "http-01":
         raise InputError(f"{where}.webroot", f"only applies to http-01, not {challenge}",
                          "drop webroot or use challenge: http-01")
+    profile, profile_preferred = parse_profile(entry.get("profile"), f"{where}.profile")
     policy = RenewalPolicy(remaining_days=_optional_float(entry, "renew_remaining_days", where),
                            remaining_fraction=_optional_float(entry, "renew_remaining_fraction", where))
     return CertificateSpec(name=name, identifiers=identifiers, key_type=key_type, challenge=challenge, policy=policy,
                            force=bool(entry.get("force", False)), reuse_key=bool(entry.get("reuse_key", False)),
-                           profile=entry.get("profile") or None, webroot=webroot,
+                           profile=profile, profile_preferred=profile_preferred, webroot=webroot,
                            preferred_chain=entry.get("preferred_chain") or None, own_key=brought, dns=dns)
+
+
+#: A profile name as CAs publish them (Let's Encrypt: classic, tlsserver, shortlived).
+_PROFILE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+
+
+def parse_profile(value: Any, field_name: str) -> tuple[Optional[str], bool]:
+    """``profile`` as given: a name (required of the CA), ``{prefer: NAME}`` (the CA's default
+    where it lacks it), or nothing. Returns (name, preferred)."""
+    if value is None or value == "":
+        return None, False
+    if isinstance(value, dict) and set(value) == {"prefer"}:
+        name, preferred = value["prefer"], True
+    elif isinstance(value, str):
+        name, preferred = value, False
+    else:
+        raise InputError(field_name, f"{value!r} is neither a profile name nor a mapping with only 'prefer'",
+                         "give profile: NAME to require a profile, or profile: {prefer: NAME} to take the CA's "
+                         "default where it does not offer NAME")
+    if not isinstance(name, str) or not _PROFILE_NAME.match(name):
+        raise InputError(field_name, f"{name!r} is not a profile name",
+                         "give the name as the CA's directory lists it (letters, digits, ._-), e.g. tlsserver")
+    return name, preferred
 
 
 def _optional_float(entry: dict[str, Any], key: str, where: str) -> Optional[float]:
