@@ -20,6 +20,8 @@ description:
     run would otherwise report nothing to do until the old certificate expires. The roles run
     this after every install and on every run, heal a difference (runtime swap, else reload)
     and fail, naming host, name and both serials, if it stays.
+  - Services that start TLS inside their own protocol (SMTP, IMAP, POP3, PostgreSQL) are asked
+    after that exchange (O(checks[].starttls)).
   - Needs only the Python standard library on the target. Reads only; check mode runs it as is.
 author: certops.acme maintainers (@certops)
 extends_documentation_fragment:
@@ -59,6 +61,15 @@ options:
         type: str
         choices: ["", ecdsa, rsa]
         default: ""
+      starttls:
+        description:
+          - The plain-text opening the service speaks before TLS, from the host's side - V(smtp)
+            (EHLO, STARTTLS; ports 25 and 587), V(imap) (143), V(pop3) (STLS; 110), V(postgres)
+            (the SSLRequest; 5432); V(none) for a service that speaks TLS at once (443, 465, 993).
+        type: str
+        choices: [none, smtp, imap, pop3, postgres]
+        default: none
+        version_added: 0.2.0
       proxy_protocol:
         description:
           - Send a PROXY protocol v1 header (the check's own addresses) before the handshake, for a
@@ -107,6 +118,10 @@ served:
     server_name:
       description: SNI sent.
       type: str
+    starttls:
+      description: The STARTTLS dialect spoken first (V(none) for TLS at once).
+      type: str
+      version_added: 0.2.0
     state:
       description:
         - C(match), C(differs) (another certificate is served), C(refused) (the handshake was
@@ -134,6 +149,8 @@ import ssl
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.certops.acme.plugins.module_utils._starttls import PROTOCOLS, StartTlsRefused, start_tls
 
 MAX_PEM = 1024 * 1024
 
@@ -194,7 +211,7 @@ ALGORITHM_SUITES = {
 }
 
 
-def served_leaf(address, port, server_name, timeout, proxy_protocol=False, key_algorithm=""):
+def served_leaf(address, port, server_name, timeout, proxy_protocol=False, key_algorithm="", starttls="none"):
     """(DER or None, error) of what the listener presents for ``server_name``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
@@ -209,8 +226,11 @@ def served_leaf(address, port, server_name, timeout, proxy_protocol=False, key_a
         with socket.create_connection((address, port), timeout=timeout) as raw:
             if proxy_protocol:
                 raw.sendall(proxy_header(raw))
+            start_tls(raw, starttls)
             with context.wrap_socket(raw, server_hostname=sni) as tls:
                 return tls.getpeercert(binary_form=True), ""
+    except StartTlsRefused as error:
+        return None, "refused: STARTTLS (%s): the server %s" % (starttls, error)
     except ssl.SSLError as error:
         return None, "refused: %s" % (error.reason or error)
     except (socket.timeout, OSError) as error:
@@ -219,7 +239,7 @@ def served_leaf(address, port, server_name, timeout, proxy_protocol=False, key_a
 
 def check_one(item, dest, timeout):
     result = {"certificate": item["certificate"], "server_name": item["server_name"],
-              "address": item["address"], "port": item["port"],
+              "address": item["address"], "port": item["port"], "starttls": item.get("starttls") or "none",
               "served_serial": "", "installed_serial": "", "error": ""}
     installed = installed_leaf("%s/%s/cert.pem" % (dest.rstrip("/"), item["certificate"]))
     if installed is None:
@@ -227,7 +247,8 @@ def check_one(item, dest, timeout):
         return result
     result["installed_serial"] = der_serial(installed)
     served, error = served_leaf(item["address"], item["port"], item["server_name"], timeout,
-                                item.get("proxy_protocol") or False, item.get("key_algorithm") or "")
+                                item.get("proxy_protocol") or False, item.get("key_algorithm") or "",
+                                item.get("starttls") or "none")
     if served is None:
         result.update(state=error.split(":", 1)[0], error=error)
     else:
@@ -247,6 +268,7 @@ def main():
                 port=dict(type="int", required=True),
                 proxy_protocol=dict(type="bool", default=False),
                 key_algorithm=dict(type="str", default="", choices=["", "ecdsa", "rsa"]),
+                starttls=dict(type="str", default="none", choices=list(PROTOCOLS)),
             )),
             dest=dict(type="path", required=True),
             timeout=dict(type="float", default=5),
