@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${CERTOPS_PYTHON:-python3}
 VENV=${CERTOPS_VENV:-.venv}
 APT_PACKAGES=(pebble haproxy nginx libnginx-mod-stream openssh-server openssh-client bind9 pdns-server pdns-backend-sqlite3 curl ca-certificates shellcheck git
-              podman runc debootstrap)
+              podman runc debootstrap postfix)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -26,6 +26,9 @@ if ((${#missing[@]})); then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
+  # Postfix is a service under test (tests/harness/mail.py runs its own instance): the package
+  # must not write a system configuration of its own.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
