@@ -14,10 +14,11 @@ from ansible_collections.certops.acme.plugins.module_utils._acme import options
 from ansible_collections.certops.acme.plugins.module_utils._acme.adoption import AdoptionPolicy, adopt_held
 from ansible_collections.certops.acme.plugins.module_utils._acme.claims import check_party
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_pem_bundle, system_trust
+from ansible_collections.certops.acme.plugins.module_utils._acme import formats as extra_formats
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
 from ansible_collections.certops.acme.plugins.module_utils._acme.names import normalize_names
 from ansible_collections.certops.acme.plugins.module_utils._acme.store import check_certificate_name
-from ansible_collections.certops.acme.plugins.module_utils._host_files import KEY_FILES
+from ansible_collections.certops.acme.plugins.module_utils._host_files import KEY_FILES, fingerprint_of_files
 from ansible_collections.certops.acme.plugins.module_utils._target_options import DEFAULT_DEST, INSTALL_OPTIONS
 from ansible_collections.certops.acme.plugins.plugin_utils._action_base import CertopsAction
 
@@ -64,8 +65,27 @@ def _names(raw: Any) -> list[str]:
     return names
 
 
+def _formats(raw: Any, owner: Optional[str], group: Optional[str]) -> dict[str, list[extra_formats.ExtraFormat]]:
+    """{name: its extra formats} of the certificates given as mappings with ``formats``."""
+    found = {}
+    for index, item in enumerate(raw or []):
+        if isinstance(item, dict) and item.get("formats"):
+            found[str(item.get("name"))] = extra_formats.parse_formats(
+                item["formats"], f"certificates[{index}].formats", owner, group)
+    return found
+
+
 class ActionModule(CertopsAction):
     ARGUMENT_SPEC = options.merged_spec(options.STORE_SPEC, INSTALL_OPTIONS)
+
+    def task_secrets(self, args: dict[str, Any]) -> set[str]:
+        # PKCS#12 passphrases come inside the certificates list, which is not no_log as a whole.
+        try:
+            return extra_formats.passphrases(_formats(args.get("certificates"), None, None))
+        except InputError:
+            return {str(item["passphrase"]) for entry in args.get("certificates") or [] if isinstance(entry, dict)
+                    for item in entry.get("formats") or [] if isinstance(item, dict)
+                    and isinstance(item.get("passphrase"), str)}
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         store = self.open_store(args)
@@ -75,9 +95,12 @@ class ActionModule(CertopsAction):
         if args.get("certificates") is None:
             raise InputError("certificates", "is required with state=present", "list the names to install")
         names = _names(args["certificates"])
+        fmts = _formats(args["certificates"], args.get("owner"), args.get("group"))
         found = store.fingerprints(names)
         missing = [name for name in names if found[name] is None]
         stored = {name: print_ for name, print_ in found.items() if print_ is not None}
+        # What a host holding each bundle (with its extra files) exactly so reports.
+        wanted = {n: extra_formats.expected_fingerprint(p.fingerprint, fmts.get(n, [])) for n, p in stored.items()}
         if missing and not self.check_mode:
             raise InputError("certificates", f"not in the controller store ({store.describe()}): "
                                              f"{', '.join(missing)}",
@@ -87,7 +110,7 @@ class ActionModule(CertopsAction):
         held = _inspected_fingerprints(args.get("inspected"))
         # Fingerprints first: ship at once what the host did not hold exactly when inspected;
         # the host checks the rest against the store's fingerprints and asks for those that differ.
-        ship = [] if held is None else [n for n in present if held.get(n) != stored[n].fingerprint]
+        ship = [] if held is None else [n for n in present if held.get(n) != wanted[n]]
         if held is not None and not ship and not missing and _all_scoped(args["inspected"], names):
             unlisted = [str(n) for n in (args["inspected"].get("unlisted") or []) if n not in names]
             if not (args["remove_unlisted"] and unlisted):
@@ -98,11 +121,11 @@ class ActionModule(CertopsAction):
         module_args.update(state="present", remove_unlisted=args["remove_unlisted"])
         damaged: dict[str, str] = {}
         for calls in range(1, 4):
-            module_args.update(self._bundles(store, ship, damaged))
+            module_args.update(self._bundles(store, ship, damaged, fmts))
             # A damaged record is never shipped, nor asked for: the others are installed.
             present = [n for n in present if n not in damaged]
             ship = [n for n in ship if n not in damaged]
-            module_args["expected"] = {n: stored[n].fingerprint for n in present if n not in ship}
+            module_args["expected"] = {n: wanted[n] for n in present if n not in ship}
             result = self.run_target_module(MODULE, module_args, task_vars)
             result.update(host_calls=calls, bundles_sent=len(ship))
             needed = set(result.pop("needed", None) or [])
@@ -153,10 +176,11 @@ class ActionModule(CertopsAction):
                             "to delete by hand (remove_unlisted never removes an unmarked directory)")
 
     @staticmethod
-    def _bundles(store: Any, names: list[str], damaged: dict[str, str]) -> dict[str, Any]:
+    def _bundles(store: Any, names: list[str], damaged: dict[str, str],
+                 fmts: dict[str, list[extra_formats.ExtraFormat]]) -> dict[str, Any]:
         """The module options carrying the bundles of ``names``: public files in ``bundles``,
-        keys in the one no_log string ``key_material``. A damaged record is left out, and
-        recorded in ``damaged`` with why."""
+        keys (and the extra files built from them) in the one no_log string ``key_material``.
+        A damaged record is left out, and recorded in ``damaged`` with why."""
         bundles, key_material = [], {}
         readings = store.read_many(names) if names else {}
         for name in names:
@@ -167,9 +191,13 @@ class ActionModule(CertopsAction):
             if current is None:
                 raise InputError("certificates", f"{name} left the controller store ({store.describe()}) during "
                                                  "this task", "run again")
-            files = {k: v.decode("ascii") for k, v in current.files().items()}
+            raw = current.files()
+            files = {k: v.decode("ascii") for k, v in raw.items()}
             # Keys travel in their own no_log option so Ansible masks them (and only them).
             key_material[name] = {k: files.pop(k) for k in KEY_FILES if k in files}
+            if fmts.get(name):
+                key_material[name][".extras"] = extra_formats.shipped(
+                    name, fmts[name], current.key_pem, current.cert_pem, current.chain_pem, fingerprint_of_files(raw))
             bundles.append({"name": name, "serial": current.facts.serial, "files": files})
         return {"bundles": bundles, "key_material": json.dumps(key_material)}
 
@@ -200,7 +228,9 @@ class ActionModule(CertopsAction):
             module_args["certificates"] = _names(args["certificates"])
             # The host sends the files only of bundles that differ from the store's.
             stored = {n: p for n, p in store.fingerprints(module_args["certificates"]).items() if p is not None}
-            module_args["expected"] = {name: found.fingerprint for name, found in stored.items()}
+            fmts = _formats(args["certificates"], args.get("owner"), args.get("group"))
+            module_args["expected"] = {name: extra_formats.expected_fingerprint(found.fingerprint, fmts.get(name, []))
+                                       for name, found in stored.items()}
         result = self.run_target_module(MODULE, module_args, task_vars)
         if result.get("failed"):
             result.pop("held", None)

@@ -4,8 +4,9 @@
 """The services of a host that use its certificates (certops.acme.certificates role).
 
 An entry of ``certops_certificates_list`` may say, besides what is ordered, where the host's
-services serve it (``serve``: listeners, with the STARTTLS dialect of each) and how the service
-that uses it reloads (``reload``). Those are the host's own: two hosts that share a certificate
+services serve it (``serve``: listeners, with the STARTTLS dialect of each), how the service
+that uses it reloads (``reload``) and which extra files it wants (``formats``: PKCS#12, DER, a
+combined PEM). Those are the host's own: two hosts that share a certificate
 reload different daemons. So the entries are split here: what is ordered (the same on every
 host, merged for the play) and what each host does with it. Every value reaches a command line
 or a connection, so each is checked with an anchored pattern and fails naming the field.
@@ -23,7 +24,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.certops.acme.plugins.module_utils._starttls import PROTOCOLS
 
 #: Keys of a certificate entry that belong to the host, not to the order.
-HOST_KEYS = ("serve", "reload")
+HOST_KEYS = ("serve", "reload", "formats")
 LISTENER_KEYS = frozenset({"port", "address", "starttls", "server_name"})
 #: One word of a reload command: no shell syntax (the command runs without a shell).
 _WORD = re.compile(r"\A[A-Za-z0-9_./:=@%+,-]{1,256}\Z")
@@ -104,6 +105,21 @@ def reloads_for(reloads: Any, certificates: Any) -> list[str]:
     return sorted({command for name, command in (reloads or {}).items() if name in wanted})
 
 
+def with_formats(items: Any, entries: Any) -> list[Any]:
+    """``items`` (names, or mappings with a name) as the install task takes them: each with the
+    ``formats`` its entry in ``entries`` (this host's list) gives, if any. The formats are
+    checked by the install task, which names the field."""
+    formats = {str(e.get("name")): e["formats"] for e in entries or [] if isinstance(e, dict) and e.get("formats")}
+    out: list[Any] = []
+    for item in items or []:
+        name = str(item.get("name")) if isinstance(item, dict) else str(item)
+        if name in formats:
+            out.append({**(item if isinstance(item, dict) else {"name": name}), "formats": formats[name]})
+        else:
+            out.append(item)
+    return out
+
+
 def command_error(result: Any) -> str:
     """One line saying which command failed and what it said (a registered command result)."""
     result = result if isinstance(result, dict) else {}
@@ -116,4 +132,4 @@ def command_error(result: Any) -> str:
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"certificate_specs": certificate_specs, "certificate_services": certificate_services,
-                "reloads_for": reloads_for, "command_error": command_error}
+                "reloads_for": reloads_for, "command_error": command_error, "with_formats": with_formats}

@@ -174,7 +174,7 @@ def held_digests(cert_dir):
     return dict((f, sha256_of_file(os.path.join(cert_dir, f))) for f in BUNDLE_FILES)
 
 
-def swap_in_version(versions_dir, link, version, files, dir_mode, uid=None, gid=None, keep=2):
+def swap_in_version(versions_dir, link, version, files, dir_mode, uid=None, gid=None, keep=2, owners=None):
     """Write ``files`` ({name: (bytes, mode)}) into ``versions_dir/version``, then point the
     symlink ``link`` at it with one rename, and keep only the newest ``keep`` versions.
 
@@ -182,14 +182,16 @@ def swap_in_version(versions_dir, link, version, files, dir_mode, uid=None, gid=
     key of one certificate beside the certificate of another. A write that fails half way
     (a full disk) removes its partial version directory and raises the OSError. A plain
     directory where the link belongs (from before versions, or made by hand) is moved aside
-    into the versions once the new version is complete.
+    into the versions once the new version is complete. ``owners`` ({name: (uid, gid)}) gives
+    files an owner of their own.
     """
     ensure_directory(versions_dir, dir_mode, uid, gid)
     version_dir = os.path.join(versions_dir, version)
     os.mkdir(version_dir, 0o700)
     try:
         for filename, (data, mode) in files.items():
-            atomic_write(os.path.join(version_dir, filename), data, mode, uid, gid)
+            file_uid, file_gid = (owners or {}).get(filename, (uid, gid))
+            atomic_write(os.path.join(version_dir, filename), data, mode, file_uid, file_gid)
         ensure_directory(version_dir, dir_mode, uid, gid)
     except BaseException:
         shutil.rmtree(version_dir, ignore_errors=True)

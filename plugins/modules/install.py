@@ -47,6 +47,17 @@ options:
         name or a mapping with C(name) and, for O(state=inspect), C(domains) (a held
         certificate is adopted only when it covers them).
       - With O(state=inspect), leave it out to inspect every certificate under O(dest).
+      - A mapping may also list C(formats), extra files built on the controller and installed in
+        the certificate's directory with the bundle. Each has a C(type) - V(pkcs12) (with
+        C(passphrase), required, and C(encryption), V(modern) for AES-256-CBC with PBKDF2 and a
+        SHA-256 MAC, the default, or V(legacy) for 3DES with SHA-1, for old Java and Windows),
+        V(der) (the certificate alone) or V(pem_combined) (the key, then the certificate and its
+        chain) - and optionally C(file) (default C(certificate.p12), C(cert.der),
+        C(combined.pem)), C(mode) (default C(0600), C(0644) for V(der)), C(owner) and C(group)
+        (default O(owner), O(group)). The passphrase is never logged.
+      - A PKCS#12 file is encrypted anew each time it is built, so it is compared by what it is
+        built from; a host holding every extra file intact is sent nothing, and a renewal, a
+        changed passphrase or option rebuilds it.
     type: list
     elements: raw
   dest:
@@ -303,6 +314,8 @@ held:
       type: str
 """
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -311,7 +324,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.certops.acme.plugins.module_utils import _host_files, _install_scopes
+from ansible_collections.certops.acme.plugins.module_utils import _bundle_formats, _host_files, _install_scopes
 from ansible_collections.certops.acme.plugins.module_utils._store_options import store_options
 from ansible_collections.certops.acme.plugins.module_utils._target_options import INSTALL_OPTIONS, copied
 
@@ -335,13 +348,35 @@ def _version_stamp():
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%06d" % (time.time() % 1 * 1000000)
 
 
-def _swap_in(dest, name, wanted, uid, gid, dir_mode):
+def _swap_in(dest, name, wanted, uid, gid, dir_mode, owners=None):
     """Write the whole bundle into a new version directory under O(dest)/.versions/NAME, then
     point NAME at it with one rename (_host_files.swap_in_version)."""
     link = os.path.join(dest, name)
     versions = os.path.join(dest, ".versions", name)
     _host_files.ensure_directory(os.path.join(dest, ".versions"), dir_mode, uid, gid)
-    _host_files.swap_in_version(versions, link, _version_stamp(), wanted, dir_mode, uid, gid, keep=2)
+    _host_files.swap_in_version(versions, link, _version_stamp(), wanted, dir_mode, uid, gid, keep=2, owners=owners)
+
+
+def _extras(module, name, shipped, uid, gid):
+    """The extra files (PKCS#12, DER, combined PEM) the controller built for ``name``, as
+    ({file: (bytes, mode)}, {file: (uid, gid)}), with their manifest (_bundle_formats)."""
+    wanted, owners, described = {}, {}, {}
+    for filename, entry in sorted((shipped or {}).items()):
+        try:
+            data = base64.b64decode(entry["data"], validate=True)
+            file_uid = _host_files.resolve_uid(entry.get("owner")) if entry.get("owner") else uid
+            file_gid = _host_files.resolve_gid(entry.get("group")) if entry.get("group") else gid
+            mode, source = int(entry["mode"]), str(entry["source"])
+        except (KeyError, TypeError, ValueError, binascii.Error) as error:
+            module.fail_json(msg="%s: extra file %s: %s" % (name, filename, error))
+        if not _bundle_formats.usable_file_name(filename):
+            module.fail_json(msg="%s: %r is not a usable extra file name" % (name, filename))
+        wanted[filename] = (data, mode)
+        owners[filename] = (file_uid, file_gid)
+        described[filename] = (data, mode, file_uid, file_gid, source)
+    if described:
+        wanted[_bundle_formats.MANIFEST] = (_bundle_formats.manifest_bytes(described), 0o600)
+    return wanted, owners
 
 
 def install(module, params):
@@ -369,6 +404,7 @@ def install(module, params):
         cert_dir = os.path.join(dest, name)
         files = dict(bundle.get("files") or {})
         files.update(secrets.get(name) or {})
+        extra_wanted, owners = _extras(module, name, files.pop(".extras", None), uid, gid)
         wanted = {}
         # A certificate for a key kept elsewhere (csr_src, key_src) comes without the key files.
         keyless = not any(f in files for f in KEY_FILES)
@@ -379,13 +415,18 @@ def install(module, params):
                 module.fail_json(msg="bundles: %s lacks %s (internal: the action plugin fills these)"
                                  % (name, filename))
             wanted[filename] = (files[filename].encode("ascii"), key_mode if filename in KEY_FILES else cert_mode)
+        wanted.update(extra_wanted)
         # Each held file is hashed once: comparing, and the diff's "before", use the same digest.
         held_digest = {f: _host_files.sha256_of_file(os.path.join(cert_dir, f)) for f in wanted}
         content_changed = [f for f, (data, _ignored) in wanted.items() if held_digest[f] != hashlib.sha256(data).hexdigest()]
         meta_changed = [f for f, (_ignored, mode) in wanted.items() if f not in content_changed and
-                        _host_files.file_meta_differs(os.path.join(cert_dir, f), mode, uid, gid)]
+                        _host_files.file_meta_differs(os.path.join(cert_dir, f), mode, *owners.get(f, (uid, gid)))]
         # Key files left from a bundle with a key go with the new version (which has none).
         stale_keys = [f for f in KEY_FILES if f not in wanted and os.path.lexists(os.path.join(cert_dir, f))]
+        # So are extra files no longer wanted (the manifest of what is held names them).
+        stale_keys += [f for f in sorted(_bundle_formats.read_manifest(cert_dir) or {}) if f not in wanted]
+        if _bundle_formats.MANIFEST not in wanted and os.path.lexists(os.path.join(cert_dir, _bundle_formats.MANIFEST)):
+            stale_keys.append(_bundle_formats.MANIFEST)
         for filename in content_changed + meta_changed:
             old = held_digest[filename]
             data, mode = wanted[filename]
@@ -400,11 +441,12 @@ def install(module, params):
                 if not os.path.isdir(dest):
                     os.makedirs(dest, 0o755)
                 if content_changed:
-                    _swap_in(dest, name, wanted, uid, gid, dir_mode)
+                    _swap_in(dest, name, wanted, uid, gid, dir_mode, owners)
                 else:
                     for filename in meta_changed:
                         data, mode = wanted[filename]
-                        _host_files.atomic_write(os.path.join(cert_dir, filename), data, mode, uid, gid)
+                        _host_files.atomic_write(os.path.join(cert_dir, filename), data, mode,
+                                                 *owners.get(filename, (uid, gid)))
                     if os.path.isdir(cert_dir):
                         _host_files.ensure_directory(os.path.realpath(cert_dir), dir_mode, uid, gid)
             except (IOError, OSError) as error:
@@ -453,7 +495,7 @@ def _usable_name(name):
 def held_exactly(cert_dir, fingerprint, wanted_meta):
     """True when ``cert_dir`` holds the bundle with this fingerprint, each file and the directory
     with the wanted mode and owner (``wanted_meta``: key_mode, cert_mode, dir_mode, uid, gid)."""
-    return (fingerprint is not None and _host_files.bundle_fingerprint(_host_files.held_digests(cert_dir)) == fingerprint
+    return (fingerprint is not None and _bundle_formats.held_fingerprint(cert_dir) == fingerprint
             and meta_as_wanted(cert_dir, wanted_meta))
 
 
@@ -530,7 +572,7 @@ def inspect(module, params):
     held = []
     for name in names:
         cert_dir = os.path.join(dest, str(name))
-        fingerprint = _host_files.bundle_fingerprint(_host_files.held_digests(cert_dir))
+        fingerprint = _bundle_formats.held_fingerprint(cert_dir)
         if fingerprint is not None and fingerprint == expected.get(name):
             # The store's very bundle: its facts are the store's, nothing to send or adopt.
             # "exact": modes and owner are as wanted too, so installing it would change nothing.

@@ -47,7 +47,8 @@ class CertopsAction(ActionBase):
                 store.close()
         # Whatever route a secret came by (option, environment, URL) and wherever a library
         # echoed it, it leaves this task masked.
-        return masking.masked(result, masking.secret_values(args, self.ARGUMENT_SPEC))
+        return masking.masked(result, masking.secret_values(args, self.ARGUMENT_SPEC) | {
+            secret for secret in self.task_secrets(args) if isinstance(secret, str) and len(secret) >= masking.MIN_SECRET})
 
     def open_store(self, args: dict[str, Any], write: bool = False) -> CertificateStore:
         """The store the task names (read only in check mode unless ``write``), closed when the
@@ -58,6 +59,11 @@ class CertopsAction(ActionBase):
 
     def run_action(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def task_secrets(self, args: dict[str, Any]) -> set[str]:
+        """Secrets an action's options carry where no ``no_log`` spec reaches (masked too)."""
+        del args
+        return set()
 
     def run_target_module(self, name: str, module_args: dict[str, Any],
                           task_vars: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.certops.acme.plugins.filter.services import (
-    certificate_services, certificate_specs, command_error, reloads_for)
+    certificate_services, certificate_specs, command_error, reloads_for, with_formats)
 
 MAIL = {"name": "mail", "domains": ["*.example.com", "mail.example.com"],
         "serve": [{"port": 25, "starttls": "smtp"}, {"port": 465, "address": "192.0.2.7"}],
@@ -61,3 +61,12 @@ def test_a_failed_command_is_one_line_naming_it():
         "postfix reload (rc 1): postfix: fatal: no"
     assert command_error({"item": "nosuch", "rc": 2, "msg": "[Errno 2] No such file"}) == \
         "nosuch (rc 2): [Errno 2] No such file"
+
+
+def test_the_install_task_gets_each_certificates_formats_and_the_order_never_does():
+    entries = [{"name": "app", "domains": ["app.example"], "formats": [{"type": "der"}]},
+               {"name": "web", "domains": ["web.example"]}]
+    assert certificate_specs(entries)[0] == {"name": "app", "domains": ["app.example"]}
+    assert with_formats(["app", "web"], entries) == [{"name": "app", "formats": [{"type": "der"}]}, "web"]
+    assert with_formats([{"name": "app", "domains": ["app.example"]}], entries) == [
+        {"name": "app", "domains": ["app.example"], "formats": [{"type": "der"}]}]
