@@ -144,7 +144,8 @@ class ActionModule(CertopsAction):
         ordered = [by_name[c["name"]] for c in args["certificates"] if c.get("name") in by_name]
         failed = [r for r in ordered if r.action == "failed"]
         out: dict[str, Any] = {
-            "changed": any(r.changed for r in ordered) or bool(claimed),
+            # A claim is bookkeeping, like a cached renewal window: no certificate changed.
+            "changed": any(r.changed for r in ordered),
             "certificates": [r.to_dict() for r in ordered],
             "challenges": batch.host_challenges,
             "acme_requests": batch.request_counts(),

@@ -494,7 +494,8 @@ store_requests:
 claimed:
   description:
     - Certificates kept by this task that did not yet record O(wanted_by)'s claim, which this task
-      recorded (a write to the store, so the task reports changed; in check mode, would record).
+      recorded (bookkeeping in the store, like a cached renewal window - it does not make the task
+      changed; in check mode, would record).
   returned: always
   type: list
   elements: str

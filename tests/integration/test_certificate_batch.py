@@ -188,8 +188,8 @@ def test_a_key_left_by_a_certificate_no_longer_listed_is_reported(controller, pe
     assert json.loads((controller.work / "installed.json").read_text())["unlisted"] == [drop]
     # Ansible wraps warnings, and older releases break long words at hyphens: compare without spaces.
     warning = "".join((run.stdout + run.stderr).split())
-    assert "".join(f"localhost: {dest}/{drop} still holds the key of a certificate no longer listed here".split()) \
-        in warning
+    assert "".join(f"localhost: {dest}/{drop} still holds the key of a certificate this task's scope installed and "
+                   "no longer lists".split()) in warning
     assert (dest / drop / "privkey.pem").exists(), "remove_unlisted is off: nothing is removed"
 
 

@@ -123,6 +123,40 @@ def test_three_controllers_order_each_name_once_and_agree(bao_cluster, pebble_se
         assert secret not in run.stdout + run.stderr
 
 
+def test_three_controllers_started_on_one_wave_split_it(bao_cluster, pebble_server, account, http01_responder,
+                                                        tmp_path):
+    """The same 60 names, in the same order, on three controllers started together: each takes
+    what the others have not reached yet and comes back for the rest (lock_waves.py), so each
+    issues a share and no name is ordered twice. Before, the first to start issued nearly all."""
+    everything = names(60)
+    store = vault_options(bao_cluster, f"certops-acme/wave-{uuid.uuid4().hex[:6]}")
+    trio = controllers(tmp_path, pebble_server, account, 3)
+    playbooks = [shared_playbook(c, "wave", everything, store) for c in trio]
+    go = tmp_path / "go"
+    for controller, playbook in zip(trio, playbooks):
+        # Started together: each waits at the line until all three have started up (ansible's
+        # own start-up takes seconds, and varies more than the wave takes).
+        plays = json.loads(playbook.read_text())
+        plays[0]["tasks"][:0] = [
+            {"ansible.builtin.copy": {"content": "", "dest": str(controller.work / "ready")}, "changed_when": False},
+            {"ansible.builtin.wait_for": {"path": str(go), "timeout": 120}}]
+        playbook.write_text(json.dumps(plays))
+    orders_before = pebble_server.new_orders()
+    procs = [c.spawn(p) for c, p in zip(trio, playbooks)]
+    deadline = time.monotonic() + 120
+    while not all((c.work / "ready").exists() for c in trio) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.write_text("")
+    outputs = [p.communicate(timeout=500)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outputs)
+    assert pebble_server.new_orders() - orders_before == 60
+    issued = [sum(1 for c in results(c, "wave")["issued"]["certificates"] if c["action"] == "issue") for c in trio]
+    kept = [sum(1 for c in results(c, "wave")["issued"]["certificates"] if c["action"] == "keep") for c in trio]
+    print(f"\nthree controllers on one wave of 60: issued {issued}, kept {kept}")
+    assert sum(issued) == 60 and [i + k for i, k in zip(issued, kept)] == [60, 60, 60]
+    assert min(issued) >= 6, f"the wave was not split: {issued}"
+
+
 def test_a_batch_survives_the_raft_leader_being_killed(bao_cluster, pebble_server, account, http01_responder,
                                                        tmp_path):
     batch = names(30)

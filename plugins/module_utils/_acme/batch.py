@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from .ca.account import AccountKey
+from . import lock_waves
 from .ari import RenewalWindows, meta_at_issuance
 from .ca.client import CaClient
 from .caa import CaaPreflight, ca_identities
@@ -84,6 +85,9 @@ class BatchSettings:
     last_resort: bool = True
     #: How long a CA remembered unreachable is given when it is the last resort (fallback_after).
     outage_connect_seconds: float = 60.0
+    #: Certificates whose challenge needs nothing deployed (stateless http-01) go from lock to
+    #: stored one by one (lock_waves.py); False opens every order first, as dns-01 batches do.
+    one_by_one: bool = True
     #: The party this batch orders for (claims.py); a new version records it among its claims.
     party: Optional[str] = None
     #: Called as ``progress(phase, done, total)`` after each order is opened ("ordering") and
@@ -228,11 +232,57 @@ class CertificateBatch:
         return results, due
 
     def _order(self, due: Sequence[CertificateSpec], stage: Stage, deadline: Deadline) -> list[CertificateResult]:
-        """The phases of ordering: lock all, open all, hand host challenges over (stage
-        prepare), deploy each challenge type once, complete all, clean up, unlock."""
-        locks, finished = self._lock_all(due)
+        """Order in two passes (lock_waves.py): what could be locked at once, then what another
+        run held, waited for in name order once this run holds nothing (usually kept: the other
+        run stored it meanwhile). Runs sharing a store so split a wave between them."""
+        by_name = {spec.name: spec for spec in due}
+        first = lock_waves.Taken()
+        # Challenges with nothing to deploy go from lock to stored one by one, so a run holds
+        # only as many locks as it has workers and the runs on one wave split it; the others
+        # are deployed once for the batch (one dns-01 propagation wait).
+        alone = [spec for spec in due if self._stateless(spec)]
+        finished = self._order_each(alone, first, stage, deadline)
+        finished += self._order_locked([s for s in due if s not in alone], first, stage, deadline, lazy=True)
+        if first.elsewhere:
+            elsewhere = sorted(first.elsewhere)
+            later = lock_waves.wait_in_order(self.store, elsewhere, self.settings.lock_timeout, self._pool)
+            finished += self._order_locked([by_name[name] for name in elsewhere], later, stage, deadline)
+        return finished
+
+    def _stateless(self, spec: CertificateSpec) -> bool:
+        return (self.settings.one_by_one and not spec.on_hosts
+                and getattr(self.responders.get(spec.challenge), "stateless", False) is True)
+
+    def _order_each(self, specs: Sequence[CertificateSpec], taken: lock_waves.Taken, stage: Stage,
+                    deadline: Deadline) -> list[CertificateResult]:
+        """Lock, open, complete and unlock each certificate on its own (lazy first pass); those
+        held by another run are left to ``taken.elsewhere``."""
+        def one(spec: CertificateSpec) -> Optional[CertificateResult]:
+            lock = lock_waves.take(self.store, spec.name, taken)
+            if lock is None:
+                return failed_result(spec, taken.failed[spec.name]) if spec.name in taken.failed else None
+            try:
+                opening = self._open_one(spec, lock, stage, deadline)
+                return opening.result if opening.opened is None else self._complete_one(opening.opened, deadline)
+            finally:
+                taken.locks.pop(spec.name, None)
+                lock.release()
+        if not specs:
+            return []
+        with self._pool(len(specs)) as pool:
+            done = list(pool.map(self._counted("issuing", len(specs), one), specs))
+        return [result for result in done if result is not None]
+
+    def _order_locked(self, specs: Sequence[CertificateSpec], taken: lock_waves.Taken, stage: Stage,
+                      deadline: Deadline, lazy: bool = False) -> list[CertificateResult]:
+        """The phases of ordering what ``taken`` locked (``lazy``: each lock tried just before
+        its order is opened, those held elsewhere left to ``taken.elsewhere``): open all, hand
+        host challenges over (stage prepare), deploy each challenge type once, complete all,
+        clean up, unlock. What could not be locked is never ordered: what cannot be stored is
+        not ordered."""
         try:
-            openings = self._open_all([s for s in due if s.name in locks], locks, stage, deadline)
+            openings = self._open_all([s for s in specs if lazy or s.name in taken.locks], taken, stage, deadline)
+            finished = [failed_result(spec, taken.failed[spec.name]) for spec in specs if spec.name in taken.failed]
             finished += [o.result for o in openings if o.result is not None]
             opened = [o.opened for o in openings if o.opened is not None]
             if stage == Stage.PREPARE:
@@ -246,54 +296,18 @@ class CertificateBatch:
             finally:
                 self._clean_up(by_type)
         finally:
-            self._release_all(locks)
+            lock_waves.release_all(taken.locks, self._pool)
         return finished
 
-    def _lock_all(self, due: Sequence[CertificateSpec]) -> tuple[dict[str, StoreLock], list[CertificateResult]]:
-        """Every due certificate's lock before any order is opened. A certificate whose lock
-        cannot be had (held elsewhere too long, a store that refuses writes) is never ordered:
-        what cannot be stored is not ordered.
-
-        Runs that want overlapping certificates must not deadlock (each holding some locks and
-        waiting for the others'), so a run only ever waits for a lock while holding none with a
-        later name. First every lock is tried at once, in parallel (with a shared store each
-        take is a network write); if some are taken elsewhere, the run gives back those after
-        the first one it missed and waits for the rest in name order."""
-        by_name = {spec.name: spec for spec in due}
-        names = sorted(by_name)
-        failures: dict[str, CertificateResult] = {}
-
-        def attempt(name: str) -> Optional[StoreLock]:
-            try:
-                return self.store.try_acquire(name)
-            except CertopsError as error:
-                failures[name] = failed_result(by_name[name], str(error))
-                return None
-        with self._pool(len(names)) as pool:
-            tried = dict(zip(names, pool.map(attempt, names)))
-        locks = {name: lock for name, lock in tried.items() if lock is not None}
-        waiting = [name for name in names if name not in locks and name not in failures]
-        if waiting:
-            self._release_all({name: locks.pop(name) for name in list(locks) if name > waiting[0]})
-            for name in names:
-                if name < waiting[0] or name in failures:
-                    continue
-                try:
-                    locks[name] = self.store.acquire(name, self.settings.lock_timeout)
-                except CertopsError as error:
-                    failures[name] = failed_result(by_name[name], str(error))
-        return locks, list(failures.values())
-
-    def _release_all(self, locks: dict[str, StoreLock]) -> None:
-        if locks:
-            with self._pool(len(locks)) as pool:
-                list(pool.map(lambda lock: lock.release(), locks.values()))
-
-    def _open_all(self, specs: Sequence[CertificateSpec], locks: dict[str, StoreLock], stage: Stage,
+    def _open_all(self, specs: Sequence[CertificateSpec], taken: lock_waves.Taken, stage: Stage,
                   deadline: Deadline) -> list[Opening]:
+        def open_one(spec: CertificateSpec) -> Opening:
+            lock = taken.locks.get(spec.name) or lock_waves.take(self.store, spec.name, taken)
+            if lock is None:  # held by another run (come back to it) or not to be had
+                return Opening(spec)
+            return self._open_one(spec, lock, stage, deadline)
         with self._pool(len(specs)) as pool:
-            return list(pool.map(self._counted("ordering", len(specs),
-                                               lambda s: self._open_one(s, locks[s.name], stage, deadline)), specs))
+            return list(pool.map(self._counted("ordering", len(specs), open_one), specs))
 
     def _hand_to_hosts(self, openings: Sequence[Opened]) -> list[CertificateResult]:
         """Stage prepare: the hosts deploy these challenges between the two stages."""

@@ -86,6 +86,9 @@ class StatelessHttp01:
     """The proxy answers ``/.well-known/acme-challenge/<token>`` with ``<token>.<thumbprint>``
     by itself, so nothing is deployed per order."""
 
+    #: Nothing to deploy: each certificate can go from lock to stored on its own (lock_waves.py).
+    stateless = True
+
     def deploy(self, challenges: Sequence[PendingChallenge], deadline: Deadline) -> dict[str, str]:
         del challenges, deadline
         return {}

@@ -3,10 +3,13 @@ import datetime
 import pytest
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.ari import meta_at_issuance
-from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, CertificateBatch
+from ansible_collections.certops.acme.plugins.module_utils._acme.batch import BatchSettings, CertificateBatch, Opening
+from ansible_collections.certops.acme.plugins.module_utils._acme.renewal import Action
+from ansible_collections.certops.acme.plugins.module_utils._acme.results import CertificateResult
 from ansible_collections.certops.acme.plugins.module_utils._acme.errors import InputError
-from ansible_collections.certops.acme.plugins.module_utils._acme.spec import parse_specs
+from ansible_collections.certops.acme.plugins.module_utils._acme.spec import Stage, parse_specs
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
+from ansible_collections.certops.acme.plugins.module_utils._acme.waiting import Deadline
 
 from tests.harness.certs import make_chain
 
@@ -107,17 +110,19 @@ def test_the_documented_certificate_keys_are_the_validated_ones():
         assert bool(documented[key].get("required")) == bool(option.get("required")), key
 
 
-def test_a_batch_waits_for_a_held_lock_holding_no_later_one(tmp_path):
-    """Locks are tried all at once; when one is held elsewhere, the batch gives back every lock
-    after it and waits in name order, so two runs can never each hold what the other waits for."""
+def test_waiting_for_a_held_lock_holds_no_later_one(tmp_path):
+    """The second pass (lock_waves.wait_in_order): locks are tried all at once; when one is held
+    elsewhere, every lock after it is given back and the rest waited for in name order, so two
+    runs can never each hold what the other waits for."""
     import threading
     import time
+    from concurrent.futures import ThreadPoolExecutor
+    from ansible_collections.certops.acme.plugins.module_utils._acme import lock_waves
     store, elsewhere = FileStore(str(tmp_path)), FileStore(str(tmp_path))
-    specs, _ignored = parse_specs([{"name": n, "domains": [f"{n}.example.com"]} for n in ("a", "b", "c")])
     held_b = elsewhere.acquire("b", timeout=1)
-    batch = CertificateBatch(store, BatchSettings(lock_timeout=10), lambda: None, account_key=None)
     outcome = {}
-    waiter = threading.Thread(target=lambda: outcome.update(zip(("locks", "failures"), batch._lock_all(specs))))
+    waiter = threading.Thread(target=lambda: outcome.update(
+        taken=lock_waves.wait_in_order(store, ["a", "b", "c"], 10, lambda n: ThreadPoolExecutor(max(1, n)))))
     waiter.start()
     time.sleep(0.5)
     assert waiter.is_alive(), "the batch did not wait for the held lock"
@@ -127,9 +132,35 @@ def test_a_batch_waits_for_a_held_lock_holding_no_later_one(tmp_path):
     later.release()
     held_b.release()
     waiter.join(10)
-    assert sorted(outcome["locks"]) == ["a", "b", "c"] and outcome["failures"] == []
-    batch._release_all(outcome["locks"])
+    assert sorted(outcome["taken"].locks) == ["a", "b", "c"] and outcome["taken"].failed == {}
+    lock_waves.release_all(outcome["taken"].locks, lambda n: ThreadPoolExecutor(max(1, n)))
     assert elsewhere.try_acquire("b") is not None
+
+
+def test_a_batch_orders_what_it_locked_before_it_waits_for_what_another_run_holds(tmp_path):
+    """The first pass never waits: with b held elsewhere, a and c are decided (and released)
+    first; b comes after, once the other run let it go, and is kept if that run stored it."""
+    import threading
+    import time
+    store, elsewhere = FileStore(str(tmp_path)), FileStore(str(tmp_path))
+    specs, _ignored = parse_specs([{"name": n, "domains": [f"{n}.example.com"]} for n in ("a", "b", "c")])
+    held_b = elsewhere.acquire("b", timeout=1)
+    seen = []
+
+    class Recording(CertificateBatch):
+        def _open_one(self, spec, lock, stage, deadline):
+            seen.append(spec.name)
+            return Opening(spec, result=CertificateResult(spec.name, Action.KEEP))
+    batch = Recording(store, BatchSettings(lock_timeout=10), lambda: None, account_key=None)
+    runner = threading.Thread(target=lambda: batch._order(specs, Stage.ALL, Deadline(30, "test")))
+    runner.start()
+    time.sleep(0.5)
+    assert sorted(seen) == ["a", "c"], "the batch waited before ordering what it had locked"
+    assert elsewhere.try_acquire("a") is not None and elsewhere.try_acquire("c") is not None, \
+        "the batch held its locks while it waited for another run's"
+    held_b.release()
+    runner.join(10)
+    assert sorted(seen[:2]) == ["a", "c"] and seen[2:] == ["b"]
 
 
 def test_a_rate_limit_or_a_failing_ca_moves_to_the_next_ca_and_a_failed_validation_does_not():
