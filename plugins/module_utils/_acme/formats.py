@@ -23,9 +23,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+except ImportError:  # dependencies.require_controller_libraries() names what is missing
+    pass
 
 from .. import _bundle_formats
 from .crypto import load_private_key, split_pem_chain
