@@ -82,7 +82,8 @@ EVERY_LINE=(tests/unit tests/integration/test_edge_role.py tests/integration/tes
             tests/integration/test_certificate_batch.py tests/integration/test_check_mode.py)
 NEWEST_A=("${EVERY_LINE[@]}")
 NEWEST_B=(tests/integration/test_served.py tests/integration/test_certificates_role.py
-          tests/integration/test_collection.py tests/integration/test_partition.py tests/integration/test_awx.py)
+          tests/integration/test_collection.py tests/integration/test_partition.py tests/integration/test_awx.py
+          tests/integration/test_services.py tests/integration/test_formats.py tests/integration/test_renew_orphans.py)
 # Runs once, in the leg with the most room: the job runs inside the image, so the leg's own
 # ansible-core plays no part in it.
 ONCE_WHERE_ROOM=(tests/integration/test_execution_environment.py)
