@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 #: An irreversible step needs at least this share of a lease left on this run's lease.
 CONFIRM_SHARE = 0.5
+#: How long a confirmation reads the lock record again when it finds it missing or older than
+#: the version this run wrote: a standby answers reads from its own copy, which can lag behind a
+#: write the leader acknowledged (most after a leader change). At most half the lease left.
+STALE_READ_GRACE = 10.0
 #: Where each run's lease record lives: ``owners/OWNER`` {expires}.
 OWNERS = "owners"
 
@@ -53,17 +57,29 @@ class VaultLock(StoreLock):
         with this lock's token; else LockLost (and the step must not be taken)."""
         keeper = self.keeper
         keeper.confirm(step, self.name)
-        try:
-            found = keeper.store._read(self.path, timeout=keeper.time_left())  # pylint: disable=protected-access
-        except StoreError as error:
-            raise LockLost(f"certificate {self.name!r}: cannot confirm its lock before {step} within the "
-                           f"lease's time left ({error}); the step is not taken") from None
+        found = self._read_current(step)
         owner = found[0].get("owner") if found else None
         if found is None or owner != keeper.store.owner or found[1] != self.token:
             now_held = f"now held by {str(owner)[:40]!r}" if found else "its record is gone"
             raise LockLost(f"certificate {self.name!r}: its lock was taken over ({now_held}); {step} is left "
                            "to the run that holds it")
         keeper.confirm(step, self.name)  # the read took time too
+
+    def _read_current(self, step: str) -> Optional[tuple[dict[str, Any], int]]:
+        """The lock record, read again for a while if a node answers with none, or with a
+        version older than this run's own write (a lagging standby): only a record at least as
+        new as that write can say whether the lock is still ours. Never proceeds on a stale one."""
+        keeper = self.keeper
+        give_up = time.monotonic() + min(STALE_READ_GRACE, keeper.time_left() / 2)
+        while True:
+            try:
+                found = keeper.store._read(self.path, timeout=keeper.time_left())  # pylint: disable=protected-access
+            except StoreError as error:
+                raise LockLost(f"certificate {self.name!r}: cannot confirm its lock before {step} within the "
+                               f"lease's time left ({error}); the step is not taken") from None
+            if (found is not None and found[1] >= self.token) or time.monotonic() >= give_up:
+                return found
+            time.sleep(0.2)
 
     def confirm_lease(self, step: str) -> None:
         self.keeper.confirm(step, self.name)
