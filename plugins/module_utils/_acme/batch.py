@@ -29,9 +29,9 @@ from .ari import RenewalWindows, meta_at_issuance
 from .ca.client import CaClient
 from .caa import CaaPreflight, ca_identities
 from .claims import carried
-from .challenges import ChallengeResponder, PendingChallenge, StatelessHttp01, tls_alpn_challenge_certificate
-from .crypto import (ari_cert_id, generate_private_key, key_type_of, load_private_key, private_key_pem,
-                     split_pem_chain, utcnow)
+from .challenges import (ChallengeResponder, PendingChallenge, StatelessHttp01, challenges_for_hosts,
+                         deploys_nothing, tls_alpn_challenge_certificate)
+from .crypto import ari_cert_id, order_key_pem, split_pem_chain, utcnow
 from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistAccount, PersistCheck, PersistResponder
 from .errors import AcmeTransportError, CertopsError, InputError, LockLost
 from .failures import FailureMemory
@@ -240,7 +240,8 @@ class CertificateBatch:
         # Challenges with nothing to deploy go from lock to stored one by one, so a run holds
         # only as many locks as it has workers and the runs on one wave split it; the others
         # are deployed once for the batch (one dns-01 propagation wait).
-        alone = [spec for spec in due if self._stateless(spec)]
+        alone = [spec for spec in due if self.settings.one_by_one and not spec.on_hosts
+                 and deploys_nothing(self.responders.get(spec.challenge))]
         finished = self._order_each(alone, first, stage, deadline)
         finished += self._order_locked([s for s in due if s not in alone], first, stage, deadline, lazy=True)
         if first.elsewhere:
@@ -248,10 +249,6 @@ class CertificateBatch:
             later = lock_waves.wait_in_order(self.store, elsewhere, self.settings.lock_timeout, self._pool)
             finished += self._order_locked([by_name[name] for name in elsewhere], later, stage, deadline)
         return finished
-
-    def _stateless(self, spec: CertificateSpec) -> bool:
-        return (self.settings.one_by_one and not spec.on_hosts
-                and getattr(self.responders.get(spec.challenge), "stateless", False) is True)
 
     def _order_each(self, specs: Sequence[CertificateSpec], taken: lock_waves.Taken, stage: Stage,
                     deadline: Deadline) -> list[CertificateResult]:
@@ -275,11 +272,9 @@ class CertificateBatch:
 
     def _order_locked(self, specs: Sequence[CertificateSpec], taken: lock_waves.Taken, stage: Stage,
                       deadline: Deadline, lazy: bool = False) -> list[CertificateResult]:
-        """The phases of ordering what ``taken`` locked (``lazy``: each lock tried just before
-        its order is opened, those held elsewhere left to ``taken.elsewhere``): open all, hand
-        host challenges over (stage prepare), deploy each challenge type once, complete all,
-        clean up, unlock. What could not be locked is never ordered: what cannot be stored is
-        not ordered."""
+        """Open all that ``taken`` locked (``lazy``: each lock tried as its order is opened, those
+        held elsewhere left to ``taken.elsewhere``), hand host challenges over (stage prepare),
+        deploy each type once, complete, clean up, unlock. What is not locked is never ordered."""
         try:
             openings = self._open_all([s for s in specs if lazy or s.name in taken.locks], taken, stage, deadline)
             finished = [failed_result(spec, taken.failed[spec.name]) for spec in specs if spec.name in taken.failed]
@@ -313,7 +308,8 @@ class CertificateBatch:
         """Stage prepare: the hosts deploy these challenges between the two stages."""
         handed = []
         for opening in openings:
-            self.host_challenges.extend(self._for_hosts(opening.spec, opening.order))
+            self.host_challenges.extend(challenges_for_hosts(opening.spec.name, opening.spec.webroot,
+                                                             opening.order.pending))
             handed.append(CertificateResult(opening.spec.name, Action.PENDING,
                                             opening.decision.reason + " (challenges prepared for the hosts)",
                                             identifier_values(opening.spec.identifiers)))
@@ -379,7 +375,8 @@ class CertificateBatch:
         if stored is not None and decision.action == Action.RENEW and transport.directory(deadline).get("renewalInfo"):
             replaces = ari_cert_id(split_pem_chain(stored.cert_pem)[0]) or None
         # A key kept elsewhere is never in the request (nor in a pending record): only its CSR.
-        key_pem = b"" if spec.own_key else self._key_for(spec, stored)
+        stored_key = stored.key_pem if stored else None
+        key_pem = b"" if spec.own_key else order_key_pem(spec.name, spec.key_type, spec.reuse_key, stored_key)
         request = OrderRequest(spec.name, spec.identifiers, key_pem, spec.challenge, spec.profile,
                                profile_preferred=spec.profile_preferred,
                                preferred_chain=spec.preferred_chain, replaces=replaces,
@@ -450,22 +447,3 @@ class CertificateBatch:
         if order is None and record is not None:
             self.store.drop_pending(spec.name)
         return order
-
-    @staticmethod
-    def _for_hosts(spec: CertificateSpec, order: OpenOrder) -> list[dict[str, Any]]:
-        out = []
-        for challenge in order.pending:
-            item = {"certificate": spec.name, "identifier": challenge.identifier.value, "type": challenge.type,
-                    "token": challenge.token, "key_authorization": challenge.key_authorization}
-            if spec.webroot:
-                item["webroot"] = spec.webroot
-            out.append(item)
-        return out
-
-    @staticmethod
-    def _key_for(spec: CertificateSpec, stored: Optional[StoredCertificate]) -> bytes:
-        if spec.reuse_key and stored is not None and stored.key_pem:
-            key = load_private_key(stored.key_pem, f"stored key of {spec.name!r}")
-            if key_type_of(key) == spec.key_type:
-                return stored.key_pem
-        return private_key_pem(generate_private_key(spec.key_type))

@@ -312,3 +312,13 @@ def chain_matches(chain: Sequence[x509.Certificate], preferred: str) -> bool:
     wanted = preferred.strip().lower()
     names = {_common_name(chain[-1].issuer).lower()} | {_common_name(c.subject).lower() for c in chain}
     return wanted in names
+
+
+def order_key_pem(name: str, key_type: str, reuse_key: bool, stored_key_pem: Optional[bytes]) -> bytes:
+    """The certificate key an order is made for: the stored one when it is to be reused and is
+    of the wanted type, else a fresh one."""
+    if reuse_key and stored_key_pem:
+        key = load_private_key(stored_key_pem, f"stored key of {name!r}")
+        if key_type_of(key) == key_type:
+            return stored_key_pem
+    return private_key_pem(generate_private_key(key_type))

@@ -12,7 +12,7 @@ import datetime
 import hashlib
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 try:
     import josepy as jose
@@ -121,3 +121,21 @@ def tls_alpn_challenge_certificate(challenge: PendingChallenge) -> tuple[bytes, 
             .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(ACME_IDENTIFIER_OID), b"\x04\x20" + digest), critical=True)
             .sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
+
+
+def challenges_for_hosts(certificate: str, webroot: Optional[str],
+                         pending: Sequence[PendingChallenge]) -> list[dict[str, Any]]:
+    """An order's challenges as the hosts deploy them (certops.acme.challenge's input)."""
+    out = []
+    for challenge in pending:
+        item = {"certificate": certificate, "identifier": challenge.identifier.value, "type": challenge.type,
+                "token": challenge.token, "key_authorization": challenge.key_authorization}
+        if webroot:
+            item["webroot"] = webroot
+        out.append(item)
+    return out
+
+
+def deploys_nothing(responder: Any) -> bool:
+    """Whether a responder has nothing to deploy per order (its class says ``stateless``)."""
+    return getattr(responder, "stateless", False) is True
