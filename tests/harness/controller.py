@@ -76,6 +76,17 @@ class Controller:
         path.write_text(json.dumps([play], indent=2))
         return path
 
+    def role_playbook(self, name: str, dump: str, dump_to: str) -> Path:
+        """A play running the certificates role on every host, then writing the expression
+        ``dump`` (a host's result) as JSON to ``dump_to`` (templated per host) for the test."""
+        path = self.work / f"{name}.yml"
+        path.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
+                                     "roles": [{"role": "certops.acme.certificates"}],
+                                     "post_tasks": [{"ansible.builtin.copy": {
+                                         "content": "{{ %s | to_json }}" % dump, "dest": dump_to},
+                                         "check_mode": False, "changed_when": False}]}]))
+        return path
+
     def spawn(self, playbook: Path, *args: str) -> "subprocess.Popen[str]":
         return spawn_playbook(playbook, self.inventory, self.work, list(args))
 

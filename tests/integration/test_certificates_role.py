@@ -48,13 +48,8 @@ def test_an_idempotent_run_sends_no_bundle_and_a_tampered_host_gets_only_its_own
         "certops_certificates_acme_ca_path": pebble_server.ca_cert,
         "certops_certificates_account_key_src": account["key_path"],
         "certops_certificates_store_path": str(controller.work / "store")}}})
-    playbook = controller.work / "prints.yml"
-    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
-                                     "roles": [{"role": "certops.acme.certificates"}],
-                                     "post_tasks": [{"ansible.builtin.copy": {
-                                         "content": "{{ certops_certificates_installed | to_json }}",
-                                         "dest": str(controller.work / "{{ inventory_hostname }}.json")},
-                                         "check_mode": False, "changed_when": False}]}]))
+    playbook = controller.role_playbook("prints", "certops_certificates_installed",
+                                        str(controller.work / "{{ inventory_hostname }}.json"))
 
     def installed(host):
         return json.loads((controller.work / f"{host}.json").read_text())

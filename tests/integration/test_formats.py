@@ -35,13 +35,8 @@ def test_pkcs12_der_and_combined_pem_are_installed_read_back_and_not_shipped_aga
         certops_certificates_acme_ca_path=pebble_server.ca_cert,
         certops_certificates_account_key_src=account["key_path"],
         certops_certificates_store_path=str(controller.work / "store"))}}})
-    playbook = controller.work / "formats.yml"
-    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
-                                     "roles": [{"role": "certops.acme.certificates"}],
-                                     "post_tasks": [{"ansible.builtin.copy": {
-                                         "content": "{{ certops_certificates_installed | to_json }}",
-                                         "dest": str(controller.work / "installed.json")},
-                                         "check_mode": False, "changed_when": False}]}]))
+    playbook = controller.role_playbook("formats", "certops_certificates_installed",
+                                        str(controller.work / "installed.json"))
     first = controller.run(playbook, "-vvv", check=True)
     assert PASSPHRASE not in first.stdout + first.stderr, "the passphrase was shown"
     cert_dir = dest / NAME

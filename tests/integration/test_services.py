@@ -48,13 +48,8 @@ def mailhost(controller, pebble_server, account):
     dest = controller.work / "mailhost"
     postfix = Postfix(ADDRESS, SMTP_PORT, dest / MAIL / "privkey.pem", dest / MAIL / "fullchain.pem")
     pidfile = controller.work / "listener.pid"
-    playbook = controller.work / "services.yml"
-    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
-                                     "roles": [{"role": "certops.acme.certificates"}],
-                                     "post_tasks": [{"ansible.builtin.copy": {
-                                         "content": "{{ certops_certificates_served | default([]) | to_json }}",
-                                         "dest": str(controller.work / "served.json")},
-                                         "check_mode": False, "changed_when": False}]}]))
+    playbook = controller.role_playbook("services", "certops_certificates_served | default([])",
+                                        str(controller.work / "served.json"))
 
     def write(app_reload: str | None, services: bool = True) -> None:
         mail = {"name": MAIL, "domains": [MAIL]}
