@@ -205,3 +205,18 @@ def swap_in_version(versions_dir, link, version, files, dir_mode, uid=None, gid=
     for old in sorted(e for e in os.listdir(versions_dir) if not e.startswith("."))[:-keep]:
         if old != version:
             shutil.rmtree(os.path.join(versions_dir, old), ignore_errors=True)
+
+
+def version_stamp():
+    """A version directory's name: UTC time to the microsecond, so versions sort by age."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%06d" % (time.time() % 1 * 1000000)
+
+
+def swap_in_bundle(dest, name, wanted, uid, gid, dir_mode, owners=None):
+    """Install one bundle as the install module does (and the pull agent's apply step): the whole
+    bundle in a new version directory under ``dest/.versions/NAME``, then ``dest/NAME`` (a symlink)
+    pointed at it with one rename (swap_in_version)."""
+    link = os.path.join(dest, name)
+    versions = os.path.join(dest, ".versions", name)
+    ensure_directory(os.path.join(dest, ".versions"), dir_mode, uid, gid)
+    swap_in_version(versions, link, version_stamp(), wanted, dir_mode, uid, gid, keep=2, owners=owners)

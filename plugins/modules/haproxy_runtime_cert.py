@@ -70,46 +70,9 @@ needs_reload:
   elements: str
 """
 
-import socket
-
 from ansible.module_utils.basic import AnsibleModule
 
-
-def runtime_command(path, command, timeout):
-    """Send one command to HAProxy's runtime API and return its whole answer."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-        sock.sendall(command.encode("ascii"))
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        sock.close()
-    return b"".join(chunks).decode("utf-8", "replace").strip()
-
-
-def swap_certificate(module, path, timeout):
-    """True when swapped; False when HAProxy does not know ``path``; fails on other answers."""
-    with open(path) as handle:
-        pem = handle.read().strip()
-    if "\n\n" in pem:
-        module.fail_json(msg="%s contains an empty line, which ends a runtime API payload" % path)
-    answer = runtime_command(module.params["socket"], "set ssl cert %s <<\n%s\n\n" % (path, pem), timeout)
-    # HAProxy 2.6: "Can't replace a certificate which is not referenced by the configuration!"
-    if "not referenced" in answer.lower():
-        return False
-    if "transaction" not in answer.lower():
-        module.fail_json(msg="HAProxy refused the new certificate %s: %s" % (path, answer))
-    answer = runtime_command(module.params["socket"], "commit ssl cert %s\n" % path, timeout)
-    if "success" not in answer.lower():
-        runtime_command(module.params["socket"], "abort ssl cert %s\n" % path, timeout)
-        module.fail_json(msg="HAProxy could not commit %s: %s" % (path, answer))
-    return True
+from ansible_collections.certops.acme.plugins.module_utils._haproxy_runtime import RuntimeRefused, swap_certificate
 
 
 def main():
@@ -127,10 +90,12 @@ def main():
                          needs_reload=[])
     for path in module.params["certificates"]:
         try:
-            if swap_certificate(module, path, module.params["timeout"]):
+            if swap_certificate(module.params["socket"], path, module.params["timeout"]):
                 updated.append(path)
             else:
                 needs_reload.append(path)
+        except RuntimeRefused as error:
+            module.fail_json(msg=str(error), updated=updated)
         except (IOError, OSError) as error:
             module.fail_json(msg="cannot talk to HAProxy at %s about %s: %s" % (module.params["socket"], path, error))
     module.exit_json(changed=bool(updated), updated=updated, needs_reload=needs_reload)

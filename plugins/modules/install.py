@@ -320,7 +320,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -342,19 +341,6 @@ def _mode(module, value, field):
 
 def _fingerprint(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _version_stamp():
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-%06d" % (time.time() % 1 * 1000000)
-
-
-def _swap_in(dest, name, wanted, uid, gid, dir_mode, owners=None):
-    """Write the whole bundle into a new version directory under O(dest)/.versions/NAME, then
-    point NAME at it with one rename (_host_files.swap_in_version)."""
-    link = os.path.join(dest, name)
-    versions = os.path.join(dest, ".versions", name)
-    _host_files.ensure_directory(os.path.join(dest, ".versions"), dir_mode, uid, gid)
-    _host_files.swap_in_version(versions, link, _version_stamp(), wanted, dir_mode, uid, gid, keep=2, owners=owners)
 
 
 def _extras(module, name, shipped, uid, gid):
@@ -441,7 +427,7 @@ def install(module, params):
                 if not os.path.isdir(dest):
                     os.makedirs(dest, 0o755)
                 if content_changed:
-                    _swap_in(dest, name, wanted, uid, gid, dir_mode, owners)
+                    _host_files.swap_in_bundle(dest, name, wanted, uid, gid, dir_mode, owners)
                 else:
                     for filename in meta_changed:
                         data, mode = wanted[filename]

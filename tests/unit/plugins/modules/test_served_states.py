@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ansible_collections.certops.acme.plugins.modules import served
+from ansible_collections.certops.acme.plugins.module_utils import _served_probe as served
 from tests.harness.certs import make_chain
 
 ADDRESS = "127.0.0.94"

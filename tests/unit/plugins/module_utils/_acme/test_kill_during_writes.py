@@ -14,7 +14,7 @@ from cryptography import x509
 
 from ansible_collections.certops.acme.plugins.module_utils._acme.crypto import load_private_key, public_key_matches
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.files import FileStore
-from ansible_collections.certops.acme.plugins.modules import install as install_module
+from ansible_collections.certops.acme.plugins.module_utils import _host_files
 
 from tests.harness.certs import make_chain
 
@@ -37,7 +37,7 @@ def bundles():
 def _install_forever(dest, material):
     i = 0
     while True:
-        install_module._swap_in(dest, "www", material[i % 2], None, None, 0o700)
+        _host_files.swap_in_bundle(dest, "www", material[i % 2], None, None, 0o700)
         i += 1
 
 
