@@ -83,6 +83,11 @@ SETTING_PATTERNS = {
     "listen": re.compile(r"([0-9.]{7,15}:|\[[0-9A-Fa-f:.]{2,45}\]:|\*:|[A-Za-z0-9.-]{1,253}:)?[0-9]{1,5}"),
     "host_port": _HOST_PORT,
     "inventory_hostname": re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}"),
+    # pull delivery (the agent's configuration): a refresh interval, the store's address, a unit
+    "duration": re.compile(r"[1-9][0-9]{0,6}[smh]"),
+    "url": re.compile(r"https?://([A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?/?"),
+    "unit_name": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}"),
+    "mount": re.compile(r"[A-Za-z0-9._-]{1,100}(/[A-Za-z0-9._-]{1,100}){0,10}"),
 }
 _SETTING_FIXES = {
     "bind_address": "use '*', an IP address or a host name",
@@ -90,6 +95,10 @@ _SETTING_FIXES = {
     "listen": "use a port or address:port",
     "host_port": "use host:port, e.g. 10.0.0.5:8080 or [2001:db8::5]:8080",
     "inventory_hostname": "use letters, digits, '.', '_' and '-' in host names that reach a configuration",
+    "duration": "use a number with s, m or h, e.g. 5m",
+    "url": "use https://host:port (or http://), e.g. https://bao.example.net:8200",
+    "unit_name": "use letters, digits, '_', '.', '@' and '-'",
+    "mount": "use path segments of letters, digits, '.', '_' or '-', e.g. approle",
 }
 
 

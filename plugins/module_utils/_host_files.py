@@ -169,6 +169,18 @@ def fingerprint_of_files(files):
     return bundle_fingerprint(dict((f, hashlib.sha256(data).hexdigest()) for f, data in files.items()))
 
 
+def meta_as_wanted(cert_dir, key_mode, cert_mode, dir_mode, uid=None, gid=None):
+    """True when each held bundle file and the directory have the wanted mode and owner (the key
+    files may be absent by design, in a keyless bundle: the fingerprint decides that)."""
+    present = [f for f in BUNDLE_FILES if f not in KEY_FILES or os.path.lexists(os.path.join(cert_dir, f))]
+    try:
+        return not (file_meta_differs(os.path.realpath(cert_dir), dir_mode, uid, gid) or any(
+            file_meta_differs(os.path.join(cert_dir, f), key_mode if f in KEY_FILES else cert_mode, uid, gid)
+            for f in present))
+    except OSError:
+        return False
+
+
 def held_digests(cert_dir):
     """Hex SHA-256 of each of the BUNDLE_FILES held in ``cert_dir`` (None for a missing one)."""
     return dict((f, sha256_of_file(os.path.join(cert_dir, f))) for f in BUNDLE_FILES)

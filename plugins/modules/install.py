@@ -487,15 +487,7 @@ def held_exactly(cert_dir, fingerprint, wanted_meta):
 
 def meta_as_wanted(cert_dir, wanted_meta):
     """True when each bundle file and the directory have the wanted mode and owner."""
-    key_mode, cert_mode, dir_mode, uid, gid = wanted_meta
-    # The key files may be absent by design (a keyless bundle); the fingerprint decides that.
-    present = [f for f in BUNDLE_FILES if f not in KEY_FILES or os.path.lexists(os.path.join(cert_dir, f))]
-    try:
-        return not (_host_files.file_meta_differs(os.path.realpath(cert_dir), dir_mode, uid, gid) or any(
-            _host_files.file_meta_differs(os.path.join(cert_dir, f), key_mode if f in KEY_FILES else cert_mode,
-                                          uid, gid) for f in present))
-    except OSError:
-        return False
+    return _host_files.meta_as_wanted(cert_dir, *wanted_meta)
 
 
 def verify_held(dest, expected, wanted_meta):

@@ -59,3 +59,16 @@ def nginx_service(host_dir: Path, prefix: str, fragment: str = "certops.conf",
         f"{prefix}_start_command": base,
         f"{prefix}_reload_command": f"{base} -s reload",
     }
+
+
+def pull_agent_service(pull_dir: Path, binary: str) -> dict[str, str]:
+    """The pull agent's status and restart commands for a host without systemd (what the role's
+    systemd unit does on a real host: run ``<binary> agent -config=<dir>/agent.hcl``). The agent
+    writes its pid file itself."""
+    pidfile, config, log = pull_dir / "agent.pid", pull_dir / "agent.hcl", pull_dir / "agent.log"
+    return {
+        "status_command": _alive(pidfile),
+        "restart_command": (
+            f"sh -c 'kill \"$(cat {pidfile} 2>/dev/null)\" 2>/dev/null; sleep 0.3; "
+            f"setsid {binary} agent -config={config} >>{log} 2>&1 </dev/null &'"),
+    }

@@ -18,9 +18,12 @@ BACKEND_PORT = 18181
 class EdgeLayout:
     """Simulated proxy hosts sharing one controller store and one set of sites."""
 
-    def __init__(self, controller, pebble_server, account, proxy: str, addresses: list[str], names: list[str]):
+    def __init__(self, controller, pebble_server, account, proxy: str | list[str], addresses: list[str],
+                 names: list[str]):
+        """``proxy``: haproxy or nginx on every host, or one of them per address."""
         self.controller, self.pebble, self.account = controller, pebble_server, account
-        self.proxy, self.addresses, self.names = proxy, addresses, names
+        self.proxies = [proxy] * len(addresses) if isinstance(proxy, str) else list(proxy)
+        self.proxy, self.addresses, self.names = self.proxies[0], addresses, names
         #: nginx with the stream module and a stream{} including the role's front (tls-alpn-01).
         self.nginx_stream = False
         self.pidfiles: list[Path] = []
@@ -37,7 +40,8 @@ class EdgeLayout:
 
     def host_vars(self, index: int, address: str, sites: list[dict]) -> dict:
         host_dir = self.host_dir(index)
-        if self.proxy == "haproxy":
+        proxy = self.proxies[index]
+        if proxy == "haproxy":
             service = haproxy_service(host_dir, "certops_edge")
         elif self.nginx_stream:
             both = nginx_service(host_dir, "certops_edge", stream=True)
@@ -47,9 +51,9 @@ class EdgeLayout:
                        "certops_edge_nginx_https_socket": str(host_dir / "https.sock")}
         else:
             service = nginx_service(host_dir, "certops_edge")
-        self.pidfiles.append(host_dir / ("haproxy.pid" if self.proxy == "haproxy" else "nginx/nginx.pid"))
+        self.pidfiles.append(host_dir / ("haproxy.pid" if proxy == "haproxy" else "nginx/nginx.pid"))
         return self.controller.local_host(
-            certops_edge_proxy=self.proxy,
+            certops_edge_proxy=proxy,
             certops_edge_acme_directory=self.pebble.directory_url,
             certops_edge_acme_ca_path=self.pebble.ca_cert,
             certops_edge_account_key_src=self.account["key_path"],

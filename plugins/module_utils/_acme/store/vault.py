@@ -155,6 +155,11 @@ class VaultStore(CertificateStore):
             if not backoff.wait():
                 raise StoreError(f"store {self.describe()}: cannot {what} within {limit:.0f} s: {last}")
 
+    def admin_call(self, what: str, operation: Callable[[Any], T]) -> T:
+        """Any request outside the store's own records (pull_access.py writes policies and
+        AppRoles), with the same failover across nodes, deadline and error wording."""
+        return self._call(what, operation)
+
     def _path(self, kind: str, key: str) -> str:
         return f"{self.prefix}/{kind}/{key}"
 
