@@ -14,20 +14,24 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 logs=$(mktemp -d /tmp/certops-test-logs.XXXXXX)
-# The other lines' virtualenvs (downloads and disk) are made while the demo runs (CPU), each
-# in the background with its log; the legs wait for them. ansible-test prepares its sanity
-# virtualenvs (from PyPI) now too: the legs' namespaces have no network.
+# The collection as the tests and mypy import it: this checkout under an ansible_collections path.
+mkdir -p .tmp/collections/ansible_collections/certops
+[ -L .tmp/collections/ansible_collections/certops/acme ] || ln -s "$PWD" .tmp/collections/ansible_collections/certops/acme
+# The other lines' virtualenvs (downloads and disk) are made in the background, each with its
+# log; each line's legs start as soon as its virtualenv is ready. ansible-test prepares its
+# sanity virtualenvs (from PyPI) then too: the legs' namespaces have no network.
 PY313=${CERTOPS_PY313:-/root/.pyenv/versions/3.13.0/bin/python3}
 with_py313=
-CERTOPS_VENV=.venv-core217 CERTOPS_TEST_REQUIREMENTS=tests/requirements-oldest.txt bash scripts/setup.sh \
-  >"$logs/setup-core217.log" 2>&1 &
-setups=($!)
-if [ -x "$PY313" ] && [ -z "${CERTOPS_SKIP_PY313:-}" ]; then
+[ -x "$PY313" ] && [ -z "${CERTOPS_SKIP_PY313:-}" ] && with_py313=1
+setup_core217() {
+  CERTOPS_VENV=.venv-core217 CERTOPS_TEST_REQUIREMENTS=tests/requirements-oldest.txt bash scripts/setup.sh \
+    >"$logs/setup-core217.log" 2>&1 || { cat "$logs/setup-core217.log"; echo "== setting up .venv-core217 failed (above)"; return 1; }
+}
+setup_py313() {
   { CERTOPS_PYTHON="$PY313" CERTOPS_VENV=.venv-py313 bash scripts/setup.sh &&
-    bash scripts/sanity.sh .venv-py313 --prime-venvs; } >"$logs/setup-py313.log" 2>&1 &
-  setups+=($!)
-  with_py313=1
-fi
+    bash scripts/sanity.sh .venv-py313 --prime-venvs; } >"$logs/setup-py313.log" 2>&1 ||
+    { cat "$logs/setup-py313.log"; echo "== setting up .venv-py313 failed (above)"; return 1; }
+}
 # The execution environment image (ansible-builder and podman on a base made from Debian
 # packages) needs PyPI and Debian's mirror, which the legs' namespaces do not reach: it is
 # built now, beside the demo and the first legs, and its test waits for it (the marker file).
@@ -41,30 +45,20 @@ fi
 
 # README command 1, from the state a fresh clone has: CI runs the demo so that it never breaks
 # unnoticed (first run orders, second changes nothing, every handshake verified), then checks
-# that --stop leaves nothing running. A demo a developer left running is stopped first.
-echo "== demo (README command 1)"
-.venv/bin/python scripts/demo.py --stop >/dev/null 2>&1 || true
-rm -rf .demo
-bash scripts/demo.sh
-.venv/bin/python scripts/demo.py --stop
-
-# Types and lint of the collection's Python (configs: mypy.ini, ruff.toml); mypy reads the code
+# that --stop leaves nothing running. A demo a developer left running is stopped first. Then the
+# types and lint of the collection's Python (configs: mypy.ini, ruff.toml); mypy reads the code
 # through the ansible_collections path the tests use.
-mkdir -p .tmp/collections/ansible_collections/certops
-[ -L .tmp/collections/ansible_collections/certops/acme ] || ln -s "$PWD" .tmp/collections/ansible_collections/certops/acme
-echo "== ruff"
-.venv/bin/ruff check .
-echo "== mypy"
-(cd .tmp/collections && ../../.venv/bin/mypy --config-file ../../mypy.ini -p ansible_collections.certops.acme.plugins)
-
-for pid in "${setups[@]}"; do
-  if ! wait "$pid"; then
-    cat "$logs"/setup-*.log
-    echo "== setting up a virtualenv failed (above)"
-    exit 1
-  fi
-done
-cat "$logs"/setup-*.log
+demo_and_checks() {
+  echo "== demo (README command 1)"
+  .venv/bin/python scripts/demo.py --stop >/dev/null 2>&1 || true
+  rm -rf .demo
+  bash scripts/demo.sh
+  .venv/bin/python scripts/demo.py --stop
+  echo "== ruff"
+  .venv/bin/ruff check .
+  echo "== mypy"
+  (cd .tmp/collections && ../../.venv/bin/mypy --config-file ../../mypy.ini -p ansible_collections.certops.acme.plugins)
+}
 
 describe() {
   echo "== $2: Python $("$1/bin/python" -c 'import sys; print(sys.version.split()[0])'), $("$1/bin/ansible" --version | sed -n 1p)"
@@ -119,6 +113,9 @@ leg_313c=(.venv-py313/bin/python -m pytest -p no:cacheprovider --durations=15 --
 
 if ! unshare --net true 2>/dev/null; then
   # One after the other; without Python 3.13 the default line runs everything.
+  setup_core217
+  [ -z "$with_py313" ] || setup_py313
+  demo_and_checks
   describe .venv "every line"
   "${leg_311[@]}"
   describe .venv-core217 "every line"
@@ -153,34 +150,48 @@ timed() {
   echo "$name $(( $(date +%s) - leg_started )) s (exit $rc)" >>"$logs/times"
   return "$rc"
 }
-{ describe .venv "every line"; timed "Python 3.11, every line:" "${leg_311[@]}"; } >"$logs/py311.log" 2>&1 &
+# Every leg runs in a network namespace of its own, so the demo (on this namespace's loopback)
+# runs beside them: the two cores are busy from the start, not only once the demo is done. Each
+# line's legs start as soon as its virtualenv is ready.
+timed "Python 3.11, every line:" in_own_network .venv "every line" "${leg_311[@]}" >"$logs/py311.log" 2>&1 &
 pids=($!)
-timed "oldest ansible-core, every line:" in_own_network .venv-core217 "every line" "${leg_217[@]}" \
+{ setup_core217 && timed "oldest ansible-core, every line:" in_own_network .venv-core217 "every line" "${leg_217[@]}"; } \
   >"$logs/core217.log" 2>&1 &
 pids+=($!)
 if [ -n "$with_py313" ]; then
-  timed "newest line, first part:" in_own_network .venv-py313 "newest line, first part" "${leg_313a[@]}" \
-    >"$logs/py313a.log" 2>&1 &
-  pids+=($!)
-  timed "newest line, second part:" in_own_network .venv-py313 "newest line, second part" "${leg_313b[@]}" \
-    >"$logs/py313b.log" 2>&1 &
-  pids+=($!)
-  timed "newest line, third part:" in_own_network .venv-py313 "newest line, third part" "${leg_313c[@]}" \
-    >"$logs/py313c.log" 2>&1 &
+  {
+    setup_py313 || exit 1
+    timed "newest line, first part:" in_own_network .venv-py313 "newest line, first part" "${leg_313a[@]}" \
+      >"$logs/py313a.log" 2>&1 &
+    newest=($!)
+    timed "newest line, second part:" in_own_network .venv-py313 "newest line, second part" "${leg_313b[@]}" \
+      >"$logs/py313b.log" 2>&1 &
+    newest+=($!)
+    timed "newest line, third part:" in_own_network .venv-py313 "newest line, third part" "${leg_313c[@]}" \
+      >"$logs/py313c.log" 2>&1 &
+    newest+=($!)
+    failed=0
+    for pid in "${newest[@]}"; do wait "$pid" || failed=1; done
+    exit "$failed"
+  } >"$logs/py313.log" 2>&1 &
   pids+=($!)
 else
   # Without Python 3.13 the rest runs on the default line.
   timed "Python 3.11, the rest:" in_own_network .venv "the rest" .venv/bin/python -m pytest \
     --basetemp=/tmp/certops-tests-py311-rest tests "${not_every_line[@]}" "$@" >"$logs/py313a.log" 2>&1 &
   pids+=($!)
-  echo "== Python 3.13 not found at $PY313: the newest ansible-core run is skipped" >"$logs/py313b.log"
-  : >"$logs/py313c.log"
+  echo "== Python 3.13 not found at $PY313: the newest ansible-core run is skipped" >"$logs/py313.log"
 fi
+# In the background too, so that errexit stops it at the first failure, as in the foreground.
+demo_and_checks >"$logs/demo.log" 2>&1 &
+pids+=($!)
 status=0
 for pid in "${pids[@]}"; do
   wait "$pid" || status=1
 done
-cat "$logs/py311.log" "$logs/core217.log" "$logs/py313a.log" "$logs/py313b.log" "$logs/py313c.log"
+for log in demo py311 core217 py313 py313a py313b py313c; do
+  if [ -e "$logs/$log.log" ]; then cat "$logs/$log.log"; fi
+done
 echo "== the legs, side by side:"
 cat "$logs/times" 2>/dev/null || true
 echo "== all runs took $(( $(date +%s) - started )) s side by side"
