@@ -117,6 +117,16 @@ def test_agents_serve_a_renewal_without_a_playbook_run_and_read_only_their_own(
         again = edge.run()
         assert again.total("changed") == 0, again.stdout[-3000:]
 
+        # A changed agent setting restarts the agents, and the run awaits each one's first apply,
+        # which renders what the last one rendered: it must still be applied, and reported.
+        for host in hosts.values():
+            host["certops_edge_pull"]["refresh"] = f"{REFRESH + 1}s"
+            host["certops_edge_pull"]["first_apply_timeout"] = 30
+        controller.write_inventory({"all": {"children": {"edge": {"hosts": hosts}}}})
+        edge.run()
+        for pull_dir in pull_dirs:
+            assert json.loads((pull_dir / "status.json").read_text())["problems"] == []
+
         # A record changed in the store by a writer that is not a controller (a key that does not
         # belong to the leaf) is refused by every agent; the hosts keep serving what they had.
         record = pull_cluster.kv_read(f"{prefix}/certificates/{blog}")["data"]
