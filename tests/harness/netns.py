@@ -115,4 +115,62 @@ class VethLink:
         subprocess.run(["ip", "link", "del", self.near], capture_output=True, timeout=10, check=False)
 
 
-__all__ = ["Namespace", "VethLink", "in_private_namespace", "PRIVATE_NETNS_ENV"]
+class Switch:
+    """A bridge in a namespace of its own, with members plugged in by veth pairs: the test's own
+    namespace and namespaces made for servers (each OpenBao node in one of its own), on one /24
+    of 198.18.0.0/15. ``cut(member)`` takes that member's port on the bridge down: its frames, and
+    frames for it, are dropped (neighbours pinned, so nobody learns quickly that it is gone), as
+    when a node is partitioned from the others; ``heal(member)`` plugs it back."""
+
+    def __init__(self, net: str) -> None:
+        if not re.fullmatch(r"198\.1[89]\.\d{1,3}", net):
+            raise ValueError(f"{net}: test links live in 198.18.0.0/15 only")
+        self.net, self.index = net, next(_counter)
+        self.namespace = Namespace()
+        self.members: list[tuple[Namespace | None, str, str, str]] = []  # (namespace, address, device, port)
+        _ip("link", "add", "br0", "type", "bridge", prefix=self.namespace.enter)
+        _ip("link", "set", "br0", "up", prefix=self.namespace.enter)
+
+    def plug(self, namespace: "Namespace | None", host: int) -> str:
+        """Plug ``namespace`` (None: the test's own) in with address ``<net>.<host>``; returns it."""
+        address = f"{self.net}.{host}"
+        device, port = f"sw{os.getpid() % 10000}m{self.index}h{host}", f"sw{os.getpid() % 10000}p{self.index}h{host}"
+        _ip("link", "add", device, "type", "veth", "peer", "name", port)
+        _ip("link", "set", port, "netns", str(self.namespace.holder.pid))
+        inside = self.namespace.enter
+        _ip("link", "set", port, "master", "br0", prefix=inside)
+        _ip("link", "set", port, "up", prefix=inside)
+        member = namespace.enter if namespace else ()
+        if namespace is not None:
+            _ip("link", "set", device, "netns", str(namespace.holder.pid))
+        _ip("addr", "add", f"{address}/24", "dev", device, prefix=member)
+        _ip("link", "set", device, "up", prefix=member)
+        self.members.append((namespace, address, device, port))
+        return address
+
+    def pin_neighbours(self) -> None:
+        """Every member knows every other's MAC for good: a cut member is silent, not unknown."""
+        macs = {address: VethLink._mac(device, ns.enter if ns else ()) for ns, address, device, _port in self.members}
+        for ns, address, device, _port in self.members:
+            for other, mac in macs.items():
+                if other != address:
+                    _ip("neigh", "replace", other, "lladdr", mac, "dev", device, "nud", "permanent",
+                        prefix=ns.enter if ns else ())
+
+    def _port(self, address: str) -> str:
+        return next(port for _ns, member, _device, port in self.members if member == address)
+
+    def cut(self, address: str) -> None:
+        _ip("link", "set", self._port(address), "down", prefix=self.namespace.enter)
+
+    def heal(self, address: str) -> None:
+        _ip("link", "set", self._port(address), "up", prefix=self.namespace.enter)
+
+    def close(self) -> None:
+        for namespace, _address, device, _port in self.members:
+            if namespace is None:
+                subprocess.run(["ip", "link", "del", device], capture_output=True, timeout=10, check=False)
+        self.namespace.close()
+
+
+__all__ = ["Namespace", "VethLink", "Switch", "in_private_namespace", "PRIVATE_NETNS_ENV"]

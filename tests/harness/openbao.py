@@ -54,6 +54,8 @@ class BaoNode:
     scheme: str = "https"
     #: More addresses the node's API listens on (the same port), e.g. a second network path.
     also_on: tuple[str, ...] = ()
+    #: Runs this node inside a network namespace of its own (netns.Namespace.enter).
+    command_prefix: tuple[str, ...] = ()
 
     def url_on(self, address: str) -> str:
         return f"{self.scheme}://{address}:{self.port}"
@@ -152,7 +154,8 @@ class BaoCluster:
         config = self.work / f"{node.node_id}.hcl"
         log = self.work / f"{node.node_id}.log"
         handle = open(log, "ab")  # pylint: disable=consider-using-with  # the server keeps it
-        proc = subprocess.Popen([*self.command_prefix, bao_binary(), "server", f"-config={config}"],
+        proc = subprocess.Popen([*(node.command_prefix or self.command_prefix), bao_binary(), "server",
+                                 f"-config={config}"],
                                 stdin=subprocess.DEVNULL,
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "BAO_LOG_LEVEL": "info"})
@@ -219,12 +222,15 @@ ui            = false
 
 
 def start_cluster(work: Path, port: int = 8200, addresses: tuple[str, ...] = ("127.0.0.31", "127.0.0.32", "127.0.0.33"),
-                  also_on: tuple[str, ...] = (), command_prefix: tuple[str, ...] = ()) -> BaoCluster:
+                  also_on: tuple[str, ...] = (), command_prefix: tuple[str, ...] = (),
+                  node_prefixes: tuple[tuple[str, ...], ...] = ()) -> BaoCluster:
     """Start, initialise and unseal a Raft cluster; mount KV v2 and make the collection's token.
-    ``also_on``: one more API address per node (same order); ``command_prefix``: where to run."""
+    ``also_on``: one more API address per node (same order); ``command_prefix``: where to run;
+    ``node_prefixes``: where to run each node (same order), e.g. each in a namespace of its own."""
     work.mkdir(parents=True, exist_ok=True)
     ca, cert, key = generate_listener_cert(work, addresses=addresses + also_on)
-    nodes = [BaoNode(f"node{i + 1}", address, port, also_on=(also_on[i],) if also_on else ())
+    nodes = [BaoNode(f"node{i + 1}", address, port, also_on=(also_on[i],) if also_on else (),
+                     command_prefix=node_prefixes[i] if node_prefixes else ())
              for i, address in enumerate(addresses)]
     cluster = BaoCluster(work=work, nodes=nodes, ca_cert=str(ca), command_prefix=command_prefix)
     for node in nodes:

@@ -1,4 +1,5 @@
-"""A controller partitioned from the shared store: no second issuance, no overwritten record.
+"""Partitions of the shared store: a controller cut off from it, and a store node cut off from
+the others. Neither issues twice, loses a write or overwrites a record.
 
 The three OpenBao nodes run in a network namespace this test makes, reached over two veth
 pairs (tests/harness/netns.py): one for the controller that will be cut off, one for the
@@ -6,7 +7,11 @@ controller that takes over. Taking the first pair's far end down drops that cont
 packets, and only its: a real partition, healed later. Each controller is its own
 ansible-playbook process; Pebble's log judges how many orders were finalized.
 
-The test changes network interfaces, so it runs only in a network namespace made for the test
+In the second test each OpenBao node runs in a namespace of its own, all of them and the test's
+own namespace plugged into one bridge (netns.Switch); the Raft leader's port is taken down in
+the middle of a batch and brought back after it.
+
+The tests change network interfaces, so it runs only in a network namespace made for the test
 run (netns.in_private_namespace: scripts/test.sh's Python 3.13 leg); elsewhere it skips.
 """
 
@@ -24,7 +29,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from tests.harness import openbao
-from tests.harness.netns import PRIVATE_NETNS_ENV, Namespace, VethLink, in_private_namespace
+from tests.harness.netns import PRIVATE_NETNS_ENV, Namespace, Switch, VethLink, in_private_namespace
 from tests.harness.relay import wait_until
 from tests.harness.controller import Controller
 
@@ -149,3 +154,74 @@ def test_a_controller_cut_off_past_its_lease_finalizes_nothing_and_overwrites_no
         assert record["data"]["meta"]["serial"] == certificate["serial"]
         assert record["metadata"]["version"] == 1, f"{certificate['name']} was written again after the taker stored it"
     assert cluster.kv_list(f"{prefix}/locks") == []
+
+
+SWITCHED_PORT = int(os.environ.get("CERTOPS_TEST_BAO_SWITCHED_PORT", "14520"))
+
+
+@pytest.fixture(scope="module")
+def switched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[openbao.BaoCluster, Switch]]:
+    """Three nodes, each in a namespace of its own, and this test's namespace, on one bridge."""
+    switch = Switch("198.18.3")
+    namespaces: list[Namespace] = []
+    cluster: Optional[openbao.BaoCluster] = None
+    try:
+        switch.plug(None, 1)
+        namespaces = [Namespace() for _ignored in range(3)]
+        addresses = tuple(switch.plug(namespace, 11 + i) for i, namespace in enumerate(namespaces))
+        switch.pin_neighbours()
+        cluster = openbao.start_cluster(tmp_path_factory.mktemp("bao-switched"), port=SWITCHED_PORT,
+                                        addresses=addresses, node_prefixes=tuple(n.enter for n in namespaces))
+        yield cluster, switch
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        for namespace in namespaces:
+            namespace.close()
+        switch.close()
+
+
+def test_a_store_node_cut_off_mid_batch_loses_no_write_and_orders_each_name_once(
+        switched, pebble_server, account, http01_responder, tmp_path):
+    """The Raft leader is partitioned from the other nodes and from the controller while a batch
+    of 30 stores its certificates: the two others elect a leader, the controller's requests to the
+    silent node time out and go to the next, and the batch completes within vault_timeout: 30
+    orders, 30 certificates, each stored once, no lock left."""
+    cluster, switch = switched
+    timeout = 30
+    prefix = f"certops-acme/node-cut-{uuid.uuid4().hex[:6]}"
+    run = uuid.uuid4().hex[:6]
+    names = [f"n{i}-{run}.node-cut.test" for i in range(30)]
+    controller = Controller(tmp_path, pebble_server, account)
+    leader = cluster.leader()
+    store = {"store": "vault", "vault_url": cluster.urls, "vault_token": cluster.token, "vault_ca_cert": cluster.ca_cert,
+             "vault_prefix": prefix, "vault_timeout": timeout}
+    play = certificate_play(controller, "run", {"certificates": [{"name": n, "domains": [n]} for n in names],
+                                                "workers": 2}, store)
+    orders_before, issued_before = pebble_server.new_orders(), len(pebble_server.issued_serials())
+    batch = controller.spawn(play)
+    try:
+        wait_until(lambda: len(cluster.kv_list(f"{prefix}/certificates")) >= 5 or batch.poll() is not None, 180,
+                   "the first certificates stored")
+        assert batch.poll() is None, "the batch ended before the cut"
+        switch.cut(leader.address)
+        cut_at = time.monotonic()
+        output = batch.communicate(timeout=400)[0]
+        finished_after = time.monotonic() - cut_at
+    finally:
+        switch.heal(leader.address)
+    assert batch.returncode == 0, output[-4000:]
+    stored = json.loads((controller.work / "run.json").read_text())["certificates"]
+    assert sorted(c["name"] for c in stored) == sorted(names) and {c["action"] for c in stored} == {"issue"}
+    # The CA: one order and one certificate per name, and each certificate is the one stored.
+    assert pebble_server.new_orders() - orders_before == len(names)
+    issued = {int(serial, 16) for serial in pebble_server.issued_serials()[issued_before:]}
+    assert issued == {int(c["serial"], 16) for c in stored}
+    # The store, read once the cut node is back as a follower: every name once, no lock left.
+    wait_until(lambda: cluster.leader().node_id != leader.node_id, 60, "a leader other than the cut node")
+    for certificate in stored:
+        record = cluster.kv_read(f"{prefix}/certificates/{certificate['name']}")
+        assert record["data"]["meta"]["serial"] == certificate["serial"]
+        assert record["metadata"]["version"] == 1, f"{certificate['name']} was written twice"
+    assert cluster.kv_list(f"{prefix}/locks") == []
+    print(f"batch finished {finished_after:.1f} s after the leader was cut off")
