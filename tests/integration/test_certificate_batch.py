@@ -115,6 +115,8 @@ def test_check_mode_orders_nothing_and_writes_nothing(controller, pebble_server,
     assert not controller.store.exists(), "--check created the store (it writes nothing, not even directories)"
 
 
+# Locks and ordering are the engine's (pure Python, the same on every line): the newest line runs them.
+@pytest.mark.cross_product
 def test_two_runs_started_together_order_each_certificate_once(controller, pebble_server, http01_responder):
     batch = {n: [n] for n in names(4)}
     # The second run lists the certificates in reverse: runs that took locks in list order
@@ -193,6 +195,7 @@ def test_a_key_left_by_a_certificate_no_longer_listed_is_reported(controller, pe
     assert (dest / drop / "privkey.pem").exists(), "remove_unlisted is off: nothing is removed"
 
 
+@pytest.mark.cross_product  # the engine's failure memory, as above
 def test_a_certificate_that_keeps_failing_is_not_ordered_again_before_its_next_try(
         controller, pebble_server, http01_responder):
     """Failure memory against the real CA: a name whose validation fails (it points where
@@ -223,6 +226,7 @@ def test_a_certificate_that_keeps_failing_is_not_ordered_again_before_its_next_t
         "a change of its settings is tried at once"
 
 
+@pytest.mark.cross_product  # the engine's names and the responder, as above
 def test_ipv4_and_ipv6_addresses_are_certified_with_http01_answered_by_the_proxy_on_both(
         controller, pebble_server, account):
     """RFC 8738 identifiers end to end: Pebble validates each address by connecting to it, so
