@@ -235,12 +235,10 @@ def apply(config, now=None):
     problems += activate(config, installed)
     checks = config.get("checks") or []
     served = check_settled(checks, config["dest"], 5, config.get("settle", 10) if installed else 0) if checks else []
-    stale = sorted(set(r["certificate"] for r in served if r["state"] != "match"))
-    if stale and not installed and config.get("reload_command"):
+    if any(r["state"] != "match" for r in served) and not installed and config.get("reload_command"):
         # A listener that missed an earlier change (a failed reload): heal it once, as the play would.
         problem = run_reload(config["reload_command"])
         served = check_settled(checks, config["dest"], 5, config.get("settle", 10))
-        stale = sorted(set(r["certificate"] for r in served if r["state"] != "match"))
         if problem:
             problems.append(problem)
     problems += ["%s (SNI %s at %s:%s) serves serial %s, but serial %s is installed"

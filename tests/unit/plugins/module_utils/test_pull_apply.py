@@ -126,6 +126,11 @@ def test_a_listener_that_stays_stale_is_reported_after_one_reload(tmp_path):
     status = _pull_apply.apply(config)
     assert any("serves serial (none), but serial" in p for p in status["problems"]), status["problems"]
     assert reloads.read_text() == "reloaded\n"
+    # The next apply has nothing new to install, but the listener is still stale: it is healed by
+    # one reload (as a playbook run would), checked again, and still reported.
+    again = _pull_apply.apply(config)
+    assert again["installed"] == [] and any("serves serial (none)" in p for p in again["problems"])
+    assert reloads.read_text() == "reloaded\nreloaded\n"
 
 
 def test_main_exits_non_zero_on_problems_and_on_an_unusable_configuration(tmp_path, capsys):
