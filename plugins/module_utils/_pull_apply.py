@@ -69,13 +69,19 @@ def load_json(path, limit, what):
     return value
 
 
+def _scratch_file(scratch, data):
+    """A new file (0600, mkstemp's mode) in the private scratch directory holding ``data``."""
+    fd, path = tempfile.mkstemp(dir=scratch, suffix=".pem")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return path
+
+
 def decode_certificate(pem, scratch):
     """The fields Python's ssl module decodes from one PEM certificate (subject, issuer, dates,
     serial, subjectAltName). The standard library has no public parser; this is the one behind
     ssl.SSLSocket.getpeercert(), given a file."""
-    fd, path = tempfile.mkstemp(dir=scratch, suffix=".pem")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(pem)
+    path = _scratch_file(scratch, pem.encode("utf-8"))
     try:
         return _ssl._test_decode_cert(path)  # type: ignore[attr-defined]  # pylint: disable=protected-access
     except (ssl.SSLError, ValueError) as error:
@@ -123,12 +129,7 @@ def checked_files(name, record, domains, held_cert, scratch, now):
                           "a store rolled back? A playbook run installs it if that is meant"
                           % (leaf.get("serialNumber"), leaf["notBefore"], held.get("serialNumber"), held["notBefore"]))
     files = _host_files.bundle_files(cert.encode("ascii"), chain.encode("ascii"), key.encode("ascii"))
-    fd, full_path = tempfile.mkstemp(dir=scratch)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(files["fullchain.pem"])
-    fd, key_path = tempfile.mkstemp(dir=scratch)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(files["privkey.pem"])
+    full_path, key_path = _scratch_file(scratch, files["fullchain.pem"]), _scratch_file(scratch, files["privkey.pem"])
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(full_path, key_path)
     except ssl.SSLError as error:
