@@ -63,10 +63,12 @@ def partitioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[open
         namespace.close()
 
 
-def store_options(cluster: openbao.BaoCluster, path: VethLink, prefix: str, lease: Optional[int],
+def store_options(cluster: openbao.BaoCluster, path: Optional[VethLink], prefix: str, lease: Optional[int],
                   timeout: Optional[int]) -> dict[str, Any]:
+    """The store options of a controller that reaches the nodes over ``path`` (None: their own addresses)."""
+    urls = [node.url_on(a) for node, a in zip(cluster.nodes, path.far_addresses)] if path else cluster.urls
     options: dict[str, Any] = {
-        "store": "vault", "vault_url": [node.url_on(a) for node, a in zip(cluster.nodes, path.far_addresses)],
+        "store": "vault", "vault_url": urls,
         "vault_token": cluster.token, "vault_ca_cert": cluster.ca_cert, "vault_prefix": prefix}
     if lease is not None:
         options["vault_lock_lease"] = lease
@@ -194,8 +196,7 @@ def test_a_store_node_cut_off_mid_batch_loses_no_write_and_orders_each_name_once
     names = [f"n{i}-{run}.node-cut.test" for i in range(30)]
     controller = Controller(tmp_path, pebble_server, account)
     leader = cluster.leader()
-    store = {"store": "vault", "vault_url": cluster.urls, "vault_token": cluster.token, "vault_ca_cert": cluster.ca_cert,
-             "vault_prefix": prefix, "vault_timeout": timeout}
+    store = store_options(cluster, None, prefix, None, timeout)
     play = certificate_play(controller, "run", {"certificates": [{"name": n, "domains": [n]} for n in names],
                                                 "workers": 2}, store)
     orders_before, issued_before = pebble_server.new_orders(), len(pebble_server.issued_serials())
