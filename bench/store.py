@@ -7,7 +7,7 @@ already stored, checked idempotently (the daily run). The 1000 are made with a l
 the file store and copied into Vault (see ``stock``). Reports wall time (ansible-playbook
 start-up included) and store requests per certificate (counted by the Vault client).
 
-    .venv/bin/python bench/store.py            # target: vault within 1.5x of file
+    .venv/bin/python bench/store.py            # target: vault within 1.3x of file (#33)
 """
 
 from __future__ import annotations
@@ -57,16 +57,21 @@ def main() -> int:
     parser.add_argument("--base-port", type=int, default=14600)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="certops-bench-store-"))
-    info, key_path, thumbprint = start_ca(work, args.base_port)
     cluster = openbao.start_cluster(work / "bao", port=args.base_port + 100)
-    responder = start_responder(work, info.ports.http01, thumbprint)
     rows = []
     many: list[str] = []
     file_store = ""
+    info = None
+    responder = None
     try:
-        for backend in ("file", "vault"):
+        for index, backend in enumerate(("file", "vault")):
             run_dir = work / backend
             run_dir.mkdir()
+            # Each backend gets a Pebble of its own: one that already holds the first backend's
+            # thousands of orders answers the second more slowly, which would be charged to
+            # the second backend.
+            info, key_path, thumbprint = start_ca(run_dir, args.base_port + 20 * index)
+            responder = start_responder(run_dir, info.ports.http01, thumbprint)
             if backend == "file":
                 store = {"store": "file", "store_path": str(run_dir / "store")}
             else:
@@ -91,10 +96,15 @@ def main() -> int:
                          "idem_s": statistics.median(r["seconds"] for r in again),
                          "idem_store_req": statistics.median(r["store_requests"] for r in again) / args.idempotent,
                          "peak_mb": max(r["peak_mb"] for r in [fresh, *again])})
+            stop_pidfile(responder)
+            pebble.stop(info)
+            info = responder = None
     finally:
-        stop_pidfile(responder)
+        if responder is not None:
+            stop_pidfile(responder)
+        if info is not None:
+            pebble.stop(info)
         cluster.stop()
-        pebble.stop(info)
     print(f"store backends on {os.cpu_count()} cores: {args.fresh} fresh in one task; {args.idempotent} stored, "
           f"checked idempotently (median of {args.repeat}); Vault = 3-node OpenBao Raft cluster, TLS, loopback")
     print(f"{'backend':>8} {'fresh s':>8} {'store req/cert':>15} {'idempotent s':>13} {'store req/cert':>15} {'peak MB':>8}")
@@ -103,7 +113,7 @@ def main() -> int:
               f"{row['idem_store_req']:>15.1f} {row['peak_mb']:>8.0f}")
     file_row, vault_row = rows
     print(f"ratio vault/file: fresh {vault_row['fresh_s'] / file_row['fresh_s']:.2f}x, "
-          f"idempotent {vault_row['idem_s'] / file_row['idem_s']:.2f}x (target <= 1.5x)")
+          f"idempotent {vault_row['idem_s'] / file_row['idem_s']:.2f}x (target <= 1.3x)")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -262,9 +262,10 @@ def test_the_edge_role_keeps_its_certificates_in_the_shared_store(bao_cluster, p
 
 def test_a_controller_killed_holding_locks_is_taken_over_after_its_lease(bao_cluster, pebble_server, account,
                                                                          http01_responder, tmp_path):
-    """SIGKILL a whole ansible-playbook (workers too) while it holds its batch's locks: another
-    controller waits for the lease to run out, orders nothing before, then takes every
-    certificate over and stores it."""
+    """SIGKILL a whole ansible-playbook (workers too) while it holds its batch's locks and its
+    orders are open: another controller waits for the lease to run out, orders nothing before,
+    then takes every certificate over and finishes the dead run's own orders (one order per
+    certificate, issued for the taker's keys)."""
     lease = 9
     batch = names(12)
     prefix = f"certops-acme/killed-{uuid.uuid4().hex[:6]}"
@@ -289,6 +290,10 @@ def test_a_controller_killed_holding_locks_is_taken_over_after_its_lease(bao_clu
         assert doomed.poll() is None and time.monotonic() < deadline, "the batch never reached its hook"
         time.sleep(0.05)
     assert len(bao_cluster.kv_list(f"{prefix}/locks")) == len(batch)
+    # Every order was noted on its lock before any challenge was deployed.
+    noted = {name: (bao_cluster.kv_read(f"{prefix}/locks/{name}") or {}).get("data", {}).get("order", {}).get("url")
+             for name in batch}
+    assert all(noted.values()) and len(set(noted.values())) == len(batch), noted
     kill_tree(doomed.pid)
     doomed.wait()
     killed_at = time.monotonic()
@@ -311,6 +316,12 @@ def test_a_controller_killed_holding_locks_is_taken_over_after_its_lease(bao_clu
     assert {c["action"] for c in issued} == {"issue"} and len({c["serial"] for c in issued}) == len(batch)
     assert sorted(bao_cluster.kv_list(f"{prefix}/certificates")) == sorted(batch)
     assert bao_cluster.kv_list(f"{prefix}/locks") == [], "the taker left locks behind"
+    # The taker opened no order of its own: each certificate comes from the order the dead run
+    # had opened for it (the dead run answered nothing; the taker answered http-01 on them).
+    assert pebble_server.new_orders() == orders_at_kill, "the taker opened new orders instead of resuming"
+    stored_from = {name: bao_cluster.kv_read(f"{prefix}/certificates/{name}")["data"]["meta"]["order_url"]
+                   for name in batch}
+    assert stored_from == noted
 
 
 def test_the_account_key_can_live_in_the_shared_store(bao_cluster, pebble_server, account, http01_responder,

@@ -36,6 +36,7 @@ from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistAcc
 from .errors import AcmeTransportError, CertopsError, InputError, LockLost
 from .failures import FailureMemory
 from .names import identifier_values
+from .order_resume import inherited_order, order_note
 from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
 from .renewal import Action, Decision, decide_read
 from .results import CertificateResult, failed_result, renewal_point
@@ -259,7 +260,10 @@ class CertificateBatch:
             if lock is None:
                 return failed_result(spec, taken.failed[spec.name]) if spec.name in taken.failed else None
             try:
-                opening = self._open_one(spec, lock, stage, deadline)
+                # Locked, ordered and stored within the one worker, usually inside a second: a run
+                # killed among these strands at most one order per worker, so they are not noted
+                # on their locks (a shared-store write per certificate; order_resume.py).
+                opening = self._open_one(spec, lock, stage, deadline, note=False)
                 return opening.result if opening.opened is None else self._complete_one(opening.opened, deadline)
             finally:
                 taken.locks.pop(spec.name, None)
@@ -344,8 +348,10 @@ class CertificateBatch:
             except CertopsError:
                 pass  # reported by the responder's own checks; never hides the results
 
-    def _open_one(self, spec: CertificateSpec, lock: StoreLock, stage: Stage, deadline: Deadline) -> Opening:
-        """Re-check under the (already held) lock, then open (or, at stage complete, reload) the order."""
+    def _open_one(self, spec: CertificateSpec, lock: StoreLock, stage: Stage, deadline: Deadline,
+                  note: bool = True) -> Opening:
+        """Re-check under the (already held) lock, then open (or, at stage complete, reload) the
+        order; ``note``: note a new order on the lock for a run that may take it over."""
         try:
             # Re-read under the lock: another run may have issued it while we waited. What is
             # read here is the fence: the certificate is stored only while it is still current.
@@ -362,14 +368,14 @@ class CertificateBatch:
                 raise CertopsError(f"certificate {spec.name!r}: no prepared order to complete; run the "
                                    "task with stage: prepare first")
             if order is None:
-                order = self._new_order(spec, stored, decision, transport, deadline, lock)
+                order = self._new_order(spec, stored, decision, transport, deadline, lock, note)
             return Opening(spec, opened=Opened(spec, order, decision, lock, reading.fence,
                                                carried(stored.meta if stored else None, self.settings.party)))
         except CertopsError as error:
             return Opening(spec, result=failed_result(spec, error))
 
     def _new_order(self, spec: CertificateSpec, stored: Optional[StoredCertificate], decision: Decision,
-                   transport: AcmeTransport, deadline: Deadline, lock: StoreLock) -> OpenOrder:
+                   transport: AcmeTransport, deadline: Deadline, lock: StoreLock, note: bool) -> OpenOrder:
         self._preflight(spec, transport, deadline)
         replaces = None
         if stored is not None and decision.action == Action.RENEW and transport.directory(deadline).get("renewalInfo"):
@@ -381,9 +387,18 @@ class CertificateBatch:
                                profile_preferred=spec.profile_preferred,
                                preferred_chain=spec.preferred_chain, replaces=replaces,
                                csr_der=spec.own_key.csr_der if spec.own_key else None)
-        order = open_order(transport, request, self.ca.thumbprint, deadline)
-        if spec.on_hosts:
+        if spec.on_hosts:  # its pending record is what a later run resumes (stage complete)
+            order = open_order(transport, request, self.ca.thumbprint, deadline)
             self._park_for_hosts(spec, order, transport, lock)
+            return order
+        # A run that stopped holding this lock may have left its order open (order_resume.py).
+        account_url = self.ca.account_url or ""
+        resumed = inherited_order(lock, transport, request, account_url, self.ca.thumbprint, deadline, self.now())
+        if resumed is not None:
+            return resumed
+        order = open_order(transport, request, self.ca.thumbprint, deadline)
+        if note:
+            lock.note_order(order_note(order, account_url, transport.directory_url, self.now()))
         return order
 
     def _preflight(self, spec: CertificateSpec, transport: AcmeTransport, deadline: Deadline) -> None:
@@ -416,7 +431,8 @@ class CertificateBatch:
             transport = self.ca.connected(deadline)
             # Finalizing makes the CA issue: never without proof that the lock is still ours.
             issued = complete_order(transport, order, deadline,
-                                    before_finalize=lambda: opening.lock.confirm("finalizing its order"))
+                                    before_finalize=lambda: opening.lock.confirm("finalizing its order"),
+                                    before_answer=lambda: opening.lock.confirm_lease("answering its challenges"))
             opening.lock.confirm_lease("storing its certificate")
             new = self.store.save(spec.name, order.request.key_pem, issued.leaf, issued.chain, {
                 "order_url": issued.order_url, "account_url": self.ca.account_url,
@@ -432,7 +448,8 @@ class CertificateBatch:
                 self.store.drop_pending(spec.name)
             return CertificateResult(spec.name, decision.action, decision.reason, identifier_values(spec.identifiers),
                                      stored=new)
-        except CertopsError as error:
+        except CertopsError as failure:
+            error = failure if isinstance(failure, LockLost) else _lost_meanwhile(opening.lock) or failure
             if spec.on_hosts and not isinstance(error, LockLost):
                 # A failed order is not retried; the next run opens a new one. A lost lock's
                 # pending record may be the new holder's by now: it is left alone.
@@ -447,3 +464,14 @@ class CertificateBatch:
         if order is None and record is not None:
             self.store.drop_pending(spec.name)
         return order
+
+
+def _lost_meanwhile(lock: StoreLock) -> Optional[LockLost]:
+    """Why an order failed when its lock was lost on the way: a run that took the lock over may
+    have finished the same order (order_resume.py), and the CA then refuses this run's answers
+    as out of turn. The lost lock is the cause to report (``lock_lost``), not the CA's refusal."""
+    try:
+        lock.confirm_lease("finishing its order")
+    except LockLost as lost:
+        return lost
+    return None

@@ -124,7 +124,7 @@ class FailureMemory:
         self.records: dict[str, Optional[FailureRecord]] = {}
 
     def read(self, names: Sequence[str]) -> None:
-        found = {name: self.store.failure(name) for name in names}
+        found = self.store.failures(names)
         self.records = {name: FailureRecord.from_json(raw) if raw else None for name, raw in found.items()}
 
     def holding_back(self, spec: CertificateSpec, now: datetime.datetime) -> Optional[FailureRecord]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -198,6 +199,48 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
     return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)
 
 
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def resume_order(transport: AcmeTransport, request: OrderRequest, order_url: str, thumbprint: str,
+                 deadline: Deadline) -> Optional[OpenOrder]:
+    """An order opened earlier (by a run that stopped holding the lock), fetched again to be
+    finished with ``request``'s key; None unless it is at the CA's own origin, for exactly
+    ``request``'s names, and still ``pending`` or ``ready``. Challenges the earlier run already
+    answered are only awaited (a challenge is answered once)."""
+    label = f"certificate {request.name!r}"
+    try:
+        if _origin(order_url) != _origin(transport.endpoint("newOrder", deadline)):
+            return None
+        order = json_object(transport.post(order_url, None, deadline, kind="order resume"), f"{label}: order")
+        if order.get("status") not in ("pending", "ready"):
+            return None
+        named = order.get("identifiers")
+        if not isinstance(named, list) or len(named) > len(request.identifiers) or {
+                Identifier(str(i.get("type")), str(i.get("value"))) for i in named if isinstance(i, dict)
+        } != set(request.identifiers):
+            return None
+        pending: list[PendingChallenge] = []
+        for authz_url in _require(order, "authorizations", list, f"{label}: order"):
+            authz = json_object(transport.post(authz_url, None, deadline, kind="authz"), f"{label}: authorization")
+            challenge = _challenge_to_answer(authz, str(authz_url), request, thumbprint, label)
+            if challenge is not None and _challenge_status(authz, challenge.url) == "pending":
+                pending.append(challenge)
+    except (AcmeProblem, OrderError):
+        return None  # gone, refused or failed meanwhile: a new order instead
+    return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)
+
+
+def _challenge_status(authz: dict[str, Any], url: str) -> Optional[str]:
+    for challenge in authz.get("challenges") or []:
+        if isinstance(challenge, dict) and challenge.get("url") == url:
+            status = challenge.get("status")
+            return status if isinstance(status, str) else None
+    return None
+
+
 def _challenge_to_answer(authz: dict[str, Any], authz_url: str, request: OrderRequest, thumbprint: str,
                          label: str) -> Optional[PendingChallenge]:
     """The challenge of ``request``'s type in one authorization (None: already valid), after
@@ -243,12 +286,17 @@ def _challenge_to_answer(authz: dict[str, Any], authz_url: str, request: OrderRe
 
 
 def complete_order(transport: AcmeTransport, opened: OpenOrder, deadline: Deadline,
-                   before_finalize: Optional[Callable[[], None]] = None) -> IssuedCertificate:
+                   before_finalize: Optional[Callable[[], None]] = None,
+                   before_answer: Optional[Callable[[], None]] = None) -> IssuedCertificate:
     """Answer the deployed challenges, wait for validation, finalize, download and verify.
     ``before_finalize`` runs right before each finalize request and may raise to abandon the
-    order unfinalized (the batch confirms its lock there)."""
+    order unfinalized (the batch confirms its lock there); ``before_answer`` likewise before the
+    first challenge is answered (the batch checks its lease: a run that took the lock over may
+    be finishing this very order)."""
     request = opened.request
     label = f"certificate {request.name!r}"
+    if before_answer is not None and opened.pending:
+        before_answer()
     _answer_and_await_validation(transport, opened, deadline, label)
     order = opened.order
     if order.get("status") not in ("ready", "pending", "valid"):

@@ -82,6 +82,11 @@ def check_certificate_name(name: object, field: str = "name") -> str:
 class StoreLock(abc.ABC):
     """A held lock; ``release`` is idempotent."""
 
+    #: What the lock's previous holder noted with ``note_order`` before it stopped without
+    #: releasing the lock (this run took the lock over); None otherwise. It comes from the
+    #: store: order_resume.py checks it before it is followed.
+    inherited_order: Optional[dict[str, Any]] = None
+
     @abc.abstractmethod
     def release(self) -> None:
         """Give the lock up (and stop renewing it)."""
@@ -90,6 +95,11 @@ class StoreLock(abc.ABC):
     def confirm(self, step: str) -> None:
         """Raise LockLost unless this run provably still holds the lock, with time to spare for
         ``step`` (finalizing an order): its lease and, where a store keeps one, the lock's record."""
+
+    @abc.abstractmethod
+    def note_order(self, note: dict[str, Any]) -> None:
+        """Keep ``note`` (order_resume.order_note: an order opened under this lock) where a run
+        that takes the lock over after this one stopped finds it; gone again with ``release``."""
 
     @abc.abstractmethod
     def confirm_lease(self, step: str) -> None:
@@ -195,7 +205,8 @@ class CertificateStore(abc.ABC):
         if leaf is None:
             raise self._damaged(name, data.version, damage)
         return StoredCertificate(name=name, key_pem=data.key_pem, cert_pem=data.cert_pem, chain_pem=data.chain_pem,
-                                 meta=data.meta, facts=certificate_facts(leaf), version=data.version)
+                                 meta=data.meta, facts=certificate_facts(leaf), version=data.version,
+                                 revision=data.revision)
 
     def fingerprints(self, names: Sequence[str]) -> dict[str, Optional["StoredFingerprint"]]:
         """The bundle fingerprint (_host_files.bundle_fingerprint) and metadata of the current
@@ -338,8 +349,14 @@ class CertificateStore(abc.ABC):
         """Keep the top of a chain the CA issued through: host-held certificates are adopted
         only when they verify up to one of these (or to a configured or system root)."""
         facts = certificate_facts(cert)
+        # A batch stores hundreds of certificates under the same one or two chain tops: once this
+        # store object has seen a top recorded, it does not ask again (a request per certificate).
+        known = self.__dict__.setdefault("_anchors_recorded", set())
+        if facts.sha256 in known:
+            return
         if self._get_record(TRUST, facts.sha256) is None:
             self._put_record(TRUST, facts.sha256, {"pem": cert_pem(cert)})
+        known.add(facts.sha256)
 
     def anchors(self) -> list[x509.Certificate]:
         """The chain tops this store has seen its CA issue through."""
@@ -370,6 +387,17 @@ class CertificateStore(abc.ABC):
         """The failure record of a certificate whose last order failed, or None."""
         record = self._get_record(FAILURES, check_certificate_name(name))
         return record if isinstance(record, dict) else None
+
+    def failures(self, names: Sequence[str]) -> dict[str, Optional[dict[str, Any]]]:
+        """``failure`` for each name. The store lists its failure records once and reads only
+        the names that have one: a batch asks about every certificate due, and almost none has
+        a record (a shared store would otherwise answer one request per certificate)."""
+        wanted = [check_certificate_name(name) for name in names]
+        if len(wanted) < 2:
+            return {name: self.failure(name) for name in wanted}
+        recorded = set(self._record_keys(FAILURES))
+        found = self._for_each(self.failure, [name for name in wanted if name in recorded])
+        return {name: found.get(name) for name in wanted}
 
     def remember_failure(self, name: str, record: dict[str, Any]) -> None:
         self._put_record(FAILURES, check_certificate_name(name), record)

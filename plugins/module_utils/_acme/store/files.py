@@ -40,6 +40,8 @@ from . import (KEEP_VERSIONS, KEY_KEPT_ELSEWHERE, TRUST, CertificateStore, Fence
 from ..waiting import Deadline
 
 ENV_STORE_PATH = "CERTOPS_ACME_STORE"
+#: The most a lock file's order note may hold (order_resume.order_note writes well under 2 KiB).
+MAX_LOCK_NOTE = 16384
 _PEM_FILES = ("privkey.pem", "cert.pem", "chain.pem")
 
 __all__ = ["FileStore", "FileLock", "StoredCertificate", "check_certificate_name", "default_store_path",
@@ -230,7 +232,7 @@ class FileStore(CertificateStore):
     # --- locking --------------------------------------------------------------------------
     def acquire(self, name: str, timeout: float = 300.0) -> "FileLock":
         path = os.path.join(self.root, "locks", check_certificate_name(name) + ".lock")
-        return self._take(path, timeout, name)
+        return self._take(path, timeout, name).inherit()
 
     def try_acquire(self, name: str) -> Optional["FileLock"]:
         path = os.path.join(self.root, "locks", check_certificate_name(name) + ".lock")
@@ -240,7 +242,7 @@ class FileStore(CertificateStore):
         except BlockingIOError:
             os.close(fd)
             return None
-        return FileLock(fd)
+        return FileLock(fd).inherit()
 
     @contextlib.contextmanager
     def _flock(self, path: str, timeout: float, name: str) -> Iterator[None]:
@@ -266,8 +268,33 @@ class FileStore(CertificateStore):
 
 
 class FileLock(StoreLock):
+    """An flock on ``locks/NAME.lock``. The file's content is the note of the order opened under
+    the lock (note_order); release empties it, so a note found when the lock is taken was left
+    by a run that died holding the lock (the kernel drops a dead process's flocks)."""
+
     def __init__(self, fd: int) -> None:
         self._fd: Optional[int] = fd
+        self._noted = False
+
+    def inherit(self) -> "FileLock":
+        """Read what a run that died holding this lock noted (bounded; damage reads as nothing)."""
+        if self._fd is not None:
+            text = os.pread(self._fd, MAX_LOCK_NOTE + 1, 0)
+            if text and len(text) <= MAX_LOCK_NOTE:
+                with contextlib.suppress(ValueError):
+                    found = json.loads(text)
+                    if isinstance(found, dict) and isinstance(found.get("order"), dict):
+                        self.inherited_order = found["order"]
+            self._noted = bool(text)
+        return self
+
+    def note_order(self, note: dict[str, Any]) -> None:
+        if self._fd is None:
+            return
+        data = json.dumps({"order": note}, sort_keys=True).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)  # no fsync: it only has to outlive this process, not the machine
+        self._noted = True
 
     # An flock is the kernel's, held for as long as this process keeps the descriptor open: it
     # has no lease that could run out while the run lives, so there is nothing to confirm.
@@ -279,5 +306,8 @@ class FileLock(StoreLock):
 
     def release(self) -> None:
         if self._fd is not None:
+            if self._noted:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)  # the order is finished (or given up) with the lock
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None

@@ -3,7 +3,7 @@ that may be damaged, the fingerprint an installer compares, and the fence a save
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ... import _host_files
@@ -20,6 +20,9 @@ class StoredCertificate:
     meta: dict[str, Any]
     facts: CertificateFacts
     version: str
+    #: The backend's own revision of the record read (a KV version), when it keeps one: a save
+    #: fenced on this reading is first tried on exactly that revision, with no read before it.
+    revision: Optional[int] = field(default=None, compare=False)
 
     @property
     def fullchain_pem(self) -> str:
@@ -54,8 +57,10 @@ class Reading:
     @property
     def fence(self) -> Fence:
         if self.stored is not None:
-            return Fence(self.stored.version)
-        return Fence(self.damaged.version if self.damaged is not None else None)
+            return Fence(self.stored.version, self.stored.revision)
+        if self.damaged is not None:
+            return Fence(self.damaged.version)
+        return Fence(None, revision=0)  # nothing stored: a save may only create the record
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class VersionData:
     chain_pem: str
     meta: dict[str, Any]
     version: str
+    #: The backend's revision of the record it was read from (StoredCertificate.revision).
+    revision: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,6 @@ class Fence:
     stored meanwhile (one that took a lost lock over) is never overwritten."""
 
     version: Optional[str]
+    #: The backend's revision of what was read (0: no record), if it keeps revisions. Only a hint
+    #: for the first write attempt: on a conflict the save reads again and ``version`` decides.
+    revision: Optional[int] = field(default=None, compare=False)

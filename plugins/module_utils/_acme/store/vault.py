@@ -6,7 +6,7 @@ Layout under ``MOUNT/PREFIX`` (defaults ``secret/certops-acme``)::
     pending/NAME        an opened order waiting for its host-side challenges
     accounts/ID         the account URL and contact known for a key at a CA
     trust/SHA256        a chain top the CA issued through (adoption anchor)
-    locks/NAME          {owner}                                 a certificate's lock, see below
+    locks/NAME          {owner, order?}                         a certificate's lock, see below
     owners/OWNER        {expires}                               a running controller's lease
 
 Every write that can race uses KV v2 check-and-set (``cas``): a new certificate version and a
@@ -32,6 +32,9 @@ lease's time left). Standbys forward writes to the leader; a standby may answer 
 its own, possibly stale, copy, which is why the batch re-reads under the lock and fences its
 writes.
 
+The per-certificate requests (reads, check-and-set writes, removals) go over kept-alive bare
+connections (vault_kv.py); lists, log-in and a node behind a proxy go through hvac.
+
 Nothing in a message or result names the token; ``describe()`` names the first address,
 mount and prefix.
 """
@@ -53,6 +56,7 @@ except ImportError:  # VaultStore() names the missing package and the pip comman
 from ..errors import StoreError
 from . import CertificateStore, Fence, StoreLock, VersionData
 from .vault_leases import LeaseKeeper
+from .vault_kv import KvClient
 from ..waiting import Deadline
 
 T = TypeVar("T")
@@ -92,8 +96,14 @@ class VaultStore(CertificateStore):
         # One request waits at most a quarter lease, so a lease check learns in time that the
         # node it asks has gone silent (a partition drops packets: nothing is refused).
         request_timeout = min(timeout, 10.0, max(lock_lease / 4.0, 1.0))
+        sessions = [_session(url, verify) for url in self.urls]
         self._clients = [hvac.Client(url=url, token=token, verify=verify, namespace=namespace,
-                                     timeout=request_timeout) for url in self.urls]
+                                     timeout=request_timeout, session=session)
+                         for url, session in zip(self.urls, sessions)]
+        # The per-certificate requests go over bare connections (vault_kv.py), except to a node
+        # behind a proxy.
+        self._kv = KvClient(self.mount, verify, namespace, request_timeout)
+        self._direct = {client.url for client, session in zip(self._clients, sessions) if not session.proxies}
         self._preferred = 0
         self._lock = threading.Lock()
         self.requests = 0
@@ -113,6 +123,7 @@ class VaultStore(CertificateStore):
 
     def close(self) -> None:
         self._leases.stop()
+        self._kv.close()
         for client in self._clients:
             session = getattr(getattr(client, "adapter", None), "session", None)
             if session is not None:
@@ -165,9 +176,13 @@ class VaultStore(CertificateStore):
 
     def _read(self, path: str, timeout: Optional[float] = None) -> Optional[tuple[dict[str, Any], int]]:
         """(data, KV version) of a secret, or None."""
+        def read(client: Any) -> Any:
+            if client.url in self._direct:
+                return self._kv.read(client, path)
+            return client.secrets.kv.v2.read_secret_version(path=path, mount_point=self.mount,
+                                                            raise_on_deleted_version=True)
         try:
-            answer = self._call(f"read {path}", lambda c: c.secrets.kv.v2.read_secret_version(
-                path=path, mount_point=self.mount, raise_on_deleted_version=True), timeout)
+            answer = self._call(f"read {path}", read, timeout)
         except hvac.exceptions.InvalidPath:
             return None
         data = answer.get("data") or {}
@@ -179,9 +194,13 @@ class VaultStore(CertificateStore):
                timeout: Optional[float] = None) -> int:
         """Write a secret; with ``cas``, only onto that KV version (0: only if absent). Returns
         the new KV version."""
+        def write(client: Any) -> Any:
+            if client.url in self._direct:
+                return self._kv.write(client, path, data, cas)
+            return client.secrets.kv.v2.create_or_update_secret(path=path, secret=data, cas=cas,
+                                                                mount_point=self.mount)
         try:
-            answer = self._call(f"write {path}", lambda c: c.secrets.kv.v2.create_or_update_secret(
-                path=path, secret=data, cas=cas, mount_point=self.mount), timeout)
+            answer = self._call(f"write {path}", write, timeout)
         except hvac.exceptions.InvalidRequest as error:
             if _is_cas_conflict(error):
                 raise _CasConflict(path) from None
@@ -225,7 +244,7 @@ class VaultStore(CertificateStore):
                                 "holds one of the wrong type")
         if not key.isascii():
             raise self._damaged(name, version, "its key is not ASCII text")
-        return VersionData(key.encode("ascii"), leaf, chain, dict(meta), version)
+        return VersionData(key.encode("ascii"), leaf, chain, dict(meta), version, revision=found[1])
 
     def _write_version(self, name: str, data: VersionData, fence: Optional[Fence] = None) -> None:
         secret = {"version": data.version, "privkey": data.key_pem.decode("ascii"), "cert": data.cert_pem,
@@ -241,7 +260,17 @@ class VaultStore(CertificateStore):
                 fenced_out.append(found)
                 return None
             return secret
-        if not self._cas_update(self._path(CERTIFICATES, name), change):
+        path = self._path(CERTIFICATES, name)
+        if fence is not None and fence.revision is not None:
+            # The record as read under the lock: written onto that KV version it replaces exactly
+            # the fenced version. Any other writer in between makes this conflict, and the
+            # read-compare-write below judges by version as always.
+            try:
+                self._write(path, secret, cas=fence.revision)
+                return
+            except _CasConflict:
+                pass
+        if not self._cas_update(path, change):
             raise self._fenced_out(name, fence or Fence(None), fenced_out[-1] if fenced_out else None)
 
     def _update_meta_cas(self, name: str, version: str, fields: dict[str, Any]) -> bool:
@@ -270,9 +299,12 @@ class VaultStore(CertificateStore):
 
     def _remove_path(self, path: str) -> None:
         """Remove a secret with every version; a missing one is fine."""
+        def remove(client: Any) -> Any:
+            if client.url in self._direct:
+                return self._kv.remove(client, path)
+            return client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=self.mount)
         try:
-            self._call(f"remove {path}", lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(
-                path=path, mount_point=self.mount))
+            self._call(f"remove {path}", remove)
         except hvac.exceptions.InvalidPath:
             pass
 
@@ -326,12 +358,30 @@ class VaultStore(CertificateStore):
                 return self._leases.hold(path, current[1]), ""
             if self._leases.alive(holder):
                 return None, holder
+            # The dead owner's order note goes on with the lock: if this run stops too before it
+            # finishes that order, the next taker still finds it (order_resume.py).
+            note = current[0].get("order")
+            note = note if isinstance(note, dict) else None
+            record: dict[str, Any] = {"owner": self.owner, "took_over_from": holder}
+            if note is not None:
+                record["order"] = note
             try:
-                token = self._write(path, {"owner": self.owner, "took_over_from": holder}, cas=current[1])
-                return self._leases.hold(path, token), ""
+                token = self._write(path, record, cas=current[1])
+                return self._leases.hold(path, token, note), ""
             except _CasConflict:
                 continue  # another controller took it over first
         return None, "contended"
+
+    def _rewrite_lock(self, path: str, record: dict[str, Any], token: int, timeout: float) -> Optional[int]:
+        """``record`` onto a lock record still at KV version ``token``: the new token, or None
+        when the record changed meanwhile."""
+        try:
+            return self._write(path, record, cas=token, timeout=timeout)
+        except _CasConflict:
+            # Our own write whose answer was lost (its node died after committing it) conflicts
+            # with itself: it counts as written when the record is exactly ours.
+            current = self._read(path, timeout=timeout)
+            return current[1] if current is not None and current[0] == record else None
 
     def _for_each(self, read: Callable[[str], T], names: Sequence[str]) -> dict[str, T]:
         """Many certificates at once (read_many, fingerprints): a few requests in flight instead
@@ -340,6 +390,18 @@ class VaultStore(CertificateStore):
             return super()._for_each(read, names)
         with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="certops-vault-load") as pool:
             return dict(zip(names, pool.map(read, names)))
+
+
+def _session(url: str, verify: Any) -> "requests.Session":
+    """A node's HTTP session. The proxy settings of the environment (HTTPS_PROXY, NO_PROXY) are
+    looked up once, here: requests would scan the whole environment again on every request,
+    which cost more client time than the rest of a KV read. The CA is the store's own
+    (``vault_ca_cert``), never REQUESTS_CA_BUNDLE's."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = verify
+    session.proxies = requests.utils.get_environ_proxies(url)
+    return session
 
 
 def _first_line(error: Exception) -> str:

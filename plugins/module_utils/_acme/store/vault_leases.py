@@ -9,7 +9,9 @@ Rules a caller may rely on:
 - ``VaultLock.confirm`` passes only with at least CONFIRM_SHARE of a lease left and the lock
   record still naming this run with the lock's token (the KV version its write created).
 - Release deletes a lock only while the lease holds and the record still names this run with
-  its token; otherwise the lock is left to expire with the lease.
+  its token; otherwise the lock is left to expire with the lease. A lock ``confirm`` proved ours
+  is deleted without reading it again: nobody takes a lock over while its owner's lease holds,
+  and the lease has held since that proof (it is checked at release).
 - A malformed owner record (another writer's) counts as expired, never as an error.
 """
 
@@ -37,11 +39,15 @@ OWNERS = "owners"
 
 
 class VaultLock(StoreLock):
-    def __init__(self, keeper: "LeaseKeeper", path: str, token: int) -> None:
+    def __init__(self, keeper: "LeaseKeeper", path: str, token: int,
+                 inherited: Optional[dict[str, Any]] = None) -> None:
         self.keeper = keeper
         self.path = path
+        self.inherited_order = inherited
         #: The KV version of the lock record this run wrote: the fencing token.
         self.token = token
+        #: Set once ``confirm`` read the record naming this run with ``token``.
+        self.proven = False
 
     @property
     def name(self) -> str:
@@ -64,6 +70,7 @@ class VaultLock(StoreLock):
             raise LockLost(f"certificate {self.name!r}: its lock was taken over ({now_held}); {step} is left "
                            "to the run that holds it")
         keeper.confirm(step, self.name)  # the read took time too
+        self.proven = True
 
     def _read_current(self, step: str) -> Optional[tuple[dict[str, Any], int]]:
         """The lock record, read again for a while if a node answers with none, or with a
@@ -83,6 +90,19 @@ class VaultLock(StoreLock):
 
     def confirm_lease(self, step: str) -> None:
         self.keeper.confirm(step, self.name)
+
+    def note_order(self, note: dict[str, Any]) -> None:
+        """The note joins the lock record, written onto this lock's token (check-and-set): a
+        record that changed under us means the lock is no longer ours."""
+        keeper = self.keeper
+        keeper.confirm("noting its order", self.name)
+        record = {"owner": keeper.store.owner, "order": note}
+        token = keeper.store._rewrite_lock(self.path, record, self.token, keeper.time_left())  # pylint: disable=protected-access
+        if token is None:
+            raise LockLost(f"certificate {self.name!r}: its lock record changed under this run (taken over); "
+                           "its order is left to the run that holds the lock")
+        self.token = token
+        self.proven = True  # the write landed on our own token while the lease held
 
     def release(self) -> None:
         self.keeper.release(self)
@@ -172,8 +192,8 @@ class LeaseKeeper:
         with self._guard:
             return path in self._held
 
-    def hold(self, path: str, token: int) -> VaultLock:
-        lock = VaultLock(self, path, token)
+    def hold(self, path: str, token: int, inherited: Optional[dict[str, Any]] = None) -> VaultLock:
+        lock = VaultLock(self, path, token, inherited)
         with self._guard:
             self._held[path] = lock
         return lock
@@ -189,9 +209,11 @@ class LeaseKeeper:
             return
         store = self.store
         try:
-            found = store._read(lock.path, timeout=self.time_left())  # pylint: disable=protected-access
-            if found is not None and found[0].get("owner") == store.owner and found[1] == lock.token:
-                store._remove_path(lock.path)  # pylint: disable=protected-access
+            if not lock.proven:
+                found = store._read(lock.path, timeout=self.time_left())  # pylint: disable=protected-access
+                if found is None or found[0].get("owner") != store.owner or found[1] != lock.token:
+                    return
+            store._remove_path(lock.path)  # pylint: disable=protected-access
         except StoreError:
             pass  # the store is gone: the lock expires with our lease
 

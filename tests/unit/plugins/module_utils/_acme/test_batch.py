@@ -148,7 +148,7 @@ def test_a_batch_orders_what_it_locked_before_it_waits_for_what_another_run_hold
     seen = []
 
     class Recording(CertificateBatch):
-        def _open_one(self, spec, lock, stage, deadline):
+        def _open_one(self, spec, lock, stage, deadline, note=True):
             seen.append(spec.name)
             return Opening(spec, result=CertificateResult(spec.name, Action.KEEP))
     batch = Recording(store, BatchSettings(lock_timeout=10), lambda: None, account_key=None)
