@@ -27,11 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.harness import openbao  # noqa: E402
 from tests.harness.ansible import collections_path  # noqa: E402
-from tests.harness.certs import make_ca, make_leaf  # noqa: E402
 
 sys.path.insert(0, str(collections_path(REPO / ".tmp")))  # this checkout as certops.acme
+from tests.harness import openbao  # noqa: E402
+from tests.harness.certs import make_ca, make_leaf  # noqa: E402
 from ansible_collections.certops.acme.plugins.module_utils._acme.store.vault import VaultStore  # noqa: E402
 
 
