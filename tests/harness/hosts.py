@@ -63,12 +63,15 @@ def nginx_service(host_dir: Path, prefix: str, fragment: str = "certops.conf",
 
 def pull_agent_service(pull_dir: Path, binary: str) -> dict[str, str]:
     """The pull agent's status and restart commands for a host without systemd (what the role's
-    systemd unit does on a real host: run ``<binary> agent -config=<dir>/agent.hcl``). The agent
-    writes its pid file itself."""
+    systemd unit does on a real host: stop the old agent, remove its last rendering
+    (ExecStartPre), run ``<binary> agent -config=<dir>/agent.hcl``). The agent writes its pid
+    file itself."""
     pidfile, config, log = pull_dir / "agent.pid", pull_dir / "agent.hcl", pull_dir / "agent.log"
+    rendered = pull_dir / "rendered" / "bundles.json"
     return {
         "status_command": _alive(pidfile),
         "restart_command": (
-            f"sh -c 'kill \"$(cat {pidfile} 2>/dev/null)\" 2>/dev/null; sleep 0.3; "
-            f"setsid {binary} agent -config={config} >>{log} 2>&1 </dev/null &'"),
+            f"sh -c 'old=\"$(cat {pidfile} 2>/dev/null)\"; kill \"$old\" 2>/dev/null; n=0; "
+            f"while [ -n \"$old\" ] && kill -0 \"$old\" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; "
+            f"rm -f {rendered}; setsid {binary} agent -config={config} >>{log} 2>&1 </dev/null &'"),
     }
