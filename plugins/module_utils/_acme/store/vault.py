@@ -372,7 +372,7 @@ class VaultStore(CertificateStore):
                 continue  # another controller took it over first
         return None, "contended"
 
-    def _rewrite_lock(self, path: str, record: dict[str, Any], token: int, timeout: float) -> Optional[int]:
+    def _rewrite_lock(self, path: str, record: dict[str, Any], token: int, timeout: Optional[float]) -> Optional[int]:
         """``record`` onto a lock record still at KV version ``token``: the new token, or None
         when the record changed meanwhile."""
         try:

@@ -93,11 +93,14 @@ class VaultLock(StoreLock):
 
     def note_order(self, note: dict[str, Any]) -> None:
         """The note joins the lock record, written onto this lock's token (check-and-set): a
-        record that changed under us means the lock is no longer ours."""
+        record that changed under us means the lock is no longer ours. The write itself is the
+        proof, so no share of the lease is asked for (unlike ``confirm``, before an irreversible
+        step): a note on a lock that lapsed unnoticed only helps whoever takes it over."""
         keeper = self.keeper
-        keeper.confirm("noting its order", self.name)
+        if keeper.lapsed:
+            raise LockLost(f"certificate {self.name!r}: this run's lock lease lapsed; its order is not noted")
         record = {"owner": keeper.store.owner, "order": note}
-        token = keeper.store._rewrite_lock(self.path, record, self.token, keeper.time_left())  # pylint: disable=protected-access
+        token = keeper.store._rewrite_lock(self.path, record, self.token, None)  # pylint: disable=protected-access
         if token is None:
             raise LockLost(f"certificate {self.name!r}: its lock record changed under this run (taken over); "
                            "its order is left to the run that holds the lock")
