@@ -36,7 +36,7 @@ from .challenges.dns_persist01 import CHALLENGE as PERSIST_CHALLENGE, PersistAcc
 from .errors import AcmeTransportError, CertopsError, InputError, LockLost
 from .failures import FailureMemory
 from .names import identifier_values
-from .order_resume import inherited_order, order_note
+from .order_resume import lost_meanwhile, open_or_resume
 from .orders import OpenOrder, OrderRequest, complete_order, open_order, order_from_record, pending_record
 from .renewal import Action, Decision, decide_read
 from .results import CertificateResult, failed_result, renewal_point
@@ -392,14 +392,8 @@ class CertificateBatch:
             self._park_for_hosts(spec, order, transport, lock)
             return order
         # A run that stopped holding this lock may have left its order open (order_resume.py).
-        account_url = self.ca.account_url or ""
-        resumed = inherited_order(lock, transport, request, account_url, self.ca.thumbprint, deadline, self.now())
-        if resumed is not None:
-            return resumed
-        order = open_order(transport, request, self.ca.thumbprint, deadline)
-        if note:
-            lock.note_order(order_note(order, account_url, transport.directory_url, self.now()))
-        return order
+        return open_or_resume(lock, transport, request, self.ca.account_url or "", self.ca.thumbprint, deadline,
+                              self.now(), note)
 
     def _preflight(self, spec: CertificateSpec, transport: AcmeTransport, deadline: Deadline) -> None:
         """What must hold before an order is opened at all: CAA allows this CA, and a
@@ -449,7 +443,7 @@ class CertificateBatch:
             return CertificateResult(spec.name, decision.action, decision.reason, identifier_values(spec.identifiers),
                                      stored=new)
         except CertopsError as failure:
-            error = failure if isinstance(failure, LockLost) else _lost_meanwhile(opening.lock) or failure
+            error = failure if isinstance(failure, LockLost) else lost_meanwhile(opening.lock) or failure
             if spec.on_hosts and not isinstance(error, LockLost):
                 # A failed order is not retried; the next run opens a new one. A lost lock's
                 # pending record may be the new holder's by now: it is left alone.
@@ -464,14 +458,3 @@ class CertificateBatch:
         if order is None and record is not None:
             self.store.drop_pending(spec.name)
         return order
-
-
-def _lost_meanwhile(lock: StoreLock) -> Optional[LockLost]:
-    """Why an order failed when its lock was lost on the way: a run that took the lock over may
-    have finished the same order (order_resume.py), and the CA then refuses this run's answers
-    as out of turn. The lost lock is the cause to report (``lock_lost``), not the CA's refusal."""
-    try:
-        lock.confirm_lease("finishing its order")
-    except LockLost as lost:
-        return lost
-    return None

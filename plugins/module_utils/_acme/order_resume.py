@@ -24,7 +24,8 @@ from typing import Any, Optional, Sequence
 
 from .ca.transport import AcmeTransport
 from .names import Identifier
-from .orders import PENDING_MAX_AGE, OpenOrder, OrderRequest, resume_order
+from .errors import LockLost
+from .orders import PENDING_MAX_AGE, OpenOrder, OrderRequest, open_order, resume_order
 from .store import StoreLock
 from .waiting import Deadline
 
@@ -73,4 +74,28 @@ def inherited_order(lock: StoreLock, transport: AcmeTransport, request: OrderReq
     return resume_order(transport, request, url, thumbprint, deadline)
 
 
-__all__ = ["MAX_NOTE_AGE", "inherited_order", "noted_url", "order_note"]
+def open_or_resume(lock: StoreLock, transport: AcmeTransport, request: OrderRequest, account_url: str,
+                   thumbprint: str, deadline: Deadline, now: datetime.datetime, note: bool) -> OpenOrder:
+    """The order the lock's previous holder left open, if it can be finished; else a new one,
+    noted on the lock (``note``) for a run that may take the lock over from this one."""
+    resumed = inherited_order(lock, transport, request, account_url, thumbprint, deadline, now)
+    if resumed is not None:
+        return resumed
+    order = open_order(transport, request, thumbprint, deadline)
+    if note:
+        lock.note_order(order_note(order, account_url, transport.directory_url, now))
+    return order
+
+
+def lost_meanwhile(lock: StoreLock) -> Optional[LockLost]:
+    """Why an order failed when its lock was lost on the way: a run that took the lock over may
+    have finished the same order, and the CA then refuses this run's answers as out of turn. The
+    lost lock is the cause to report (``lock_lost``), not the CA's refusal."""
+    try:
+        lock.confirm_lease("finishing its order")
+    except LockLost as lost:
+        return lost
+    return None
+
+
+__all__ = ["MAX_NOTE_AGE", "inherited_order", "lost_meanwhile", "noted_url", "open_or_resume", "order_note"]

@@ -190,13 +190,22 @@ def open_order(transport: AcmeTransport, request: OrderRequest, thumbprint: str,
     order_url = response.headers.get("Location") or ""
     if not order_url:
         raise AcmeTransportError(f"{label}: the CA created an order without a Location header")
+    return OpenOrder(request=request, order_url=order_url, order=order,
+                     pending=_challenges_to_answer(transport, order, request, thumbprint, deadline, label))
+
+
+def _challenges_to_answer(transport: AcmeTransport, order: dict[str, Any], request: OrderRequest, thumbprint: str,
+                          deadline: Deadline, label: str, answered_too: bool = True) -> list[PendingChallenge]:
+    """Each of the order's authorizations fetched, and the challenge of ``request``'s type in
+    those still to be proven; without ``answered_too``, only challenges not answered yet (an
+    order taken up from another run: a challenge is answered once)."""
     pending: list[PendingChallenge] = []
     for authz_url in _require(order, "authorizations", list, f"{label}: order"):
         authz = json_object(transport.post(authz_url, None, deadline, kind="authz"), f"{label}: authorization")
         challenge = _challenge_to_answer(authz, str(authz_url), request, thumbprint, label)
-        if challenge is not None:
+        if challenge is not None and (answered_too or _challenge_status(authz, challenge.url) == "pending"):
             pending.append(challenge)
-    return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)
+    return pending
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -222,12 +231,7 @@ def resume_order(transport: AcmeTransport, request: OrderRequest, order_url: str
                 Identifier(str(i.get("type")), str(i.get("value"))) for i in named if isinstance(i, dict)
         } != set(request.identifiers):
             return None
-        pending: list[PendingChallenge] = []
-        for authz_url in _require(order, "authorizations", list, f"{label}: order"):
-            authz = json_object(transport.post(authz_url, None, deadline, kind="authz"), f"{label}: authorization")
-            challenge = _challenge_to_answer(authz, str(authz_url), request, thumbprint, label)
-            if challenge is not None and _challenge_status(authz, challenge.url) == "pending":
-                pending.append(challenge)
+        pending = _challenges_to_answer(transport, order, request, thumbprint, deadline, label, answered_too=False)
     except (AcmeProblem, OrderError):
         return None  # gone, refused or failed meanwhile: a new order instead
     return OpenOrder(request=request, order_url=order_url, order=order, pending=pending)

@@ -171,16 +171,18 @@ class VaultStore(CertificateStore):
         AppRoles), with the same failover across nodes, deadline and error wording."""
         return self._call(what, operation)
 
+    def _on_node(self, direct: Callable[[Any], T], through_hvac: Callable[[Any], T]) -> Callable[[Any], T]:
+        """One KV request for ``_call``: over the bare connection (vault_kv.py) to a node reached
+        directly, through hvac to a node behind a proxy."""
+        return lambda client: direct(client) if client.url in self._direct else through_hvac(client)
+
     def _path(self, kind: str, key: str) -> str:
         return f"{self.prefix}/{kind}/{key}"
 
     def _read(self, path: str, timeout: Optional[float] = None) -> Optional[tuple[dict[str, Any], int]]:
         """(data, KV version) of a secret, or None."""
-        def read(client: Any) -> Any:
-            if client.url in self._direct:
-                return self._kv.read(client, path)
-            return client.secrets.kv.v2.read_secret_version(path=path, mount_point=self.mount,
-                                                            raise_on_deleted_version=True)
+        read = self._on_node(lambda c: self._kv.read(c, path), lambda c: c.secrets.kv.v2.read_secret_version(
+            path=path, mount_point=self.mount, raise_on_deleted_version=True))
         try:
             answer = self._call(f"read {path}", read, timeout)
         except hvac.exceptions.InvalidPath:
@@ -194,11 +196,9 @@ class VaultStore(CertificateStore):
                timeout: Optional[float] = None) -> int:
         """Write a secret; with ``cas``, only onto that KV version (0: only if absent). Returns
         the new KV version."""
-        def write(client: Any) -> Any:
-            if client.url in self._direct:
-                return self._kv.write(client, path, data, cas)
-            return client.secrets.kv.v2.create_or_update_secret(path=path, secret=data, cas=cas,
-                                                                mount_point=self.mount)
+        write = self._on_node(lambda c: self._kv.write(c, path, data, cas),
+                              lambda c: c.secrets.kv.v2.create_or_update_secret(path=path, secret=data, cas=cas,
+                                                                                mount_point=self.mount))
         try:
             answer = self._call(f"write {path}", write, timeout)
         except hvac.exceptions.InvalidRequest as error:
@@ -299,10 +299,9 @@ class VaultStore(CertificateStore):
 
     def _remove_path(self, path: str) -> None:
         """Remove a secret with every version; a missing one is fine."""
-        def remove(client: Any) -> Any:
-            if client.url in self._direct:
-                return self._kv.remove(client, path)
-            return client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=self.mount)
+        remove = self._on_node(lambda c: self._kv.remove(c, path),
+                               lambda c: c.secrets.kv.v2.delete_metadata_and_all_versions(path=path,
+                                                                                          mount_point=self.mount))
         try:
             self._call(f"remove {path}", remove)
         except hvac.exceptions.InvalidPath:
